@@ -1,0 +1,126 @@
+"""icechunk-prefect's pure-Python Icechunk: a transactional, versioned Zarr v3 store.
+
+The public API mirrors the real ``icechunk`` package (2.x, with the 1.x call forms still
+accepted); repositories on disk follow the Icechunk format spec (version 2 by default, 1 on
+request), so the real library reads what this one writes and the other way round.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from icechunk.config import (
+    CachingConfig,
+    CompressionAlgorithm,
+    CompressionConfig,
+    ManifestConfig,
+    ManifestSplitCondition,
+    ManifestSplitDimCondition,
+    ManifestSplittingConfig,
+    RepositoryConfig,
+)
+from icechunk.conflicts import (
+    BasicConflictSolver,
+    Conflict,
+    ConflictDetector,
+    ConflictSolver,
+    ConflictType,
+    VersionSelection,
+)
+from icechunk.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    ErrorKind,
+    FormatError,
+    IcechunkError,
+    InternalError,
+    InvalidInputError,
+    NodeNotFoundError,
+    NotFoundError,
+    ReadOnlyError,
+    RebaseFailedError,
+    RefNotFoundError,
+    RepositoryNotFoundError,
+    SessionStateError,
+    SnapshotNotFoundError,
+    StorageError,
+)
+from icechunk.ops import Update, UpdateType
+from icechunk.repository import Repository
+from icechunk.session import ForkSession, Session, SessionMode
+from icechunk.snapshots import Diff, ManifestFileInfo, SnapshotInfo
+from icechunk.storage import Storage, in_memory_storage, local_filesystem_storage
+from icechunk.store import IcechunkStore
+
+__version__ = "0.1.0"
+
+
+class SpecVersion(IntEnum):
+    """On-disk format versions."""
+
+    v1 = 1
+    v2 = 2
+
+    @staticmethod
+    def current() -> SpecVersion:
+        return SpecVersion.v2
+
+
+def spec_version() -> SpecVersion:
+    """The newest on-disk spec version this library writes."""
+    return SpecVersion.v2
+
+
+def supported_spec_versions() -> list[SpecVersion]:
+    return [SpecVersion.v2, SpecVersion.v1]
+
+
+__all__ = [
+    "AlreadyExistsError",
+    "BasicConflictSolver",
+    "CachingConfig",
+    "CompressionAlgorithm",
+    "CompressionConfig",
+    "Conflict",
+    "ConflictDetector",
+    "ConflictError",
+    "ConflictSolver",
+    "ConflictType",
+    "Diff",
+    "ErrorKind",
+    "ForkSession",
+    "FormatError",
+    "IcechunkError",
+    "IcechunkStore",
+    "InternalError",
+    "InvalidInputError",
+    "ManifestConfig",
+    "ManifestFileInfo",
+    "ManifestSplitCondition",
+    "ManifestSplitDimCondition",
+    "ManifestSplittingConfig",
+    "NodeNotFoundError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "RebaseFailedError",
+    "RefNotFoundError",
+    "Repository",
+    "RepositoryConfig",
+    "RepositoryNotFoundError",
+    "Session",
+    "SessionMode",
+    "SessionStateError",
+    "SnapshotInfo",
+    "SnapshotNotFoundError",
+    "SpecVersion",
+    "Storage",
+    "StorageError",
+    "Update",
+    "UpdateType",
+    "VersionSelection",
+    "__version__",
+    "in_memory_storage",
+    "local_filesystem_storage",
+    "spec_version",
+    "supported_spec_versions",
+]

@@ -1,0 +1,43 @@
+"""Public value objects of the operations log (spec 2 repositories)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Update", "UpdateType"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateType:
+    """The kind of a repository mutation, with its fields (``name``, ``branch``, ids ...).
+
+    ``kind`` is one of ``RepoInitialized``, ``RepoMigrated``, ``ConfigChanged``,
+    ``MetadataChanged``, ``TagCreated``, ``TagDeleted``, ``BranchCreated``, ``BranchDeleted``,
+    ``BranchReset``, ``NewCommit``, ``CommitAmended``, ``NewDetachedSnapshot``, ``GCRan``,
+    ``ExpirationRan``, ``FeatureFlagChanged``, ``RepoStatusChanged``. Snapshot ids are given in
+    their 20-character text form.
+    """
+
+    kind: str
+    fields: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
+        return f"{self.kind}({args})"
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One entry of the operations log."""
+
+    kind: UpdateType
+    updated_at: datetime
+    backup_path: str | None = None

@@ -1,0 +1,722 @@
+"""The repository: creation and opening, branches and tags, history, sessions.
+
+Every synchronous method is a one-line call of :func:`icechunk._sync.sync` on its ``_async``
+twin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from icechunk._sync import sync
+from icechunk.cache import default_cache
+from icechunk.chunk_refs import RefIndex
+from icechunk.config import RepositoryConfig
+from icechunk.errors import (
+    ErrorKind,
+    FormatError,
+    InvalidInputError,
+    ObjectNotFoundError,
+    RepositoryNotFoundError,
+    SnapshotNotFoundError,
+)
+from icechunk.format import (
+    decode_manifest,
+    decode_snapshot,
+    decode_transaction_log,
+    encode_manifest,
+    encode_ref,
+    encode_repo_info,
+    encode_snapshot,
+    encode_transaction_log,
+)
+from icechunk.format import layout
+from icechunk.format.ids import INITIAL_SNAPSHOT_ID, encode_id, parse_snapshot_id
+from icechunk.format.model import (
+    ManifestFileInfo,
+    RepoInfo,
+    RepoRef,
+    RepoStatus,
+    Snapshot,
+    SnapshotInfoRecord,
+    TransactionLog,
+    UpdateRecord,
+)
+from icechunk.ops import Update, UpdateType
+from icechunk.refs import MAIN, RefStore, RefStoreV1, RefStoreV2, now_us
+from icechunk.session import Session, SessionMode, _BaseTree
+from icechunk.snapshots import Diff, SnapshotInfo
+from icechunk.snapshots import ManifestFileInfo as PublicManifestFileInfo
+from icechunk.storage.base import (
+    ByteRange,
+    OffsetRange,
+    RangeRequest,
+    Storage,
+    SuffixRange,
+    WriteMode,
+)
+
+if TYPE_CHECKING:
+    from icechunk.change_set import ChunkPayload
+    from icechunk.conflicts import ConflictSolver
+    from icechunk.store import IcechunkStore
+
+__all__ = ["Repository"]
+
+
+def _to_datetime(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC)
+
+
+def _public_info(rec: SnapshotInfoRecord) -> SnapshotInfo:
+    return SnapshotInfo(
+        id=encode_id(rec.id),
+        parent_id=None if rec.parent_id is None else encode_id(rec.parent_id),
+        written_at=_to_datetime(rec.flushed_at),
+        message=rec.message,
+        metadata=dict(rec.metadata),
+    )
+
+
+def _resolve_range(length: int, byte_range: ByteRange | None) -> tuple[int, int]:
+    if byte_range is None:
+        return 0, length
+    match byte_range:
+        case RangeRequest(start, end):
+            return min(start, length), min(max(end, start), length)
+        case OffsetRange(offset):
+            return min(offset, length), length
+        case SuffixRange(suffix):
+            return max(0, length - suffix), length
+    raise InvalidInputError(f"unsupported byte range {byte_range!r}")
+
+
+def _snapshot_id_arg(snapshot_id: str) -> bytes:
+    return parse_snapshot_id(snapshot_id)
+
+
+class Repository:
+    """An Icechunk repository in some :class:`~icechunk.storage.Storage`.
+
+    Use :meth:`create`, :meth:`open` or :meth:`open_or_create`; do not construct directly.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        spec_version: int,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> None:
+        self._storage = storage
+        self._spec_version = spec_version
+        self._config = config if config is not None else RepositoryConfig()
+        self._authorized = dict(authorize_virtual_chunk_access or {})
+        self._default_metadata: dict[str, Any] = {}
+        self._refs = self._make_refs()
+
+    def _make_refs(self) -> RefStore:
+        if self._spec_version == 1:
+            return RefStoreV1(self._storage, self._load_snapshot)
+        return RefStoreV2(
+            self._storage,
+            self._load_snapshot,
+            num_updates_per_file=self._config.effective_num_updates_per_repo_info_file,
+        )
+
+    # -- pickling ---------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "storage": self._storage,
+            "spec_version": self._spec_version,
+            "config": self._config,
+            "authorized": self._authorized,
+            "default_metadata": self._default_metadata,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._storage = state["storage"]
+        self._spec_version = state["spec_version"]
+        self._config = state["config"]
+        self._authorized = state["authorized"]
+        self._default_metadata = state["default_metadata"]
+        self._refs = self._make_refs()
+
+    def __repr__(self) -> str:
+        return f"<Repository spec_version={self._spec_version} storage={self._storage!r}>"
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def config(self) -> RepositoryConfig:
+        return self._config
+
+    @property
+    def spec_version(self) -> int:
+        return self._spec_version
+
+    @property
+    def authorized_virtual_container_prefixes(self) -> set[str]:
+        return set(self._authorized)
+
+    # -- creation and opening ---------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        spec_version: int | None = None,
+        check_clean_root: bool = True,
+    ) -> Repository:
+        """Create a repository (spec 2 unless ``spec_version=1``) in an empty location.
+
+        Raises
+        ------
+        InvalidInputError
+            The location is not empty (``parent-directory-not-clean``), or the spec version
+            is unknown.
+        """
+        return sync(
+            cls.create_async(
+                storage, config, authorize_virtual_chunk_access, spec_version, check_clean_root
+            )
+        )
+
+    @classmethod
+    async def create_async(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        spec_version: int | None = None,
+        check_clean_root: bool = True,
+    ) -> Repository:
+        version = 2 if spec_version is None else int(spec_version)
+        if version not in (1, 2):
+            raise InvalidInputError(
+                f"unsupported spec version {spec_version!r}: use 1 or 2",
+                ErrorKind.UNSUPPORTED_SPEC_VERSION,
+            )
+        if check_clean_root and not await storage.is_empty():
+            raise InvalidInputError(
+                "repositories can only be created in clean prefixes",
+                ErrorKind.PARENT_DIRECTORY_NOT_CLEAN,
+            )
+        repo = cls(storage, version, config, authorize_virtual_chunk_access)
+        now = now_us()
+        root_meta: dict[str, Any] = {"__icechunk": {"is_root": True}}
+        root = Snapshot(
+            id=INITIAL_SNAPSHOT_ID,
+            parent_id=None,
+            nodes=[],
+            flushed_at=now,
+            message="Repository initialized",
+            metadata=root_meta,
+            manifest_files=[],
+            spec_version=version,
+        )
+        await storage.put(layout.snapshot_key(INITIAL_SNAPSHOT_ID), encode_snapshot(root, version))
+        if version == 1:
+            await storage.put(
+                layout.branch_key(MAIN), encode_ref(INITIAL_SNAPSHOT_ID), WriteMode.CREATE
+            )
+        else:
+            tx = TransactionLog(id=INITIAL_SNAPSHOT_ID, spec_version=2)
+            await storage.put(
+                layout.transaction_key(INITIAL_SNAPSHOT_ID), encode_transaction_log(tx, 2)
+            )
+            info = RepoInfo(
+                branches=[RepoRef(MAIN, INITIAL_SNAPSHOT_ID)],
+                tags=[],
+                deleted_tags=[],
+                snapshots=[
+                    SnapshotInfoRecord(
+                        INITIAL_SNAPSHOT_ID, None, now, "Repository initialized", root_meta
+                    )
+                ],
+                status=RepoStatus(0, now, None),
+                metadata={},
+                latest_updates=[UpdateRecord("RepoInitialized", {}, now, None)],
+            )
+            try:
+                await storage.put(layout.REPO_INFO, encode_repo_info(info), WriteMode.CREATE)
+            except Exception as e:
+                from icechunk.errors import PreconditionFailedError
+
+                if isinstance(e, PreconditionFailedError):
+                    raise InvalidInputError(
+                        "repositories can only be created in clean prefixes",
+                        ErrorKind.PARENT_DIRECTORY_NOT_CLEAN,
+                    ) from None
+                raise
+        repo._cache_snapshot(root)
+        return repo
+
+    @staticmethod
+    async def fetch_spec_version_async(storage: Storage) -> int | None:
+        """The repository's spec version, or ``None`` when there is no repository there."""
+        if await storage.exists(layout.REPO_INFO):
+            return 2
+        if await storage.exists(layout.branch_key(MAIN)):
+            return 1
+        return None
+
+    @staticmethod
+    def fetch_spec_version(storage: Storage) -> int | None:
+        return sync(Repository.fetch_spec_version_async(storage))
+
+    @staticmethod
+    def exists(storage: Storage) -> bool:
+        return sync(Repository.exists_async(storage))
+
+    @staticmethod
+    async def exists_async(storage: Storage) -> bool:
+        return await Repository.fetch_spec_version_async(storage) is not None
+
+    @classmethod
+    def open(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Open an existing repository.
+
+        Raises
+        ------
+        RepositoryNotFoundError
+            There is no repository at this location.
+        """
+        return sync(cls.open_async(storage, config, authorize_virtual_chunk_access))
+
+    @classmethod
+    async def open_async(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        version = await cls.fetch_spec_version_async(storage)
+        if version is None:
+            raise RepositoryNotFoundError(
+                "the repository doesn't exist", ErrorKind.REPOSITORY_NOT_FOUND
+            )
+        repo = cls(storage, version, config, authorize_virtual_chunk_access)
+        if version == 2:
+            await repo._refs.branches()  # validates the repo object now, not on first use
+        return repo
+
+    @classmethod
+    def open_or_create(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        create_version: int | None = None,
+        check_clean_root: bool = True,
+    ) -> Repository:
+        return sync(
+            cls.open_or_create_async(
+                storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
+            )
+        )
+
+    @classmethod
+    async def open_or_create_async(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        create_version: int | None = None,
+        check_clean_root: bool = True,
+    ) -> Repository:
+        if await cls.exists_async(storage):
+            return await cls.open_async(storage, config, authorize_virtual_chunk_access)
+        return await cls.create_async(
+            storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
+        )
+
+    def reopen(
+        self,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        merged = self._config if config is None else self._config.merge(config)
+        auth = self._authorized if authorize_virtual_chunk_access is None else (
+            authorize_virtual_chunk_access
+        )
+        repo = Repository(self._storage, self._spec_version, merged, auth)
+        repo._default_metadata = dict(self._default_metadata)
+        return repo
+
+    # -- object loading (shared cache) ------------------------------------------------------
+
+    async def _load_snapshot(self, snapshot_id: bytes) -> Snapshot:
+        cached = default_cache.get("snapshot", snapshot_id)
+        if cached is not None:
+            assert isinstance(cached, Snapshot)
+            return cached
+        key = layout.snapshot_key(snapshot_id)
+        try:
+            data = await self._storage.get(key)
+        except ObjectNotFoundError:
+            raise SnapshotNotFoundError(
+                f"snapshot id not found `{encode_id(snapshot_id)}`", ErrorKind.SNAPSHOT_NOT_FOUND
+            ) from None
+        snap = decode_snapshot(data, key)
+        if snap.id != snapshot_id:
+            raise FormatError(f"{key}: the snapshot inside has id {encode_id(snap.id)}")
+        default_cache.put("snapshot", snapshot_id, snap, 4 * len(data) + 1000)
+        return snap
+
+    def _cache_snapshot(self, snap: Snapshot) -> None:
+        default_cache.put("snapshot", snap.id, snap, 2000 + 300 * len(snap.nodes))
+
+    def _tree_for(self, snapshot: Snapshot) -> _BaseTree:
+        tree = default_cache.get("tree", snapshot.id)
+        if tree is None:
+            tree = _BaseTree(snapshot)
+            default_cache.put("tree", snapshot.id, tree, 1000 + 400 * len(snapshot.nodes))
+        assert isinstance(tree, _BaseTree)
+        return tree
+
+    async def _manifest_index(
+        self, manifest_id: bytes, node_id: bytes, info: ManifestFileInfo | None
+    ) -> RefIndex | None:
+        key = manifest_id + node_id
+        index = default_cache.get("refindex", key)
+        if index is not None:
+            assert isinstance(index, RefIndex)
+            return index
+        manifest = default_cache.get("manifest", manifest_id)
+        if manifest is None:
+            mkey = layout.manifest_key(manifest_id)
+            try:
+                data = await self._storage.get(mkey)
+            except ObjectNotFoundError:
+                raise FormatError(
+                    f"manifest {encode_id(manifest_id)} referenced by the snapshot is missing",
+                    ErrorKind.FORMAT,
+                ) from None
+            manifest = decode_manifest(data, mkey)
+            default_cache.put("manifest", manifest_id, manifest, 3 * len(data) + 1000)
+        for array in manifest.arrays:
+            if array.node_id == node_id:
+                index = RefIndex(array.refs)
+                default_cache.put("refindex", key, index, 64 * len(array.refs) + 1000)
+                return index
+        return None
+
+    async def _load_transaction_log(self, snapshot_id: bytes) -> TransactionLog:
+        cached = default_cache.get("txlog", snapshot_id)
+        if cached is not None:
+            assert isinstance(cached, TransactionLog)
+            return cached
+        key = layout.transaction_key(snapshot_id)
+        data = await self._storage.get(key)
+        tx = decode_transaction_log(data, key)
+        default_cache.put("txlog", snapshot_id, tx, 4 * len(data) + 1000)
+        return tx
+
+    async def _fetch_payload(self, payload: ChunkPayload, byte_range: ByteRange | None) -> bytes:
+        from icechunk.change_set import InlinePayload, NativePayload
+
+        if isinstance(payload, InlinePayload):
+            start, end = _resolve_range(len(payload.data), byte_range)
+            return payload.data[start:end]
+        start, end = _resolve_range(payload.length, byte_range)
+        if isinstance(payload, NativePayload):
+            if start >= end:
+                return b""
+            return await self._storage.get(
+                layout.chunk_key(payload.chunk_id),
+                RangeRequest(payload.offset + start, payload.offset + end),
+            )
+        from icechunk.virtual import fetch_virtual
+
+        return await fetch_virtual(self, payload, start, end)
+
+    def _encode_snapshot(self, snap: Snapshot) -> bytes:
+        return encode_snapshot(snap, self._spec_version)
+
+    def _encode_manifest(self, manifest: Any) -> bytes:
+        return encode_manifest(manifest, self._spec_version)
+
+    def _encode_transaction_log(self, tx: TransactionLog) -> bytes:
+        return encode_transaction_log(tx, self._spec_version)
+
+    # -- branches ---------------------------------------------------------------------------
+
+    def list_branches(self) -> set[str]:
+        return sync(self.list_branches_async())
+
+    async def list_branches_async(self) -> set[str]:
+        return set(await self._refs.branches())
+
+    def lookup_branch(self, branch: str) -> str:
+        return sync(self.lookup_branch_async(branch))
+
+    async def lookup_branch_async(self, branch: str) -> str:
+        return encode_id(await self._refs.branch_tip(branch))
+
+    def create_branch(self, branch: str, snapshot_id: str) -> None:
+        sync(self.create_branch_async(branch, snapshot_id))
+
+    async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
+        await self._refs.create_branch(branch, _snapshot_id_arg(snapshot_id))
+
+    def reset_branch(
+        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
+    ) -> None:
+        sync(self.reset_branch_async(branch, snapshot_id, from_snapshot_id=from_snapshot_id))
+
+    async def reset_branch_async(
+        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
+    ) -> None:
+        expected = None if from_snapshot_id is None else _snapshot_id_arg(from_snapshot_id)
+        await self._refs.reset_branch(branch, _snapshot_id_arg(snapshot_id), expected)
+
+    def delete_branch(self, branch: str) -> None:
+        sync(self.delete_branch_async(branch))
+
+    async def delete_branch_async(self, branch: str) -> None:
+        await self._refs.delete_branch(branch)
+
+    # -- tags -------------------------------------------------------------------------------
+
+    def list_tags(self) -> set[str]:
+        return sync(self.list_tags_async())
+
+    async def list_tags_async(self) -> set[str]:
+        return set(await self._refs.tags())
+
+    def lookup_tag(self, tag: str) -> str:
+        return sync(self.lookup_tag_async(tag))
+
+    async def lookup_tag_async(self, tag: str) -> str:
+        return encode_id(await self._refs.tag_target(tag))
+
+    def create_tag(self, tag: str, snapshot_id: str) -> None:
+        sync(self.create_tag_async(tag, snapshot_id))
+
+    async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
+        await self._refs.create_tag(tag, _snapshot_id_arg(snapshot_id))
+
+    def delete_tag(self, tag: str) -> None:
+        sync(self.delete_tag_async(tag))
+
+    async def delete_tag_async(self, tag: str) -> None:
+        await self._refs.delete_tag(tag)
+
+    # -- history ----------------------------------------------------------------------------
+
+    async def _resolve(
+        self, branch: str | None, tag: str | None, snapshot_id: str | None
+    ) -> bytes:
+        given = [x is not None for x in (branch, tag, snapshot_id)]
+        if sum(given) != 1:
+            raise ValueError("Must provide one of branch, tag, or snapshot_id")
+        if branch is not None:
+            return await self._refs.branch_tip(branch)
+        if tag is not None:
+            return await self._refs.tag_target(tag)
+        assert snapshot_id is not None
+        return _snapshot_id_arg(snapshot_id)
+
+    def ancestry(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+    ) -> Iterator[SnapshotInfo]:
+        """The snapshot and its ancestors, newest first, ending at the root snapshot."""
+        return iter(sync(self._ancestry_list(branch, tag, snapshot_id)))
+
+    async def _ancestry_list(
+        self, branch: str | None, tag: str | None, snapshot_id: str | None
+    ) -> list[SnapshotInfo]:
+        start = await self._resolve(branch, tag, snapshot_id)
+        return [_public_info(r) for r in await self._refs.ancestry(start)]
+
+    async def async_ancestry(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+    ) -> AsyncIterator[SnapshotInfo]:
+        for info in await self._ancestry_list(branch, tag, snapshot_id):
+            yield info
+
+    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        return sync(self.lookup_snapshot_async(snapshot_id))
+
+    async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
+        return _public_info(await self._refs.snapshot_info(_snapshot_id_arg(snapshot_id)))
+
+    def list_manifest_files(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
+        snap = sync(self._load_snapshot(_snapshot_id_arg(snapshot_id)))
+        return [
+            PublicManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
+            for m in snap.manifest_files
+        ]
+
+    def ops_log(self) -> Iterator[Update]:
+        """Every repository mutation, newest first (spec 2 only)."""
+        return iter(sync(self.ops_log_async()))
+
+    async def ops_log_async(self) -> list[Update]:
+        out = []
+        for rec in await self._refs.ops_log():
+            fields = {
+                k: encode_id(v) if isinstance(v, bytes) and len(v) == 12 else v
+                for k, v in rec.fields.items()
+            }
+            out.append(
+                Update(UpdateType(rec.kind, fields), _to_datetime(rec.updated_at), rec.backup_path)
+            )
+        return out
+
+    def diff(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        """The changes between an ancestor snapshot ``from`` and a snapshot ``to``.
+
+        Raises
+        ------
+        InvalidInputError
+            ``from`` is not an ancestor of ``to`` (``bad-snapshot-chain-for-diff``).
+        """
+        return sync(
+            self.diff_async(
+                from_branch=from_branch,
+                from_tag=from_tag,
+                from_snapshot_id=from_snapshot_id,
+                to_branch=to_branch,
+                to_tag=to_tag,
+                to_snapshot_id=to_snapshot_id,
+            )
+        )
+
+    async def diff_async(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        from icechunk.diff import diff_snapshots
+
+        start = await self._resolve(from_branch, from_tag, from_snapshot_id)
+        end = await self._resolve(to_branch, to_tag, to_snapshot_id)
+        return await diff_snapshots(self, start, end)
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def set_default_commit_metadata(self, metadata: dict[str, Any]) -> None:
+        """Metadata merged into every later commit of sessions created after this call."""
+        self._default_metadata = dict(metadata)
+
+    def default_commit_metadata(self) -> dict[str, Any]:
+        return dict(self._default_metadata)
+
+    def get_metadata(self) -> dict[str, Any]:
+        return sync(self._refs.get_metadata())
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.get_metadata()
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        sync(self._refs.set_metadata(metadata))
+
+    def update_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        current = self.get_metadata()
+        current.update(metadata)
+        self.set_metadata(current)
+        return current
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def readonly_session(
+        self,
+        branch: str | None = None,
+        *,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        as_of: datetime | None = None,
+    ) -> Session:
+        """A read-only session on a branch tip, a tag, a snapshot, or a branch ``as_of`` a time."""
+        return sync(
+            self.readonly_session_async(branch, tag=tag, snapshot_id=snapshot_id, as_of=as_of)
+        )
+
+    async def readonly_session_async(
+        self,
+        branch: str | None = None,
+        *,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        as_of: datetime | None = None,
+    ) -> Session:
+        target = await self._resolve(branch, tag, snapshot_id)
+        if as_of is not None:
+            if as_of.tzinfo is None:
+                as_of = as_of.replace(tzinfo=UTC)
+            limit = int(as_of.timestamp() * 1_000_000)
+            for rec in await self._refs.ancestry(target):
+                if rec.flushed_at <= limit:
+                    target = rec.id
+                    break
+            else:
+                raise SnapshotNotFoundError(
+                    f"no snapshot found at or before {as_of.isoformat()}",
+                    ErrorKind.NO_SNAPSHOT_AT_TIME,
+                )
+        snap = await self._load_snapshot(target)
+        return Session(self, snap, branch=None, mode=SessionMode.readonly)
+
+    def writable_session(self, branch: str) -> Session:
+        """A session that commits to ``branch``, based on its current tip."""
+        return sync(self.writable_session_async(branch))
+
+    async def writable_session_async(self, branch: str) -> Session:
+        tip = await self._refs.branch_tip(branch)
+        snap = await self._load_snapshot(tip)
+        return Session(self, snap, branch=branch, mode=SessionMode.writable)
+
+    @contextlib.contextmanager
+    def transaction(
+        self,
+        branch: str,
+        *,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1000,
+    ) -> Iterator[IcechunkStore]:
+        """Yield a writable store on ``branch``; commit on clean exit, not when the body raises."""
+        session = self.writable_session(branch)
+        yield session.store
+        session.commit(message, metadata, rebase_with=rebase_with, rebase_tries=rebase_tries)

@@ -1,0 +1,940 @@
+"""Sessions: a change set over a base snapshot, and the commit that publishes it.
+
+A :class:`Session` reads through its change set first and then its base snapshot (snapshot
+isolation: it never sees later commits). A writable session stages node and chunk changes; chunk
+bytes are uploaded as they are written (small chunks stay in the change set and end up inline in
+the manifest). :meth:`Session.commit` writes manifests, the transaction log and the snapshot, then
+publishes them with one compare-and-swap of the branch.
+
+Distributed writes use :meth:`Session.fork`: a picklable :class:`ForkSession` that records its
+own changes, sent to workers and merged back with :meth:`Session.merge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Iterable
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+from icechunk._sync import sync
+from icechunk.change_set import (
+    ChangeSet,
+    ChunkPayload,
+    InlinePayload,
+    NativePayload,
+    NodeChange,
+    VirtualPayload,
+)
+from icechunk.chunk_refs import RefIndex, merge_refs, payload_at
+from icechunk.errors import (
+    ConflictError,
+    ErrorKind,
+    InvalidInputError,
+    NodeNotFoundError,
+    ReadOnlyError,
+    SessionStateError,
+)
+from icechunk.format import layout
+from icechunk.format.ids import encode_id, new_id8, new_id12
+from icechunk.format.model import (
+    ArrayData,
+    ArrayManifest,
+    Manifest,
+    ManifestFileInfo,
+    ManifestRef,
+    NodeSnapshot,
+    Snapshot,
+    SnapshotInfoRecord,
+    TransactionLog,
+)
+from icechunk.refs import now_us
+from icechunk.snapshots import Diff
+from icechunk.storage.base import ByteRange, OffsetRange, RangeRequest, SuffixRange, WriteMode
+from icechunk.zarr_metadata import NodeMetadata, parse_node_metadata
+
+if TYPE_CHECKING:
+    from icechunk.conflicts import ConflictSolver
+    from icechunk.repository import Repository
+    from icechunk.store import IcechunkStore
+
+__all__ = ["ForkSession", "Session", "SessionMode"]
+
+_PICKLE_HELP = (
+    "This session is a read-only copy of a writable session that was sent to another process "
+    "(for example a Dask worker). Writes made here could never reach the original session's "
+    "commit, so they are refused. To write from several processes, call `session.fork()` and "
+    "send the fork to the workers, return the forks, and `session.merge(*forks)` before "
+    "committing; with xarray use `icechunk.xarray.to_icechunk(ds, session)`, and with dask "
+    "`icechunk.dask.store_dask(...)`."
+)
+
+
+class SessionMode(IntEnum):
+    readonly = 0
+    writable = 1
+    rearrange = 2
+
+
+class _Node:
+    """A live node as the session sees it."""
+
+    __slots__ = ("base", "change", "meta", "node_id", "path", "user_data")
+
+    def __init__(
+        self,
+        path: str,
+        node_id: bytes,
+        user_data: bytes,
+        meta: NodeMetadata,
+        base: NodeSnapshot | None,
+        change: NodeChange | None,
+    ) -> None:
+        self.path = path
+        self.node_id = node_id
+        self.user_data = user_data
+        self.meta = meta
+        self.base = base
+        self.change = change
+
+
+class _BaseTree:
+    """The base snapshot's nodes by path (built once per snapshot and cached)."""
+
+    __slots__ = ("by_path", "manifest_files", "meta", "snapshot")
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.by_path = {n.path: n for n in snapshot.nodes}
+        self.manifest_files = {m.id: m for m in snapshot.manifest_files}
+        self.meta: dict[str, NodeMetadata] = {}
+
+    def node_meta(self, node: NodeSnapshot) -> NodeMetadata:
+        meta = self.meta.get(node.path)
+        if meta is None:
+            if node.array is None:
+                meta = NodeMetadata(is_array=False)
+            else:
+                try:
+                    meta = parse_node_metadata(node.path, node.user_data)
+                except InvalidInputError:
+                    shape = tuple(d.array_length for d in node.array.shape)
+                    meta = NodeMetadata(
+                        True, shape, tuple(1 for _ in shape), node.array.dimension_names
+                    )
+            self.meta[node.path] = meta
+        return meta
+
+
+def _parent(path: str) -> str:
+    if path == "/":
+        return ""
+    head = path.rsplit("/", 1)[0]
+    return head or "/"
+
+
+def _is_descendant(path: str, ancestor: str) -> bool:
+    if ancestor == "/":
+        return path != "/"
+    return path.startswith(ancestor + "/")
+
+
+class Session:
+    """A view of one snapshot plus, for writable sessions, staged changes.
+
+    Obtain sessions from :meth:`Repository.readonly_session` and
+    :meth:`Repository.writable_session`; do not construct them directly.
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        snapshot: Snapshot,
+        *,
+        branch: str | None,
+        mode: SessionMode,
+        changes: ChangeSet | None = None,
+        fork_base: ChangeSet | None = None,
+    ) -> None:
+        self._repo = repo
+        self._tree = repo._tree_for(snapshot)
+        self._branch = branch
+        self._mode = mode
+        self._changes = changes if changes is not None else ChangeSet()
+        self._fork_base = fork_base
+        """For forks: the parent's uncommitted changes at fork time (read-only layer)."""
+        self._pickled_view = False
+        self._committed = False
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        return self._mode == SessionMode.readonly
+
+    @property
+    def mode(self) -> SessionMode:
+        return self._mode
+
+    @property
+    def snapshot_id(self) -> str:
+        return encode_id(self._tree.snapshot.id)
+
+    @property
+    def branch(self) -> str | None:
+        return self._branch
+
+    @property
+    def has_uncommitted_changes(self) -> bool:
+        return not self._changes.is_empty()
+
+    @property
+    def config(self) -> Any:
+        return self._repo.config
+
+    @property
+    def store(self) -> IcechunkStore:
+        from icechunk.store import IcechunkStore
+
+        return IcechunkStore(self)
+
+    @property
+    def _base_id(self) -> bytes:
+        return self._tree.snapshot.id
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} read_only={self.read_only} snapshot_id={self.snapshot_id} "
+            f"branch={self._branch} has_uncommitted_changes={self.has_uncommitted_changes}>"
+        )
+
+    # -- pickling -------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {
+            "repo": self._repo,
+            "snapshot_id": self._base_id,
+            "branch": self._branch,
+            "mode": int(self._mode),
+            "changes": self._changes,
+            "fork_base": self._fork_base,
+            "pickled_view": self._pickled_view,
+            "committed": self._committed,
+        }
+        if self._mode != SessionMode.readonly and not isinstance(self, ForkSession):
+            # A writable session travels as a read-only view of its current state: reads
+            # work in the other process, writes there raise with an explanation.
+            state["mode"] = int(SessionMode.readonly)
+            state["pickled_view"] = True
+            state["branch"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        repo = state["repo"]
+        snapshot = sync(repo._load_snapshot(state["snapshot_id"]))
+        self._repo = repo
+        self._tree = repo._tree_for(snapshot)
+        self._branch = state["branch"]
+        self._mode = SessionMode(state["mode"])
+        self._changes = state["changes"]
+        self._fork_base = state["fork_base"]
+        self._pickled_view = state["pickled_view"]
+        self._committed = state["committed"]
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # -- state checks ---------------------------------------------------------------------
+
+    def _require_writable(self) -> None:
+        if self._pickled_view:
+            raise ReadOnlyError(_PICKLE_HELP, ErrorKind.READ_ONLY_SESSION)
+        if self._mode == SessionMode.readonly:
+            raise ReadOnlyError(
+                "cannot write through a read-only session"
+                + (" (this session already committed; open a new writable session)"
+                   if self._committed else ""),
+                ErrorKind.READ_ONLY_STORE,
+            )
+
+    # -- node reads -----------------------------------------------------------------------
+
+    def _layers(self) -> list[ChangeSet]:
+        return [self._changes] if self._fork_base is None else [self._changes, self._fork_base]
+
+    def _node(self, path: str) -> _Node | None:
+        for cs in self._layers():
+            change = cs.nodes.get(path)
+            if change is not None:
+                meta = parse_node_metadata(path, change.user_data)
+                base = self._tree.by_path.get(path) if not change.is_new else None
+                return _Node(path, change.node_id, change.user_data, meta, base, change)
+            if path in cs.deleted:
+                return None
+        base = self._tree.by_path.get(path)
+        if base is None:
+            return None
+        return _Node(path, base.id, base.user_data, self._tree.node_meta(base), base, None)
+
+    def _all_paths(self) -> list[str]:
+        paths: set[str] = set(self._tree.by_path)
+        for cs in reversed(self._layers()):
+            paths.difference_update(cs.deleted)
+            paths.update(cs.nodes)
+        return sorted(p for p in paths if self._node(p) is not None)
+
+    def list_nodes(self) -> list[tuple[str, bool]]:
+        """Every live node as ``(path, is_array)``, sorted by path."""
+        out = []
+        for path in self._all_paths():
+            node = self._node(path)
+            if node is not None:
+                out.append((path, node.meta.is_array))
+        return out
+
+    async def get_metadata(self, path: str) -> bytes | None:
+        node = self._node(path)
+        return None if node is None else node.user_data
+
+    def node_metadata(self, path: str) -> NodeMetadata | None:
+        node = self._node(path)
+        return None if node is None else node.meta
+
+    def get_node_id(self, path: str) -> str:
+        node = self._node(path)
+        if node is None:
+            raise NodeNotFoundError(f"node not found at `{path}`", ErrorKind.NODE_NOT_FOUND)
+        return encode_id(node.node_id)
+
+    # -- chunk reads ----------------------------------------------------------------------
+
+    def _staged_payload(self, node_id: bytes, coords: tuple[int, ...]) -> tuple[bool, ChunkPayload | None]:
+        for cs in self._layers():
+            writes = cs.chunks.get(node_id)
+            if writes is not None and coords in writes:
+                return True, writes[coords]
+        return False, None
+
+    async def _base_payload(self, node: NodeSnapshot, coords: tuple[int, ...]) -> ChunkPayload | None:
+        assert node.array is not None
+        for mref in node.array.manifests:
+            if all(lo <= c < hi for c, (lo, hi) in zip(coords, mref.extents, strict=False)):
+                index = await self._repo._manifest_index(
+                    mref.object_id, node.id, self._tree.manifest_files.get(mref.object_id)
+                )
+                if index is None:
+                    continue
+                i = index.find(coords)
+                if i is not None:
+                    return payload_at(index.refs, i)
+        return None
+
+    async def _payload(self, node: _Node, coords: tuple[int, ...]) -> ChunkPayload | None:
+        found, payload = self._staged_payload(node.node_id, coords)
+        if found:
+            return payload
+        if node.base is None or node.base.array is None:
+            return None
+        return await self._base_payload(node.base, coords)
+
+    async def get_chunk(
+        self, path: str, coords: tuple[int, ...], byte_range: ByteRange | None = None
+    ) -> bytes | None:
+        """The encoded chunk bytes (or a range of them), or ``None`` if never written."""
+        node = self._node(path)
+        if node is None or not node.meta.is_array:
+            return None
+        payload = await self._payload(node, coords)
+        if payload is None:
+            return None
+        return await self._repo._fetch_payload(payload, byte_range)
+
+    async def chunk_exists(self, path: str, coords: tuple[int, ...]) -> bool:
+        node = self._node(path)
+        if node is None or not node.meta.is_array:
+            return False
+        return await self._payload(node, coords) is not None
+
+    async def chunk_size(self, path: str, coords: tuple[int, ...]) -> int | None:
+        node = self._node(path)
+        if node is None or not node.meta.is_array:
+            return None
+        payload = await self._payload(node, coords)
+        if payload is None:
+            return None
+        if isinstance(payload, InlinePayload):
+            return len(payload.data)
+        return payload.length
+
+    async def list_chunks(self, path: str) -> list[tuple[int, ...]]:
+        """Coordinates of every initialized chunk of the array at ``path``, sorted."""
+        node = self._node(path)
+        if node is None or not node.meta.is_array:
+            return []
+        return await self._chunks_of(node, node.meta.num_chunks)
+
+    async def _chunks_of(self, node: _Node, bounds: tuple[int, ...]) -> list[tuple[int, ...]]:
+        coords: set[tuple[int, ...]] = set()
+        if node.base is not None and node.base.array is not None:
+            for mref in node.base.array.manifests:
+                index = await self._repo._manifest_index(
+                    mref.object_id, node.node_id, self._tree.manifest_files.get(mref.object_id)
+                )
+                if index is not None:
+                    coords.update(map(tuple, index.refs.coords.tolist()))
+        for cs in reversed(self._layers()):
+            for c, payload in cs.chunks.get(node.node_id, {}).items():
+                if payload is None:
+                    coords.discard(c)
+                else:
+                    coords.add(c)
+        return sorted(c for c in coords if all(x < b for x, b in zip(c, bounds, strict=False)))
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def set_metadata(self, path: str, user_data: bytes) -> None:
+        """Create or update the node at ``path`` from its ``zarr.json`` bytes."""
+        self._require_writable()
+        meta = parse_node_metadata(path, user_data)
+        existing = self._node(path)
+        cs = self._changes
+        if existing is not None and existing.meta.is_array == meta.is_array:
+            if existing.meta.is_array and existing.meta.ndim != meta.ndim:
+                await self.delete_node(path)
+                existing = None
+        elif existing is not None:
+            await self.delete_node(path)
+            existing = None
+        if existing is None:
+            cs.nodes[path] = NodeChange(new_id8(), path, user_data, meta.is_array, is_new=True)
+            return
+        is_new = existing.change.is_new if existing.change is not None else False
+        doomed: list[tuple[int, ...]] = []
+        if meta.is_array and meta.num_chunks != existing.meta.num_chunks:
+            bounds = meta.num_chunks
+            doomed = [
+                c
+                for c in await self._chunks_of(existing, existing.meta.num_chunks)
+                if any(x >= b for x, b in zip(c, bounds, strict=True))
+            ]
+        cs.nodes[path] = NodeChange(existing.node_id, path, user_data, meta.is_array, is_new)
+        for coords in doomed:
+            cs.set_chunk(existing.node_id, coords, None)
+
+    async def delete_node(self, path: str) -> None:
+        """Delete the node at ``path`` and everything below it."""
+        self._require_writable()
+        doomed = [p for p in self._all_paths() if p == path or _is_descendant(p, path)]
+        cs = self._changes
+        for p in doomed:
+            node = self._node(p)
+            if node is None:
+                continue
+            change = cs.nodes.pop(p, None)
+            if change is not None:
+                cs.chunks.pop(change.node_id, None)
+            is_new = change.is_new if change is not None else (
+                node.change.is_new if node.change is not None else False
+            )
+            if not is_new:
+                cs.deleted[p] = (node.node_id, node.meta.is_array)
+                cs.chunks.pop(node.node_id, None)
+            elif self._fork_base is not None and p in self._fork_base.nodes:
+                # created by the parent before the fork: record as a deletion too
+                cs.deleted[p] = (node.node_id, node.meta.is_array)
+
+    def _array_for_write(self, path: str, coords: tuple[int, ...]) -> _Node:
+        node = self._node(path)
+        if node is None or not node.meta.is_array:
+            raise InvalidInputError(
+                f"invalid chunk write: there is no array at `{path}`", ErrorKind.INVALID_KEY
+            )
+        bounds = node.meta.num_chunks
+        if len(coords) != len(bounds) or any(
+            c < 0 or c >= b for c, b in zip(coords, bounds, strict=False)
+        ):
+            raise InvalidInputError(
+                f"invalid chunk index {list(coords)} for array `{path}` with "
+                f"{list(bounds)} chunks per dimension",
+                ErrorKind.INVALID_CHUNK_INDEX,
+            )
+        return node
+
+    async def set_chunk(self, path: str, coords: tuple[int, ...], data: bytes) -> None:
+        """Stage encoded chunk bytes; uploads them now unless they are small enough to inline."""
+        self._require_writable()
+        node = self._array_for_write(path, coords)
+        if len(data) == 0:
+            raise InvalidInputError(
+                f"refusing to write a zero-length chunk at `{path}` {list(coords)}",
+                ErrorKind.ZERO_LENGTH_CHUNK,
+            )
+        payload: ChunkPayload
+        if len(data) <= self._repo.config.effective_inline_chunk_threshold_bytes:
+            payload = InlinePayload(bytes(data))
+        else:
+            chunk_id = new_id12()
+            await self._repo.storage.put(layout.chunk_key(chunk_id), bytes(data))
+            payload = NativePayload(chunk_id, 0, len(data))
+        self._changes.set_chunk(node.node_id, coords, payload)
+
+    async def set_payload(self, path: str, coords: tuple[int, ...], payload: ChunkPayload) -> None:
+        """Stage a ready-made chunk reference (virtual refs, batch ref APIs)."""
+        self._require_writable()
+        node = self._array_for_write(path, coords)
+        self._changes.set_chunk(node.node_id, coords, payload)
+
+    async def delete_chunk(self, path: str, coords: tuple[int, ...]) -> None:
+        self._require_writable()
+        node = self._node(path)
+        if node is None or not node.meta.is_array:
+            return
+        bounds = node.meta.num_chunks
+        if len(coords) != len(bounds) or any(c >= b for c, b in zip(coords, bounds, strict=False)):
+            return  # out-of-grid deletes are no-ops (icechunk 2.3 behaviour)
+        self._changes.set_chunk(node.node_id, coords, None)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> Diff:
+        """The uncommitted changes, as a :class:`Diff`."""
+        diff = Diff()
+        cs = self._changes
+        for path, (_, is_array) in cs.deleted.items():
+            (diff.deleted_arrays if is_array else diff.deleted_groups).add(path)
+        by_id: dict[bytes, str] = {}
+        for path, change in cs.nodes.items():
+            by_id[change.node_id] = path
+            if change.is_new:
+                (diff.new_arrays if change.is_array else diff.new_groups).add(path)
+            else:
+                (diff.updated_arrays if change.is_array else diff.updated_groups).add(path)
+        for node in self._tree.snapshot.nodes:
+            by_id.setdefault(node.id, node.path)
+        for node_id, writes in cs.chunks.items():
+            path = by_id.get(node_id)
+            if path is None or not writes or path in cs.deleted and path not in cs.nodes:
+                continue
+            diff.updated_chunks[path] = sorted(list(c) for c in writes)
+        return diff
+
+    def discard_changes(self) -> None:
+        """Drop every uncommitted change. Uploaded chunks are left for garbage collection."""
+        if self._mode == SessionMode.readonly:
+            raise ReadOnlyError("cannot discard changes of a read-only session")
+        self._changes = ChangeSet()
+
+    # -- fork / merge ---------------------------------------------------------------------
+
+    def fork(self) -> ForkSession:
+        """A picklable session that records its own changes, for distributed writes.
+
+        Send the fork to workers; each writes through ``fork.store`` and returns the fork;
+        merge them back with :meth:`merge` and commit here. The parent may have uncommitted
+        changes: the fork sees them, but merging back adds only the fork's own changes.
+
+        Raises
+        ------
+        SessionStateError
+            The session is read-only.
+        """
+        if self._mode == SessionMode.readonly or self._pickled_view:
+            raise SessionStateError(
+                "cannot fork a read-only session", ErrorKind.CANNOT_FORK_READ_ONLY_SESSION
+            )
+        base = self._changes.copy()
+        if self._fork_base is not None:
+            merged = self._fork_base.copy()
+            merged.merge(base, on_overlap="ignore")
+            base = merged
+        return ForkSession(
+            self._repo,
+            self._tree.snapshot,
+            branch=None,
+            mode=SessionMode.writable,
+            changes=ChangeSet(),
+            fork_base=None if base.is_empty() else base,
+        )
+
+    def merge(self, *others: ForkSession, on_overlap: str = "warn") -> None:
+        """Fold the changes of forks into this session.
+
+        Parameters
+        ----------
+        others
+            Forks of this session (or of a session with the same base snapshot).
+        on_overlap
+            What to do when merged forks wrote different bytes to the same chunk: ``"warn"``
+            (default, :class:`~icechunk.change_set.ChunkOverlapWarning`), ``"error"`` or
+            ``"ignore"``. The last merged fork wins.
+
+        Raises
+        ------
+        SessionStateError
+            A fork has another base snapshot, or the changes conflict (see
+            :meth:`ChangeSet.merge`).
+        """
+        self._require_writable()
+        for other in others:
+            if other is self:
+                continue
+            if not isinstance(other, Session):
+                raise TypeError(
+                    f"merge expects ForkSession objects, received {type(other).__name__!r}"
+                )
+            if other._base_id != self._base_id:
+                raise SessionStateError(
+                    f"cannot merge a session based on snapshot {other.snapshot_id} into one "
+                    f"based on {self.snapshot_id}: forks must come from this session (or one "
+                    "with the same base snapshot)",
+                    ErrorKind.MERGE_NOT_ALLOWED,
+                )
+            self._changes.merge(other._changes, on_overlap=on_overlap)
+
+    # -- commit ---------------------------------------------------------------------------
+
+    def commit(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1000,
+        allow_empty: bool = False,
+    ) -> str:
+        """Publish the changes as a new snapshot on the session's branch; return its id.
+
+        Writes manifests (only for arrays whose chunks changed), the transaction log and the
+        snapshot, then moves the branch with one compare-and-swap. Afterwards the session is
+        read-only and points at the new snapshot.
+
+        Parameters
+        ----------
+        message
+            Commit message.
+        metadata
+            JSON-serializable dict, merged over the repository's default commit metadata.
+        rebase_with
+            If given, a conflict makes the session rebase with this solver and retry (with
+            jittered exponential backoff), up to ``rebase_tries`` times.
+        allow_empty
+            Commit even when nothing changed.
+
+        Raises
+        ------
+        ConflictError
+            The branch moved since the session started (and no ``rebase_with``).
+        RebaseFailedError
+            Rebasing found conflicts the solver could not resolve.
+        SessionStateError
+            Nothing to commit, or the session cannot commit (read-only, fork).
+        InvalidInputError
+            ``metadata`` is not a JSON-serializable dict. Nothing was written.
+        """
+        return sync(
+            self.commit_async(
+                message,
+                metadata,
+                rebase_with=rebase_with,
+                rebase_tries=rebase_tries,
+                allow_empty=allow_empty,
+            )
+        )
+
+    async def commit_async(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1000,
+        allow_empty: bool = False,
+    ) -> str:
+        self._require_can_commit("commit")
+        props = self._commit_metadata(metadata)
+        if not allow_empty and not self.has_uncommitted_changes:
+            raise SessionStateError(
+                "session error: cannot commit, no changes made to the session (use "
+                "`allow_empty=True` to commit anyway)",
+                ErrorKind.NO_CHANGES_TO_COMMIT,
+            )
+        assert self._branch is not None
+        attempts = 0
+        while True:
+            if rebase_with is not None:
+                props.setdefault("__icechunk", {})
+                props["__icechunk"] = {**props["__icechunk"], "rebase_attempts": attempts}
+            snapshot, tx = await self._write_commit_objects(message, props)
+            info = SnapshotInfoRecord(
+                snapshot.id, self._base_id, snapshot.flushed_at, message, props
+            )
+            try:
+                await self._repo._refs.publish_commit(self._branch, info, self._base_id)
+            except ConflictError:
+                if rebase_with is None or attempts >= rebase_tries:
+                    raise
+                attempts += 1
+                await self.rebase_async(rebase_with)
+                await asyncio.sleep(random.uniform(0, min(1.0, 0.005 * 2 ** min(attempts, 8))))
+                continue
+            self._after_commit(snapshot)
+            return encode_id(snapshot.id)
+
+    def amend(
+        self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
+    ) -> str:
+        """Replace the branch tip with a snapshot of the tip's parent plus these changes."""
+        return sync(self.amend_async(message, metadata=metadata, allow_empty=allow_empty))
+
+    async def amend_async(
+        self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
+    ) -> str:
+        self._require_can_commit("amend")
+        if self._repo.spec_version < 2:
+            raise SessionStateError(
+                "amend is only supported in spec version 2 repositories",
+                ErrorKind.AMEND_NOT_ALLOWED,
+            )
+        props = self._commit_metadata(metadata)
+        if not allow_empty and not self.has_uncommitted_changes:
+            raise SessionStateError(
+                "session error: cannot amend, no changes made to the session (use "
+                "`allow_empty=True` to amend anyway)",
+                ErrorKind.NO_CHANGES_TO_COMMIT,
+            )
+        assert self._branch is not None
+        tip = self._tree.snapshot
+        tip_info = await self._repo._refs.snapshot_info(tip.id)
+        if tip_info.parent_id is None:
+            raise SessionStateError(
+                "cannot amend the first commit of a repository", ErrorKind.AMEND_NOT_ALLOWED
+            )
+        snapshot, _ = await self._write_commit_objects(message, props, tx_parent=tip.id)
+        info = SnapshotInfoRecord(
+            snapshot.id, tip_info.parent_id, snapshot.flushed_at, message, props
+        )
+        await self._repo._refs.publish_amend(self._branch, info, tip.id)
+        self._after_commit(snapshot)
+        return encode_id(snapshot.id)
+
+    def flush(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
+        """Write a detached snapshot (no branch moves); the session becomes read-only."""
+        return sync(self.flush_async(message, metadata=metadata))
+
+    async def flush_async(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
+        if isinstance(self, ForkSession):
+            raise SessionStateError("cannot flush a forked session", ErrorKind.COMMIT_NOT_ALLOWED)
+        self._require_can_commit("flush")
+        props = self._commit_metadata(metadata)
+        snapshot, _ = await self._write_commit_objects(message, props)
+        info = SnapshotInfoRecord(snapshot.id, self._base_id, snapshot.flushed_at, message, props)
+        await self._repo._refs.publish_detached(info)
+        self._after_commit(snapshot)
+        return encode_id(snapshot.id)
+
+    def rebase(self, solver: ConflictSolver) -> None:
+        """Move the session's base to the branch tip, replaying the commits in between."""
+        sync(self.rebase_async(solver))
+
+    async def rebase_async(self, solver: ConflictSolver) -> None:
+        from icechunk.conflicts import rebase_session
+
+        if self._branch is None:
+            raise SessionStateError(
+                "only sessions attached to a branch can rebase", ErrorKind.COMMIT_NOT_ALLOWED
+            )
+        await rebase_session(self, solver)
+
+    def _require_can_commit(self, what: str) -> None:
+        if isinstance(self, ForkSession) or self._mode != SessionMode.writable or self._pickled_view:
+            raise SessionStateError(
+                f"{what}s are not allowed on read-only or forked sessions: merge forks into "
+                "the session they came from and commit there",
+                ErrorKind.COMMIT_NOT_ALLOWED,
+            )
+
+    def _commit_metadata(self, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        if metadata is not None and not isinstance(metadata, dict):
+            raise _metadata_error(f"commit metadata must be a dict, got {type(metadata).__name__}")
+        props = dict(self._repo.default_commit_metadata())
+        props.update(metadata or {})
+        try:
+            normalized = json.loads(json.dumps(props, allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise _metadata_error(f"commit metadata must be JSON-serializable: {e}") from None
+        assert isinstance(normalized, dict)
+        return normalized
+
+    def _after_commit(self, snapshot: Snapshot) -> None:
+        self._tree = self._repo._tree_for(snapshot)
+        self._changes = ChangeSet()
+        self._fork_base = None
+        self._branch = None
+        self._mode = SessionMode.readonly
+        self._committed = True
+
+    async def _write_commit_objects(
+        self, message: str, props: dict[str, Any], tx_parent: bytes | None = None
+    ) -> tuple[Snapshot, TransactionLog]:
+        """Write manifests, transaction log and snapshot; return the snapshot."""
+        repo = self._repo
+        spec = repo.spec_version
+        base = self._tree
+        cs = self._changes
+        snapshot_id = new_id12()
+        new_manifests: dict[bytes, ManifestFileInfo] = {}
+        writes: list[Any] = []
+        nodes: list[NodeSnapshot] = []
+        updated_chunks: dict[bytes, list[tuple[int, ...]]] = {}
+
+        for path in self._all_paths():
+            node = self._node(path)
+            assert node is not None
+            if not node.meta.is_array:
+                nodes.append(NodeSnapshot(node.node_id, path, node.user_data, None))
+                continue
+            meta = node.meta
+            old_refs = node.base.array.manifests if node.base and node.base.array else ()
+            changes = cs.chunks.get(node.node_id)
+            if changes:
+                updated_chunks[node.node_id] = sorted(changes)
+                old = []
+                for mref in old_refs:
+                    index = await repo._manifest_index(
+                        mref.object_id, node.node_id, base.manifest_files.get(mref.object_id)
+                    )
+                    if index is not None:
+                        old.append(index.refs)
+                refs = merge_refs(old, changes, meta.ndim, meta.num_chunks)
+                manifest_refs: tuple[ManifestRef, ...] = ()
+                if len(refs):
+                    manifest_id = new_id12()
+                    manifest = Manifest(manifest_id, [ArrayManifest(node.node_id, refs)], spec)
+                    data = repo._encode_manifest(manifest)
+                    writes.append((layout.manifest_key(manifest_id), data))
+                    new_manifests[manifest_id] = ManifestFileInfo(manifest_id, len(data), len(refs))
+                    if meta.ndim:
+                        lo = refs.coords.min(axis=0).tolist()
+                        hi = refs.coords.max(axis=0).tolist()
+                        extents = tuple((a, b + 1) for a, b in zip(lo, hi, strict=True))
+                    else:
+                        extents = ()
+                    manifest_refs = (ManifestRef(manifest_id, extents),)
+            else:
+                manifest_refs = tuple(old_refs)
+            nodes.append(
+                NodeSnapshot(
+                    node.node_id,
+                    path,
+                    node.user_data,
+                    ArrayData(meta.dimension_shapes(), meta.dimension_names, manifest_refs),
+                )
+            )
+
+        used: dict[bytes, ManifestFileInfo] = {}
+        for n in nodes:
+            if n.array is not None:
+                for mref in n.array.manifests:
+                    info = new_manifests.get(mref.object_id) or base.manifest_files.get(
+                        mref.object_id
+                    )
+                    if info is None:
+                        raise SessionStateError(
+                            f"manifest {encode_id(mref.object_id)} is referenced by "
+                            f"`{n.path}` but missing from the base snapshot's manifest list",
+                            ErrorKind.FORMAT,
+                        )
+                    used[mref.object_id] = info
+        flushed_at = max(now_us(), base.snapshot.flushed_at + 1)
+        snapshot = Snapshot(
+            id=snapshot_id,
+            parent_id=self._base_id if spec == 1 else None,
+            nodes=nodes,
+            flushed_at=flushed_at,
+            message=message,
+            metadata=props,
+            manifest_files=sorted(used.values(), key=lambda m: m.id),
+            spec_version=spec,
+        )
+        tx = TransactionLog(id=snapshot_id, spec_version=spec)
+        for path, change in cs.nodes.items():
+            if change.is_new:
+                (tx.new_arrays if change.is_array else tx.new_groups).append(change.node_id)
+            else:
+                (tx.updated_arrays if change.is_array else tx.updated_groups).append(
+                    change.node_id
+                )
+        for _path, (node_id, is_array) in cs.deleted.items():
+            (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
+        if self._fork_base is not None:  # not reachable for commits, kept for safety
+            pass
+        tx.updated_chunks = updated_chunks
+        for lst in (
+            tx.new_groups, tx.new_arrays, tx.deleted_groups, tx.deleted_arrays,
+            tx.updated_arrays, tx.updated_groups,
+        ):
+            lst.sort()
+        writes.append((layout.transaction_key(snapshot_id), repo._encode_transaction_log(tx)))
+        await asyncio.gather(*(repo.storage.put(k, d, WriteMode.OVERWRITE) for k, d in writes))
+        await repo.storage.put(
+            layout.snapshot_key(snapshot_id), repo._encode_snapshot(snapshot), WriteMode.CREATE
+        )
+        repo._cache_snapshot(snapshot)
+        return snapshot, tx
+
+    # -- async twins needed by integrations ------------------------------------------------
+
+    async def all_virtual_chunk_locations_async(self) -> list[str]:
+        out: set[str] = set()
+        for path, is_array in self.list_nodes():
+            if not is_array:
+                continue
+            node = self._node(path)
+            assert node is not None
+            for coords in await self.list_chunks(path):
+                payload = await self._payload(node, coords)
+                if isinstance(payload, VirtualPayload):
+                    out.add(payload.location)
+        return sorted(out)
+
+    def all_virtual_chunk_locations(self) -> list[str]:
+        return sync(self.all_virtual_chunk_locations_async())
+
+    def chunk_coordinates(self, array_path: str, batch_size: int = 1000) -> Iterable[tuple[int, ...]]:
+        return sync(self.list_chunks(_normalize_path(array_path)))
+
+
+def _normalize_path(path: str) -> str:
+    path = path.strip("/")
+    return "/" + path if path else "/"
+
+
+class _MetadataError(InvalidInputError, TypeError):
+    """Bad commit metadata: an :class:`InvalidInputError` that is also a ``TypeError``."""
+
+
+def _metadata_error(message: str) -> _MetadataError:
+    return _MetadataError(message, ErrorKind.INVALID_METADATA)
+
+
+class ForkSession(Session):
+    """A picklable writable session whose changes are merged back into its parent.
+
+    Commits and flushes are refused: merge forks into the session they came from and commit
+    there. ``branch`` is ``None``.
+    """
+
+    def merge(self, *others: ForkSession, on_overlap: str = "warn") -> None:
+        for other in others:
+            if not isinstance(other, ForkSession):
+                raise SessionStateError(
+                    "a ForkSession can only merge other ForkSessions; merge forks into the "
+                    "writable Session instead",
+                    ErrorKind.MERGE_NOT_ALLOWED,
+                )
+        super().merge(*others, on_overlap=on_overlap)

@@ -1,0 +1,434 @@
+"""Storage in a directory of the local filesystem (POSIX only).
+
+Layout and guarantees
+---------------------
+The key ``snapshots/ABC`` is the file ``<root>/snapshots/ABC``; directories are created on first
+write, and the root itself is not created until then. Keys that could name anything outside the
+root are rejected (see :func:`~icechunk.storage._common.validate_key`).
+
+* **Atomic writes.** Every put writes a temporary file, ``fsync``\\ s it, then moves it into place
+  with one atomic system call, and ``fsync``\\ s the directory. Readers see the old or the new
+  object, never a torn one, and an acknowledged write survives a crash.
+* **Create-only** puts move the temporary file with ``link(2)``, which fails if the key exists.
+* **Compare-and-swap** (:class:`~icechunk.storage.base.IfMatch`) is safe across threads *and
+  processes* (the real Icechunk turns it off for local storage): the read-compare-replace runs
+  under an exclusive ``flock(2)`` on a lock file. Unconditional overwrites and deletes take the
+  same lock, so they linearize with compare-and-swap on the same key. Lock files are striped: a
+  key's lock is one of :data:`LOCK_STRIPES` files chosen by a hash of the key, so their number
+  stays bounded.
+* **Versions** are content hashes (BLAKE2b, 128 bits, hex), identical in every process. Two
+  writes of identical bytes share a version; that is harmless for compare-and-swap, whose purpose
+  is to detect a change of content.
+
+Temporary and lock files live in two hidden directories at the root, :data:`TMP_DIR` and
+:data:`LOCK_DIR`. :meth:`LocalFileSystemStorage.list` never yields anything inside them and keys
+may not start with them. A crash can leave stray temporary files behind; they are never read and
+can be deleted at any time no write is in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from icechunk.errors import (
+    ErrorKind,
+    InvalidInputError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+)
+from icechunk.storage._common import check_byte_range, resolve_byte_range, validate_key
+from icechunk.storage.base import (
+    ByteRange,
+    IfMatch,
+    ObjectInfo,
+    PutMode,
+    Storage,
+    VersionInfo,
+    WriteMode,
+)
+
+__all__ = ["LOCK_DIR", "LOCK_STRIPES", "TMP_DIR", "LocalFileSystemStorage"]
+
+TMP_DIR = ".icechunk-tmp"
+"""Hidden directory under the root holding files being written."""
+LOCK_DIR = ".icechunk-locks"
+"""Hidden directory under the root holding the ``flock`` files."""
+LOCK_STRIPES = 256
+"""Number of lock files keys are spread over."""
+
+_RESERVED = frozenset({TMP_DIR, LOCK_DIR})
+_LIST_BATCH = 1000
+_NOT_FOUND = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def content_version(data: bytes) -> str:
+    """The version token of an object holding ``data``: a hex BLAKE2b-128 digest."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _os_error(action: str, path: str, exc: OSError) -> StorageError:
+    reason = exc.strerror or str(exc)
+    return StorageError(f"local storage could not {action} {path!r}: {reason}")
+
+
+def _fsync_dir(path: str, *, required: bool = True) -> None:
+    """Flush a directory's entries to disk.
+
+    Filesystems that cannot sync directories (EINVAL, ENOTSUP) are tolerated. With
+    ``required=False`` (directories outside the root) a directory we may not open is tolerated too.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except PermissionError:
+        if required:
+            raise
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+class LocalFileSystemStorage(Storage):
+    """Objects as files under a root directory.
+
+    Parameters
+    ----------
+    root
+        The repository directory. Made absolute immediately (so a pickled copy used from another
+        working directory reaches the same place) but not created until the first write.
+
+    Notes
+    -----
+    All file I/O runs in worker threads (:func:`asyncio.to_thread`), never on the event loop.
+    Pickling records only the root path; a copy in another process reaches the same files and
+    shares their compare-and-swap guarantees. Operating-system errors (permissions, a full disk,
+    a key whose parent is a file, ...) become :class:`~icechunk.errors.StorageError` naming the path.
+    """
+
+    supports_conditional_update = True
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._root = os.path.abspath(os.fspath(root))
+
+    @property
+    def root(self) -> str:
+        """The absolute path of the root directory."""
+        return self._root
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._root,))
+
+    def __repr__(self) -> str:
+        return f"LocalFileSystemStorage({self._root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LocalFileSystemStorage):
+            return NotImplemented
+        return self._root == other._root
+
+    def __hash__(self) -> int:
+        return hash((LocalFileSystemStorage, self._root))
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def _check_key(self, key: str) -> str:
+        validate_key(key)
+        if key.split("/", 1)[0] in _RESERVED:
+            raise InvalidInputError(
+                f"invalid storage key {key!r}: {key.split('/', 1)[0]!r} is reserved for "
+                "local storage's temporary and lock files",
+                ErrorKind.INVALID_KEY,
+            )
+        return key
+
+    def _path(self, key: str) -> str:
+        """The file of an already validated key."""
+        return os.path.join(self._root, *key.split("/"))
+
+    # -- Storage -----------------------------------------------------------------------------
+
+    async def get(self, key: str, byte_range: ByteRange | None = None) -> bytes:
+        # docstring inherited
+        self._check_key(key)
+        check_byte_range(byte_range)
+        return await asyncio.to_thread(self._read, key, byte_range)
+
+    async def get_with_version(self, key: str) -> tuple[bytes, VersionInfo]:
+        # docstring inherited
+        self._check_key(key)
+        return await asyncio.to_thread(self._read_with_version, key)
+
+    async def put(self, key: str, data: bytes, mode: PutMode = WriteMode.OVERWRITE) -> VersionInfo:
+        # docstring inherited
+        self._check_key(key)
+        if not (isinstance(mode, IfMatch) or mode in (WriteMode.OVERWRITE, WriteMode.CREATE)):
+            raise InvalidInputError(f"unknown put mode: {mode!r}")
+        return await asyncio.to_thread(self._write, key, bytes(data), mode)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        # docstring inherited
+        batches = self._list_batches(prefix)
+        try:
+            while True:
+                batch = await asyncio.to_thread(next, batches, None)
+                if batch is None:
+                    return
+                for info in batch:
+                    yield info
+        finally:
+            # Fails only if a cancelled ``to_thread`` is still running the generator; it is then
+            # closed (with its directory handle) when garbage-collected.
+            with contextlib.suppress(ValueError):
+                batches.close()
+
+    async def delete(self, keys: Iterable[str]) -> None:
+        # docstring inherited
+        checked = [self._check_key(key) for key in keys]
+        if checked:
+            await asyncio.to_thread(self._delete, checked)
+
+    async def exists(self, key: str) -> bool:
+        # docstring inherited
+        self._check_key(key)
+        return await asyncio.to_thread(os.path.isfile, self._path(key))
+
+    # -- blocking implementation (runs in worker threads) ------------------------------------
+
+    def _read(self, key: str, byte_range: ByteRange | None) -> bytes:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                if byte_range is None:
+                    return f.read()
+                size = os.fstat(f.fileno()).st_size
+                start, end = resolve_byte_range(byte_range, size)
+                if start == end:
+                    return b""
+                f.seek(start)
+                return f.read(end - start)
+        except _NOT_FOUND:
+            raise ObjectNotFoundError(f"object not found: {key!r} ({path})") from None
+        except OSError as exc:
+            raise _os_error("read", path, exc) from exc
+
+    def _read_with_version(self, key: str) -> tuple[bytes, VersionInfo]:
+        data = self._read(key, None)
+        return data, VersionInfo(content_version(data))
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        """Hold the exclusive cross-process lock guarding ``key`` (and its stripe-mates)."""
+        stripe = hashlib.blake2b(key.encode(), digest_size=2).digest()[0] % LOCK_STRIPES
+        lock_dir = os.path.join(self._root, LOCK_DIR)
+        lock_path = os.path.join(lock_dir, f"{stripe:03d}.lock")
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            try:
+                fd = os.open(lock_path, flags, 0o644)
+            except FileNotFoundError:
+                os.makedirs(lock_dir, exist_ok=True)
+                fd = os.open(lock_path, flags, 0o644)
+        except OSError as exc:
+            raise _os_error("open the lock file", lock_path, exc) from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                raise _os_error("lock", lock_path, exc) from exc
+            yield
+        finally:
+            os.close(fd)  # closing the only descriptor releases the flock
+
+    def _ensure_parent(self, path: str) -> str:
+        """Create the directories above ``path`` that are missing, durably; return the parent."""
+        parent = os.path.dirname(path)
+        if os.path.isdir(parent):
+            return parent
+        missing: list[str] = []
+        current = parent
+        while not os.path.isdir(current):
+            missing.append(current)
+            up = os.path.dirname(current)
+            if up == current:
+                break
+            current = up
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                if not os.path.isdir(directory):
+                    raise StorageError(
+                        f"local storage could not create directory {directory!r}: "
+                        "a file of that name exists"
+                    ) from None
+            except OSError as exc:
+                raise _os_error("create directory", directory, exc) from exc
+            # The new entry must reach the disk too, or a crash could lose the whole subtree.
+            up = os.path.dirname(directory)
+            try:
+                _fsync_dir(up, required=up.startswith(self._root))
+            except OSError as exc:
+                raise _os_error("sync directory", up, exc) from exc
+        return parent
+
+    def _write_temp(self, data: bytes) -> str:
+        """Write ``data`` to a fresh temporary file, flushed to disk; return its path."""
+        tmp_dir = os.path.join(self._root, TMP_DIR)
+        name = f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        tmp_path = os.path.join(tmp_dir, name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            try:
+                fd = os.open(tmp_path, flags, 0o644)
+            except FileNotFoundError:
+                self._ensure_parent(tmp_path)
+                fd = os.open(tmp_path, flags, 0o644)
+        except OSError as exc:
+            raise _os_error("create temporary file", tmp_path, exc) from exc
+        try:
+            with open(fd, "wb", closefd=True) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+            raise _os_error("write", tmp_path, exc) from exc
+        return tmp_path
+
+    def _write(self, key: str, data: bytes, mode: PutMode) -> VersionInfo:
+        path = self._path(key)
+        version = VersionInfo(content_version(data))
+        tmp_path = self._write_temp(data)
+        try:
+            if isinstance(mode, IfMatch):
+                self._replace_if_match(key, path, tmp_path, mode.version)
+            elif mode is WriteMode.CREATE:
+                parent = self._ensure_parent(path)
+                try:
+                    os.link(tmp_path, path)
+                except FileExistsError:
+                    raise PreconditionFailedError(
+                        f"create-only put failed: {key!r} already exists ({path})"
+                    ) from None
+                except OSError as exc:
+                    raise _os_error("create", path, exc) from exc
+                self._sync_dir(parent)
+            else:
+                parent = self._ensure_parent(path)
+                with self._locked(key):
+                    try:
+                        os.replace(tmp_path, path)
+                    except OSError as exc:
+                        raise _os_error("write", path, exc) from exc
+                    self._sync_dir(parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_path)
+        return version
+
+    def _replace_if_match(self, key: str, path: str, tmp_path: str, expected: VersionInfo) -> None:
+        with self._locked(key):
+            try:
+                with open(path, "rb") as f:
+                    current = content_version(f.read())
+            except _NOT_FOUND:
+                raise PreconditionFailedError(
+                    f"conditional put failed: {key!r} does not exist "
+                    f"(expected version {expected.etag!r})"
+                ) from None
+            except OSError as exc:
+                raise _os_error("read", path, exc) from exc
+            if current != expected.etag:
+                raise PreconditionFailedError(
+                    f"conditional put failed: {key!r} is at version {current!r}, "
+                    f"not {expected.etag!r}"
+                )
+            try:
+                os.replace(tmp_path, path)
+            except OSError as exc:
+                raise _os_error("write", path, exc) from exc
+            self._sync_dir(os.path.dirname(path))
+
+    def _sync_dir(self, directory: str) -> None:
+        try:
+            _fsync_dir(directory)
+        except OSError as exc:
+            raise _os_error("sync directory", directory, exc) from exc
+
+    def _delete(self, keys: list[str]) -> None:
+        parents: set[str] = set()
+        for key in keys:
+            path = self._path(key)
+            with self._locked(key):
+                try:
+                    os.unlink(path)
+                except _NOT_FOUND:
+                    continue
+                except OSError as exc:
+                    raise _os_error("delete", path, exc) from exc
+            parents.add(os.path.dirname(path))
+        for parent in parents:
+            self._sync_dir(parent)
+
+    def _list_batches(self, prefix: str) -> Iterator[list[ObjectInfo]]:
+        """Walk the tree below the deepest directory ``prefix`` names, in batches of objects."""
+        start = prefix.rpartition("/")[0]
+        if start:
+            try:
+                self._check_key(start)
+            except InvalidInputError:
+                start = ""  # no object can match such a prefix; the filter below drops all
+        pending = [start]
+        batch: list[ObjectInfo] = []
+        while pending:
+            dir_key = pending.pop()
+            dir_path = self._path(dir_key) if dir_key else self._root
+            try:
+                entries = os.scandir(dir_path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise _os_error("list", dir_path, exc) from exc
+            with entries:
+                for entry in entries:
+                    if not dir_key and entry.name in _RESERVED:
+                        continue
+                    key = f"{dir_key}/{entry.name}" if dir_key else entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            below = key + "/"
+                            if below.startswith(prefix) or prefix.startswith(below):
+                                pending.append(key)
+                            continue
+                        if not key.startswith(prefix):
+                            continue
+                        info = entry.stat()
+                    except FileNotFoundError:
+                        continue  # deleted while we were listing
+                    except OSError as exc:
+                        raise _os_error("list", entry.path, exc) from exc
+                    if not stat.S_ISREG(info.st_mode):
+                        continue
+                    created_at = datetime.fromtimestamp(info.st_mtime, UTC)
+                    batch.append(ObjectInfo(key, info.st_size, created_at))
+                    if len(batch) >= _LIST_BATCH:
+                        yield batch
+                        batch = []
+        if batch:
+            yield batch
