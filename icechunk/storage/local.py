@@ -156,6 +156,9 @@ class LocalFileSystemStorage(Storage):
             )
         return key
 
+    def _inside_root(self, path: str) -> bool:
+        return path == self._root or path.startswith(self._root.rstrip(os.sep) + os.sep)
+
     def _path(self, key: str) -> str:
         """The file of an already validated key."""
         return os.path.join(self._root, *key.split("/"))
@@ -233,7 +236,8 @@ class LocalFileSystemStorage(Storage):
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
         """Hold the exclusive cross-process lock guarding ``key`` (and its stripe-mates)."""
-        stripe = hashlib.blake2b(key.encode(), digest_size=2).digest()[0] % LOCK_STRIPES
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        stripe = int.from_bytes(digest) % LOCK_STRIPES
         lock_dir = os.path.join(self._root, LOCK_DIR)
         lock_path = os.path.join(lock_dir, f"{stripe:03d}.lock")
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
@@ -281,7 +285,7 @@ class LocalFileSystemStorage(Storage):
             # The new entry must reach the disk too, or a crash could lose the whole subtree.
             up = os.path.dirname(directory)
             try:
-                _fsync_dir(up, required=up.startswith(self._root))
+                _fsync_dir(up, required=self._inside_root(up))
             except OSError as exc:
                 raise _os_error("sync directory", up, exc) from exc
         return parent
@@ -375,6 +379,8 @@ class LocalFileSystemStorage(Storage):
         parents: set[str] = set()
         for key in keys:
             path = self._path(key)
+            if not os.path.lexists(path):
+                continue  # also keeps a delete on a missing root from creating the lock directory
             with self._locked(key):
                 try:
                     os.unlink(path)

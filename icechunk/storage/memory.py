@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from icechunk.errors import InvalidInputError, ObjectNotFoundError, PreconditionFailedError, StorageError
+from icechunk.errors import (
+    InvalidInputError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+)
 from icechunk.storage._common import resolve_byte_range, validate_key
 from icechunk.storage.base import (
     ByteRange,
