@@ -517,9 +517,10 @@ class Session:
         for node in self._tree.snapshot.nodes:
             by_id.setdefault(node.id, node.path)
         for node_id, writes in cs.chunks.items():
-            path = by_id.get(node_id)
-            if path is None or not writes or path in cs.deleted and path not in cs.nodes:
+            found = by_id.get(node_id)
+            if found is None or not writes or (found in cs.deleted and found not in cs.nodes):
                 continue
+            path = found
             diff.updated_chunks[path] = sorted(list(c) for c in writes)
         return diff
 
@@ -840,9 +841,9 @@ class Session:
         for n in nodes:
             if n.array is not None:
                 for mref in n.array.manifests:
-                    info = new_manifests.get(mref.object_id) or base.manifest_files.get(
-                        mref.object_id
-                    )
+                    info = new_manifests.get(mref.object_id)
+                    if info is None:
+                        info = base.manifest_files.get(mref.object_id)
                     if info is None:
                         raise SessionStateError(
                             f"manifest {encode_id(mref.object_id)} is referenced by "

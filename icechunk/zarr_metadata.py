@@ -77,7 +77,7 @@ def parse_node_metadata(path: str, user_data: bytes) -> NodeMetadata:
         chunk_shape = (grid.get("configuration") or {}).get("chunk_shape")
     if not isinstance(chunk_shape, list) or len(chunk_shape) != len(shape):
         raise _bad(path, "only regular chunk grids with one chunk length per dimension work")
-    if not all(isinstance(c, int) and c > 0 for c in chunk_shape):
+    if not all(type(c) is int and c > 0 for c in chunk_shape):
         raise _bad(path, "chunk lengths must be positive integers")
     names = doc.get("dimension_names")
     dims: tuple[str | None, ...] | None = None

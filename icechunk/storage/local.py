@@ -16,7 +16,7 @@ root are rejected (see :func:`~icechunk.storage._common.validate_key`).
   same lock, so they linearize with compare-and-swap on the same key. Lock files are striped: a
   key's lock is one of :data:`LOCK_STRIPES` files chosen by a hash of the key, so their number
   stays bounded.
-* **Versions** are content hashes (BLAKE2b, 128 bits, hex), identical in every process. Two
+* **Versions** are content hashes (128 bits of SHA-256, in hex), identical in every process. Two
   writes of identical bytes share a version; that is harmless for compare-and-swap, whose purpose
   is to detect a change of content.
 
@@ -36,7 +36,7 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,14 +67,18 @@ LOCK_DIR = ".icechunk-locks"
 LOCK_STRIPES = 256
 """Number of lock files keys are spread over."""
 
+type _Batch = list[ObjectInfo]
 _RESERVED = frozenset({TMP_DIR, LOCK_DIR})
 _LIST_BATCH = 1000
 _NOT_FOUND = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 def content_version(data: bytes) -> str:
-    """The version token of an object holding ``data``: a hex BLAKE2b-128 digest."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """The version token of an object holding ``data``: 128 bits of its SHA-256, in hex.
+
+    SHA-256 rather than BLAKE2b because CPUs with SHA extensions hash it about twice as fast.
+    """
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _os_error(action: str, path: str, exc: OSError) -> StorageError:
@@ -179,8 +183,11 @@ class LocalFileSystemStorage(Storage):
     async def put(self, key: str, data: bytes, mode: PutMode = WriteMode.OVERWRITE) -> VersionInfo:
         # docstring inherited
         self._check_key(key)
-        if not (isinstance(mode, IfMatch) or mode in (WriteMode.OVERWRITE, WriteMode.CREATE)):
-            raise InvalidInputError(f"unknown put mode: {mode!r}")
+        match mode:
+            case WriteMode.OVERWRITE | WriteMode.CREATE | IfMatch():
+                pass
+            case _:
+                raise InvalidInputError(f"unknown put mode: {mode!r}")
         return await asyncio.to_thread(self._write, key, bytes(data), mode)
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
@@ -375,7 +382,7 @@ class LocalFileSystemStorage(Storage):
         except OSError as exc:
             raise _os_error("sync directory", directory, exc) from exc
 
-    def _delete(self, keys: list[str]) -> None:
+    def _delete(self, keys: Sequence[str]) -> None:
         parents: set[str] = set()
         for key in keys:
             path = self._path(key)
@@ -387,12 +394,14 @@ class LocalFileSystemStorage(Storage):
                 except _NOT_FOUND:
                     continue
                 except OSError as exc:
+                    if os.path.isdir(path):
+                        continue  # a directory is not an object (some systems say EPERM)
                     raise _os_error("delete", path, exc) from exc
             parents.add(os.path.dirname(path))
         for parent in parents:
             self._sync_dir(parent)
 
-    def _list_batches(self, prefix: str) -> Iterator[list[ObjectInfo]]:
+    def _list_batches(self, prefix: str) -> Generator[_Batch]:
         """Walk the tree below the deepest directory ``prefix`` names, in batches of objects."""
         start = prefix.rpartition("/")[0]
         if start:
@@ -401,7 +410,7 @@ class LocalFileSystemStorage(Storage):
             except InvalidInputError:
                 start = ""  # no object can match such a prefix; the filter below drops all
         pending = [start]
-        batch: list[ObjectInfo] = []
+        batch: _Batch = []
         while pending:
             dir_key = pending.pop()
             dir_path = self._path(dir_key) if dir_key else self._root

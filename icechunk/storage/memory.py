@@ -34,7 +34,7 @@ from icechunk.errors import (
     PreconditionFailedError,
     StorageError,
 )
-from icechunk.storage._common import resolve_byte_range, validate_key
+from icechunk.storage._common import check_byte_range, resolve_byte_range, validate_key
 from icechunk.storage.base import (
     ByteRange,
     IfMatch,
@@ -86,6 +86,7 @@ def _restore(bucket_id: str, owner_pid: int) -> InMemoryStorage:
     storage = InMemoryStorage.__new__(InMemoryStorage)
     storage._bucket = None
     storage._bucket_id = bucket_id
+    storage._owner_pid = owner_pid
     storage._unavailable = None
     if owner_pid != os.getpid():
         storage._unavailable = _CROSS_PROCESS_MESSAGE.format(
@@ -118,6 +119,7 @@ class InMemoryStorage(Storage):
 
     _bucket: _Bucket | None
     _bucket_id: str
+    _owner_pid: int
     _unavailable: str | None
 
     def __init__(self) -> None:
@@ -126,13 +128,15 @@ class InMemoryStorage(Storage):
             _REGISTRY[bucket.bucket_id] = bucket
         self._bucket = bucket
         self._bucket_id = bucket.bucket_id
+        self._owner_pid = bucket.pid
         self._unavailable = None
 
     # -- identity and pickling ---------------------------------------------------------------
 
     def __reduce__(self) -> tuple[Any, ...]:
-        owner = self._bucket.pid if self._bucket is not None else os.getpid()
-        return (_restore, (self._bucket_id, owner))
+        # The owner is the process holding the data, even when this handle is a foreign copy:
+        # a copy sent back to its owner process works again.
+        return (_restore, (self._bucket_id, self._owner_pid))
 
     def __repr__(self) -> str:
         return f"InMemoryStorage(id={self._bucket_id[:8]})"
@@ -160,6 +164,7 @@ class InMemoryStorage(Storage):
     async def get(self, key: str, byte_range: ByteRange | None = None) -> bytes:
         # docstring inherited
         validate_key(key)
+        check_byte_range(byte_range)
         bucket = self._live_bucket()
         with bucket.lock:
             entry = bucket.objects.get(key)

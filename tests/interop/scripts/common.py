@@ -23,9 +23,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-import icechunk
 import numpy as np
 import zarr
+
+import icechunk
 
 # ---------------------------------------------------------------------------------------------
 # API detection
@@ -38,7 +39,7 @@ def library_info() -> dict[str, str]:
         "icechunk_file": str(getattr(icechunk, "__file__", "")),
         "zarr": zarr.__version__,
         "numpy": np.__version__,
-        "python": "%d.%d.%d" % sys.version_info[:3],
+        "python": ".".join(map(str, sys.version_info[:3])),
     }
 
 

@@ -128,9 +128,7 @@ def dump(path: str) -> dict[str, Any]:
     repo = open_repo(path)
     branches = {b: repo.lookup_branch(b) for b in sorted(repo.list_branches())}
     tags = {t: repo.lookup_tag(t) for t in sorted(repo.list_tags())}
-    refs = [("branch", b, {"branch": b}) for b in branches] + [
-        ("tag", t, {"tag": t}) for t in tags
-    ]
+    refs = [("branch", b, {"branch": b}) for b in branches] + [("tag", t, {"tag": t}) for t in tags]
     ancestry: dict[str, list[dict[str, Any]]] = {}
     infos: dict[str, Any] = {}
     for kind, name, kwargs in refs:

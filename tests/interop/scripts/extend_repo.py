@@ -3,7 +3,7 @@
 Usage: ``extend_repo.py PATH [--label oracle]``
 
 Creates branch ``from-<label>`` at main's tip and commits on it a new array plus a change to the
-first chunk of the first existing array (in path order), then tags the commit ``<label>-tag``.
+first chunk of the biggest existing array, then tags the commit ``<label>-tag``.
 Prints ``{"snapshot": <new snapshot id>, "parent": <main's tip>, ...}``.
 """
 
@@ -16,15 +16,21 @@ import zarr
 from common import commit, emit, library_info, open_repo
 
 
-def first_array(group: zarr.Group) -> tuple[str, zarr.Array] | None:
-    for name, member in sorted(group.members(), key=lambda m: m[0]):
+def arrays(group: zarr.Group, prefix: str = "") -> list[tuple[str, zarr.Array]]:
+    found: list[tuple[str, zarr.Array]] = []
+    for name, member in group.members():
         if isinstance(member, zarr.Group):
-            found = first_array(member)
-            if found is not None:
-                return f"{name}/{found[0]}", found[1]
-        elif member.ndim >= 1:
-            return name, member
-    return None
+            found.extend(arrays(member, f"{prefix}{name}/"))
+        else:
+            found.append((f"{prefix}{name}", member))
+    return found
+
+
+def array_to_modify(group: zarr.Group) -> tuple[str, zarr.Array]:
+    """The biggest array with at least one dimension (ties broken by path)."""
+    candidates = [(p, a) for p, a in arrays(group) if a.ndim >= 1]
+    assert candidates, "the repository has no array to modify"
+    return min(candidates, key=lambda pa: (-pa[1].size, pa[0]))
 
 
 def main() -> None:
@@ -40,9 +46,7 @@ def main() -> None:
     repo.create_branch(branch, tip)
     session = repo.writable_session(branch)
     root = zarr.open_group(store=session.store, mode="a")
-    found = first_array(root)
-    assert found is not None, "the repository has no array to modify"
-    path, arr = found
+    path, arr = array_to_modify(root)
     region = tuple(slice(0, c) for c in arr.chunks)
     block = np.asarray(arr[region])
     arr[region] = (np.arange(block.size) % 7 + 1).reshape(block.shape).astype(arr.dtype)
@@ -54,9 +58,7 @@ def main() -> None:
         attributes={"written_by": label},
     )
     new[:] = np.random.default_rng(7).standard_normal((8, 6))
-    snap = commit(
-        session, f"extend: commit by {label}", {"extended_by": label, "modified": path}
-    )
+    snap = commit(session, f"extend: commit by {label}", {"extended_by": label, "modified": path})
     repo.create_tag(f"{label}-tag", snap)
     emit({"library": library_info(), "snapshot": snap, "parent": tip, "modified": path})
 

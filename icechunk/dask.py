@@ -1,0 +1,130 @@
+"""Distributed writes of dask arrays into an Icechunk session.
+
+Each write task runs on a :class:`~icechunk.session.ForkSession` (inside the target zarr
+array's store), returns it, and a tree reduction merges the forks; the merged fork comes back
+to the caller, which merges it into its own session and commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from dask.base import compute, is_dask_collection
+
+from icechunk.distributed import extract_session, merge_sessions
+from icechunk.session import ForkSession, Session
+
+__all__ = [
+    "computing_meta",
+    "merge_sessions_array_kwargs",
+    "session_merge_reduction",
+    "store_dask",
+]
+
+_FORBIDDEN = ("compute", "return_stored", "load_stored", "lock")
+
+
+def computing_meta(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Return an object-dtype placeholder when dask probes ``func`` for its meta."""
+
+    def wrapper(*args: Any, computing_meta: bool = False, **kwargs: Any) -> Any:
+        if computing_meta:
+            return np.array([object()], dtype=object)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def merge_sessions_array_kwargs(
+    *sessions: Any, axis: Any = None, keepdims: Any = None
+) -> Session:
+    """``merge_sessions`` with the signature dask's reduction ``aggregate`` expects."""
+    return merge_sessions(*sessions)
+
+
+def _is_dask_array(x: Any) -> bool:
+    return is_dask_collection(x) and hasattr(x, "chunks") and hasattr(x, "dtype")
+
+
+def session_merge_reduction(
+    arrays: Any, *, split_every: int | None = None, **store_kwargs: Any
+) -> Session:
+    """Merge the sessions carried by the stored arrays of ``dask.array.store(return_stored=True)``."""
+    items = arrays if isinstance(arrays, list | tuple) else [arrays]
+    if not all(_is_dask_array(a) for a in items):
+        raise TypeError("Expected a dask array")
+    reductions = [
+        da.reduction(  # type: ignore[no-untyped-call]
+            a,
+            name="ice-changeset",
+            chunk=extract_session,
+            aggregate=merge_sessions_array_kwargs,
+            split_every=split_every,
+            concatenate=False,
+            keepdims=False,
+            dtype=object,
+            meta=np.array([object()], dtype=object),
+        )
+        for a in items
+    ]
+    computed = compute(*reductions, **store_kwargs)  # type: ignore[no-untyped-call]
+    return merge_sessions(*computed)
+
+
+def store_dask(
+    session: Session | None = None,
+    *,
+    sources: Sequence[Any],
+    targets: Sequence[Any],
+    regions: Sequence[tuple[slice, ...]] | None = None,
+    split_every: int | None = None,
+    **store_kwargs: Any,
+) -> ForkSession | Session:
+    """Write dask arrays into zarr arrays on Icechunk forks, then merge the forks.
+
+    Two call forms are supported:
+
+    * ``store_dask(sources=..., targets=...)`` (icechunk 2.x): the targets must be opened on a
+      :class:`ForkSession`'s store; the merged fork is returned and the caller merges it into
+      its session with ``session.merge(fork)``.
+    * ``store_dask(session, sources=..., targets=...)`` (the form of the seed document): the
+      targets may be opened on ``session``'s own store; a fork is made internally, the writes
+      are merged into ``session``, and ``session`` is returned. Commit it afterwards.
+
+    There is no ``compute`` argument: the write always happens now.
+    """
+    for name in _FORBIDDEN:
+        if name in store_kwargs:
+            raise TypeError(
+                f"store_dask() got an unexpected keyword argument {name!r}: writes always "
+                "compute immediately and are merged into a session"
+            )
+    targets = list(targets)
+    fork: ForkSession | None = None
+    if session is not None:
+        import zarr
+
+        fork = session.fork()
+        retargeted = []
+        for t in targets:
+            retargeted.append(zarr.open_array(fork.store, path=t.path, mode="r+"))
+        targets = retargeted
+    stored = da.store(
+        list(sources),
+        targets,  # type: ignore[arg-type]
+        regions=regions,
+        compute=False,
+        return_stored=True,
+        load_stored=False,
+        lock=False,
+    )
+    merged = session_merge_reduction(stored, split_every=split_every, **store_kwargs)
+    if session is None:
+        assert isinstance(merged, ForkSession)
+        return merged
+    session.merge(merged)  # type: ignore[arg-type]
+    return session

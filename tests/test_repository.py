@@ -1,0 +1,243 @@
+"""Repository life cycle, branches, tags and history, in both spec versions."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+import icechunk
+from icechunk import ErrorKind
+
+ROOT_ID = "1CECHNKREP0F1RSTCMT0"
+
+
+def commit_something(repo: icechunk.Repository, branch: str, message: str, value: int = 1) -> str:
+    session = repo.writable_session(branch)
+    root = zarr.open_group(session.store, mode="a")
+    root.attrs["value"] = value
+    root.attrs["message"] = message
+    return session.commit(message, metadata={"value": value})
+
+
+def test_create_makes_main_at_root(repo: icechunk.Repository, spec_version: int) -> None:
+    assert repo.spec_version == spec_version
+    assert repo.list_branches() == {"main"}
+    assert repo.lookup_branch("main") == ROOT_ID
+    assert repo.list_tags() == set()
+    (root,) = list(repo.ancestry(branch="main"))
+    assert root.id == ROOT_ID
+    assert root.parent_id is None
+    assert root.message == "Repository initialized"
+
+
+def test_exists_open_and_spec_detection(tmp_path: Path, spec_version: int) -> None:
+    storage = icechunk.local_filesystem_storage(str(tmp_path / "r"))
+    assert not icechunk.Repository.exists(storage)
+    assert icechunk.Repository.fetch_spec_version(storage) is None
+    with pytest.raises(icechunk.RepositoryNotFoundError) as info:
+        icechunk.Repository.open(storage)
+    assert info.value.kind == ErrorKind.REPOSITORY_NOT_FOUND
+    icechunk.Repository.create(storage, spec_version=spec_version)
+    assert icechunk.Repository.exists(storage)
+    assert icechunk.Repository.fetch_spec_version(storage) == spec_version
+    assert icechunk.Repository.open(storage).spec_version == spec_version
+    assert icechunk.Repository.open_or_create(storage).spec_version == spec_version
+
+
+def test_create_refuses_non_empty_location(repo: icechunk.Repository) -> None:
+    with pytest.raises(icechunk.InvalidInputError) as info:
+        icechunk.Repository.create(repo.storage)
+    assert info.value.kind == ErrorKind.PARENT_DIRECTORY_NOT_CLEAN
+    assert repo.lookup_branch("main") == ROOT_ID  # untouched
+
+
+def test_unknown_spec_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(icechunk.InvalidInputError, match="spec version"):
+        icechunk.Repository.create(icechunk.in_memory_storage(), spec_version=3)
+
+
+def test_commits_build_history(repo: icechunk.Repository) -> None:
+    first = commit_something(repo, "main", "first", 1)
+    second = commit_something(repo, "main", "second", 2)
+    history = list(repo.ancestry(branch="main"))
+    assert [h.id for h in history] == [second, first, ROOT_ID]
+    assert [h.message for h in history] == ["second", "first", "Repository initialized"]
+    assert history[0].parent_id == first
+    assert history[0].metadata == {"value": 2}
+    assert history[0].written_at > history[1].written_at
+    assert repo.lookup_snapshot(first).message == "first"
+
+
+def test_branches(repo: icechunk.Repository) -> None:
+    first = commit_something(repo, "main", "first")
+    repo.create_branch("dev", first)
+    assert repo.list_branches() == {"main", "dev"}
+    dev_tip = commit_something(repo, "dev", "on dev")
+    assert repo.lookup_branch("dev") == dev_tip
+    assert repo.lookup_branch("main") == first
+    with pytest.raises(icechunk.AlreadyExistsError) as info:
+        repo.create_branch("dev", first)
+    assert info.value.kind == ErrorKind.BRANCH_ALREADY_EXISTS
+    repo.reset_branch("dev", first)
+    assert repo.lookup_branch("dev") == first
+    with pytest.raises(icechunk.ConflictError) as conflict:
+        repo.reset_branch("dev", dev_tip, from_snapshot_id=ROOT_ID)
+    assert conflict.value.kind == ErrorKind.BRANCH_UPDATE_CONFLICT
+    repo.reset_branch("dev", dev_tip, from_snapshot_id=first)
+    assert repo.lookup_branch("dev") == dev_tip
+    repo.delete_branch("dev")
+    assert repo.list_branches() == {"main"}
+    with pytest.raises(icechunk.RefNotFoundError):
+        repo.lookup_branch("dev")
+    with pytest.raises(icechunk.RefNotFoundError):
+        repo.delete_branch("dev")
+    with pytest.raises(icechunk.SessionStateError) as main_err:
+        repo.delete_branch("main")
+    assert main_err.value.kind == ErrorKind.CANNOT_DELETE_MAIN
+
+
+def test_branch_needs_existing_snapshot(repo: icechunk.Repository) -> None:
+    with pytest.raises(icechunk.SnapshotNotFoundError):
+        repo.create_branch("x", "AAAAAAAAAAAAAAAAAAA0")
+    with pytest.raises(icechunk.InvalidInputError) as info:
+        repo.create_branch("x", "garbage")
+    assert info.value.kind == ErrorKind.INVALID_SNAPSHOT_ID
+    assert repo.list_branches() == {"main"}
+
+
+def test_tags_are_immutable_and_never_reused(repo: icechunk.Repository) -> None:
+    first = commit_something(repo, "main", "first")
+    repo.create_tag("v1", first)
+    assert repo.lookup_tag("v1") == first
+    with pytest.raises(icechunk.AlreadyExistsError) as dup:
+        repo.create_tag("v1", ROOT_ID)
+    assert dup.value.kind == ErrorKind.TAG_ALREADY_EXISTS
+    repo.delete_tag("v1")
+    assert repo.list_tags() == set()
+    with pytest.raises(icechunk.RefNotFoundError):
+        repo.lookup_tag("v1")
+    with pytest.raises(icechunk.AlreadyExistsError) as reuse:
+        repo.create_tag("v1", first)
+    assert reuse.value.kind == ErrorKind.TAG_PREVIOUSLY_DELETED
+    with pytest.raises(icechunk.RefNotFoundError):
+        repo.delete_tag("never-existed")
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "..", ".", "bad\nname", "nul\x00"])
+def test_invalid_ref_names(repo: icechunk.Repository, name: str) -> None:
+    with pytest.raises(icechunk.InvalidInputError) as info:
+        repo.create_branch(name, ROOT_ID)
+    assert info.value.kind == ErrorKind.INVALID_REF_NAME
+    with pytest.raises(icechunk.InvalidInputError):
+        repo.create_tag(name, ROOT_ID)
+    assert repo.list_branches() == {"main"}
+    assert repo.list_tags() == set()
+
+
+def test_readonly_session_arguments(repo: icechunk.Repository) -> None:
+    first = commit_something(repo, "main", "first")
+    repo.create_tag("t", first)
+    for session in (
+        repo.readonly_session("main"),
+        repo.readonly_session(tag="t"),
+        repo.readonly_session(snapshot_id=first),
+    ):
+        assert session.read_only
+        assert session.snapshot_id == first
+    with pytest.raises(ValueError, match="one of"):
+        repo.readonly_session()
+    with pytest.raises(ValueError, match="one of"):
+        repo.readonly_session("main", tag="t")
+
+
+def test_default_commit_metadata(repo: icechunk.Repository) -> None:
+    repo.set_default_commit_metadata({"author": "ci", "value": 0})
+    assert repo.default_commit_metadata() == {"author": "ci", "value": 0}
+    snap = commit_something(repo, "main", "m", value=5)
+    assert repo.lookup_snapshot(snap).metadata == {"author": "ci", "value": 5}
+
+
+def test_ops_log_and_metadata_spec2(tmp_path: Path) -> None:
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "r")))
+    first = commit_something(repo, "main", "first")
+    repo.create_branch("dev", first)
+    repo.create_tag("v1", first)
+    repo.delete_tag("v1")
+    repo.set_metadata({"project": "demo", "n": [1, 2.5, None]})
+    assert repo.get_metadata() == {"project": "demo", "n": [1, 2.5, None]}
+    log = list(repo.ops_log())
+    kinds = [u.kind.kind for u in log]
+    assert kinds == [
+        "MetadataChanged", "TagDeleted", "TagCreated", "BranchCreated", "NewCommit",
+        "RepoInitialized",
+    ]
+    stamps = [u.updated_at for u in log]
+    assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == len(stamps)
+    assert log[4].kind.new_snap_id == first
+    # every older entry points at a backup of the repo object as it was right after it
+    for update in log[1:]:
+        assert update.backup_path is not None
+        assert (tmp_path / "r" / update.backup_path).exists()
+
+
+def test_ops_log_refused_on_spec1(tmp_path: Path) -> None:
+    repo = icechunk.Repository.create(
+        icechunk.local_filesystem_storage(str(tmp_path / "r")), spec_version=1
+    )
+    with pytest.raises(icechunk.IcechunkError, match="spec version 2"):
+        list(repo.ops_log())
+    with pytest.raises(icechunk.IcechunkError, match="spec version 2"):
+        repo.set_metadata({"a": 1})
+
+
+def test_repository_pickles(local_repo: icechunk.Repository) -> None:
+    first = commit_something(local_repo, "main", "first")
+    clone = pickle.loads(pickle.dumps(local_repo))
+    assert clone.lookup_branch("main") == first
+    assert clone.spec_version == local_repo.spec_version
+
+
+def _race_worker(path: str, targets: list[str], rounds: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(path))
+    rng = np.random.default_rng()
+    done: list[tuple[str, str]] = []
+    while len(done) < rounds:
+        current = repo.lookup_branch("main")
+        target = str(rng.choice([t for t in targets if t != current]))
+        try:
+            repo.reset_branch("main", target, from_snapshot_id=current)
+        except icechunk.ConflictError:
+            continue
+        done.append((current, target))
+    out.put(done)
+
+
+def test_concurrent_reset_branch_loses_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "race")
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(path))
+    targets = [commit_something(repo, "main", f"c{i}", i) for i in range(4)]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_race_worker, args=(path, targets, 15, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    successes = [pair for r in results for pair in r]
+    assert len(successes) == 60
+    resets = [u for u in repo.ops_log() if u.kind.kind == "BranchReset"]
+    assert len(resets) == 60
+    # The log, oldest first, is one unbroken chain: reset k started at the snapshot reset k-1
+    # moved to. Rebuild the (from, to) pairs from it; they must be exactly the acknowledged ones.
+    previous = [u.kind.previous_snap_id for u in reversed(resets)]
+    final = repo.lookup_branch("main")
+    logged = list(zip(previous, [*previous[1:], final], strict=True))
+    assert previous[0] == targets[-1]
+    assert sorted(logged) == sorted(successes)
