@@ -112,18 +112,20 @@ def test_stale_commit_raises_conflict(repo: icechunk.Repository) -> None:
 
 @pytest.mark.parametrize("choice", [VersionSelection.UseOurs, VersionSelection.UseTheirs])
 def test_basic_solver_version_selection(repo: icechunk.Repository, choice: VersionSelection) -> None:
-    make_array(repo)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="cells", shape=(5, 5), chunks=(1, 1), dtype="i4")
+    session.commit("init")
     s1 = repo.writable_session("main")
     s2 = repo.writable_session("main")
-    zarr.open_array(s1.store, path="data")[0, 0] = 1
-    zarr.open_array(s2.store, path="data")[0, :] = 2
+    zarr.open_array(s1.store, path="cells")[0, 0] = 1
+    zarr.open_array(s2.store, path="cells")[0, :] = 2
     s1.commit("s1")
+    with pytest.raises(icechunk.RebaseFailedError):
+        s2.rebase(BasicConflictSolver(on_chunk_conflict=VersionSelection.Fail))
     s2.rebase(BasicConflictSolver(on_chunk_conflict=choice))
     s2.commit("s2")
-    row = read(repo)[0]
-    expected = np.full(20, 2.0) if choice == VersionSelection.UseOurs else np.arange(20.0)
-    if choice == VersionSelection.UseTheirs:
-        expected[0] = 1
+    row = read(repo, "cells")[0]
+    expected = [2, 2, 2, 2, 2] if choice == VersionSelection.UseOurs else [1, 2, 2, 2, 2]
     np.testing.assert_array_equal(row, expected)
 
 

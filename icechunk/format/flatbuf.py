@@ -85,7 +85,7 @@ def decoding(name: str, what: str) -> Iterator[None]:
         raise FormatError(f"corrupt {what} `{name}`: {type(e).__name__}: {e}") from None
 
 
-def check_id(raw: bytes, size: int, what: str) -> bytes:
+def check_id(raw: object, size: int, what: str) -> bytes:
     """Return ``raw`` as bytes if it is a ``size``-byte id, else raise InvalidInputError."""
     if not isinstance(raw, (bytes, bytearray, memoryview)) or len(raw) != size:
         raise InvalidInputError(
@@ -270,12 +270,12 @@ class Table:
         """A required string field."""
         return self.buf.string_at(self._child(slot, field, True))
 
-    def bytes(self, slot: int, field: str) -> bytes | None:
+    def blob(self, slot: int, field: str) -> bytes | None:
         """An optional ``[ubyte]`` field."""
         pos = self._child(slot, field, False)
         return self.buf.bytes_at(pos) if pos else None
 
-    def bytes_req(self, slot: int, field: str) -> bytes:
+    def blob_req(self, slot: int, field: str) -> bytes:
         """A required ``[ubyte]`` field."""
         return self.buf.bytes_at(self._child(slot, field, True))
 
@@ -368,6 +368,10 @@ def gather_rows(buf: Buffer, pos: Int64Array, width: int, dtype: str) -> npt.NDA
     n = pos.size
     if n == 0 or width == 0:
         return np.zeros((n, width), dtype=dtype)
+    if size == 1 and width % 4 == 0 and not (pos & 3).any():
+        # e.g. 12-byte ids at 4-aligned positions: move them as 32-bit words
+        words = gather_rows(buf, pos, width // 4, "<u4")
+        return np.ascontiguousarray(words).view(np.uint8).reshape(n, width).view(dtype)
     flat = (pos[:, None] + size * np.arange(width, dtype=np.int64)).reshape(-1)
     return gather(buf, flat, dtype).reshape(n, width)
 
@@ -415,10 +419,10 @@ class TableColumns:
         entry = 4 + 2 * slot
         if self.uniform:
             vt0 = int(self.vt[0])
-            fo = buf.read("u16", vt0 + entry) if entry < int(self.vsize[0]) else 0
-            if fo and fo + size > int(self.tsize[0]):
+            fo0 = buf.read("u16", vt0 + entry) if entry < int(self.vsize[0]) else 0
+            if fo0 and fo0 + size > int(self.tsize[0]):
                 raise buf.error(f"a field of `{self.field}` overruns its table")
-            return self.pos + fo if fo else np.zeros(self.n, dtype=np.int64)
+            return self.pos + fo0 if fo0 else np.zeros(self.n, dtype=np.int64)
         has = entry < self.vsize
         fo = np.zeros(self.n, dtype=np.int64)
         if has.any():
@@ -522,17 +526,20 @@ def add_struct_slot(b: Any, slot: int, raw: bytes, alignment: int = 1) -> None:
     b.PrependStructSlot(slot, b.Offset(), 0)
 
 
-def insert_block(b: Any, block: bytes | bytearray | memoryview, alignment: int = 8) -> int:
+def insert_block(
+    b: Any, block: bytes | bytearray | memoryview | npt.NDArray[np.uint8], alignment: int = 8
+) -> int:
     """Splice a pre-built, position-independent block in; return the offset of its start.
 
     The block's internal offsets must be relative, and it must only need its start aligned to
     ``alignment`` (a power of two, at most 8). An object ``r`` bytes into the block then has the
     builder offset ``returned - r``.
     """
-    size = len(block)
+    data = memoryview(block).cast("B")
+    size = data.nbytes
     b.Prep(alignment, size)
     b.head = b.head - size
-    b.Bytes[b.head : b.head + size] = block
+    b.Bytes[b.head : b.head + size] = data
     off: int = b.Offset()
     return off
 

@@ -72,7 +72,9 @@ def make_header(file_type: FileType, spec_version: int) -> bytes:
     return MAGIC + _IMPL_FIELD + bytes((spec_version, int(file_type), COMPRESSION_ZSTD))
 
 
-def compress(payload: bytes | bytearray | memoryview, level: int = DEFAULT_COMPRESSION_LEVEL) -> bytes:
+def compress(
+    payload: bytes | bytearray | memoryview, level: int = DEFAULT_COMPRESSION_LEVEL
+) -> bytes:
     """One zstd frame of ``payload``, with its content size recorded in the frame header."""
     threads = -1 if len(payload) >= 8 << 20 else 0
     cctx = zstandard.ZstdCompressor(level=level, write_content_size=True, threads=threads)

@@ -94,8 +94,10 @@ def decode_msgpack(data: bytes, name: str) -> JSON:
     """
     try:
         value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
-    except Exception as e:  # msgpack raises many unrelated exception types
-        raise FormatError(f"corrupt metadata value in `{name}`: invalid MessagePack ({e})") from None
+    except (ValueError, TypeError, ArithmeticError, msgpack.UnpackException) as e:
+        raise FormatError(
+            f"corrupt metadata value in `{name}`: invalid MessagePack ({e})"
+        ) from None
     try:
         _check_json(value)
     except InvalidInputError as e:
@@ -173,7 +175,9 @@ class _FlexReader:
         self.budget = 4 * self.size + 64
 
     def error(self, detail: str) -> FormatError:
-        return FormatError(f"corrupt metadata value in `{self.name}`: invalid FlexBuffer ({detail})")
+        return FormatError(
+            f"corrupt metadata value in `{self.name}`: invalid FlexBuffer ({detail})"
+        )
 
     def check(self, pos: int, size: int) -> None:
         if pos < 0 or size < 0 or pos + size > self.size:
@@ -198,7 +202,7 @@ class _FlexReader:
     def target(self, pos: int, width: int) -> int:
         """Follow the (backwards) offset stored at ``pos``."""
         off = self.uint(pos, width)
-        if off == 0 or off > pos:
+        if off > pos:
             raise self.error(f"invalid offset {off} at {pos}")
         return pos - off
 
@@ -345,6 +349,6 @@ def read_metadata_items(items: list[Table] | None, spec_version: int, name: str)
     out: dict[str, JSON] = {}
     for item in items or ():
         key = item.string_req(0, "MetadataItem.name")
-        raw = item.bytes_req(1, "MetadataItem.value")
+        raw = item.blob_req(1, "MetadataItem.value")
         out[key] = decode_json_value(raw, spec_version, name)
     return out

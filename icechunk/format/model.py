@@ -271,3 +271,9 @@ class RepoInfo:
     enabled_feature_flags: list[int] | None = None
     disabled_feature_flags: list[int] | None = None
     spec_version: int = 2
+    extra: bytes | None = None
+    """The reserved ``extra`` bytes of the ``Repo`` table, carried over verbatim."""
+    has_unknown_fields: bool = False
+    """Set by the decoder when the object uses fields (vtable slots or ops-log entry types) this
+    library does not know; such an object must not be rewritten, since the unknown data would
+    be lost."""

@@ -137,7 +137,9 @@ def _build_manifest_files(b: Any, files: list[ManifestFileInfo], spec: int) -> t
     files = sorted(files, key=lambda f: f.id)
     if spec == 1:
         raw = b"".join(
-            _MANIFEST_FILE_INFO.pack(check_id(f.id, 12, "manifest id"), f.size_bytes, f.num_chunk_refs)
+            _MANIFEST_FILE_INFO.pack(
+                check_id(f.id, 12, "manifest id"), f.size_bytes, f.num_chunk_refs
+            )
             for f in files
         )
         return create_raw_vector(b, raw, 32, len(files), 8), 0
@@ -204,9 +206,7 @@ def _read_shape(buf: Buffer, t: Table) -> tuple[DimensionShape, ...]:
     if v2 is not None and len(v2) >= len(v1):
         lengths = [_DIMENSION_SHAPE.unpack(raw)[1] for raw in v1] if len(v1) == len(v2) else None
         return tuple(
-            DimensionShape(
-                d.scalar(0, "u64"), d.scalar(1, "u32"), lengths[i] if lengths else None
-            )
+            DimensionShape(d.scalar(0, "u64"), d.scalar(1, "u32"), lengths[i] if lengths else None)
             for i, d in enumerate(v2)
         )
     dims = []
@@ -229,7 +229,7 @@ def _read_manifest_ref(t: Table) -> ManifestRef:
 def _read_node(buf: Buffer, t: Table) -> NodeSnapshot:
     node_id = t.struct_req(0, 8, "NodeSnapshot.id")
     path = t.string_req(1, "NodeSnapshot.path")
-    user_data = t.bytes_req(2, "NodeSnapshot.user_data")
+    user_data = t.blob_req(2, "NodeSnapshot.user_data")
     data_type = t.scalar(3, "u8")
     data = t.table_req(4, "NodeSnapshot.node_data")
     if data_type == _GROUP:
@@ -240,10 +240,10 @@ def _read_node(buf: Buffer, t: Table) -> NodeSnapshot:
     names = None
     if names_tables is not None:
         names = tuple(n.string(0, "DimensionName.name") for n in names_tables)
-    manifests = tuple(
-        _read_manifest_ref(m) for m in data.tables_req(2, "ArrayNodeData.manifests")
+    manifests = tuple(_read_manifest_ref(m) for m in data.tables_req(2, "ArrayNodeData.manifests"))
+    return NodeSnapshot(
+        node_id, path, user_data, ArrayData(_read_shape(buf, data), names, manifests)
     )
-    return NodeSnapshot(node_id, path, user_data, ArrayData(_read_shape(buf, data), names, manifests))
 
 
 def _read_manifest_files(root: Table) -> list[ManifestFileInfo]:

@@ -1,0 +1,511 @@
+"""Chunk manifests (``manifests/<id>``, file type 2), spec 1 and spec 2, vectorised with numpy.
+
+Flatbuffer slots::
+
+    Manifest       0 id  1 arrays  2 location_dictionary (v2)  3 compression_algorithm (v2,
+                   default 1)  4 extra
+    ArrayManifest  0 node_id  1 refs  2 extra
+    ChunkRef       0 index  1 inline  2 offset  3 length  4 chunk_id  5 location
+                   6 checksum_etag  7 checksum_last_modified  8 compressed_location (v2)  9 extra
+
+Encoding. Each array's refs vector and ChunkRef tables are laid out by numpy as one
+position-independent block (spliced into a ``flatbuffers.Builder`` that writes the few outer
+tables). Every ref gets a table whose layout depends only on which fields it has (its *code*),
+so all refs of one code share one vtable and fixed field positions; fixed-size fields are
+scattered with numpy, and only variable-length children (inline bytes, URLs, etags) are copied
+one by one. A record is::
+
+    table (8-aligned): soffset, index uoffset, [length u64, offset u64], [uoffsets of inline /
+                       location / etag], [last_modified u32], [chunk_id 12 bytes], padding
+    index vector:      u32 ndim, ndim x u32
+    variable children: inline bytes / location string / etag string, each 4-aligned
+
+A native ref of a 2-d array is therefore 48 bytes. Offsets equal to 0 are omitted, as real
+Icechunk does; spec 2 writes ``compression_algorithm = 0`` explicitly (locations are never
+dictionary-compressed by this writer).
+
+Decoding reads all ChunkRef tables of an array column-wise with
+:class:`~icechunk.format.flatbuf.TableColumns`, whatever their vtables; dictionary-compressed
+virtual locations are decompressed with the manifest's zstd dictionary.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import zstandard
+
+from icechunk.errors import ErrorKind, InvalidInputError
+from icechunk.format.flatbuf import (
+    Buffer,
+    TableColumns,
+    check_id,
+    decoding,
+    gather_rows,
+)
+from icechunk.format.header import decode_object, decompress, encode_object
+from icechunk.format.model import (
+    ArrayManifest,
+    ChunkKind,
+    ChunkRefs,
+    FileType,
+    Manifest,
+)
+
+__all__ = ["ascending_rows", "decode_manifest", "encode_manifest"]
+
+# ChunkRef slots
+_INDEX, _INLINE, _OFFSET, _LENGTH, _CHUNK_ID = 0, 1, 2, 3, 4
+_LOCATION, _ETAG, _LAST_MODIFIED, _COMPRESSED_LOCATION = 5, 6, 7, 8
+
+# bits of a ref's layout code
+_NATIVE, _INLINE_BIT, _VIRTUAL, _HAS_OFFSET, _HAS_ETAG, _HAS_MODIFIED = 1, 2, 4, 8, 16, 32
+_MAX_LOCATION_SIZE: Final = 1 << 20
+_PACK_U32 = struct.Struct("<I").pack_into
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) & ~(a - 1)
+
+
+class _Layout:
+    """Field positions of the ChunkRef table for one layout code."""
+
+    __slots__ = ("chunk_id", "etag", "inline", "location", "modified", "size", "vtable")
+
+    def __init__(self, code: int) -> None:
+        slots = [0] * 8
+        slots[_INDEX] = 4
+        pos = 8
+        if code & (_NATIVE | _VIRTUAL):
+            slots[_LENGTH] = pos
+            pos += 8
+            if code & _HAS_OFFSET:
+                slots[_OFFSET] = pos
+                pos += 8
+        for bit, slot in ((_INLINE_BIT, _INLINE), (_VIRTUAL, _LOCATION), (_HAS_ETAG, _ETAG)):
+            if code & bit:
+                slots[slot] = pos
+                pos += 4
+        if code & _HAS_MODIFIED:
+            slots[_LAST_MODIFIED] = pos
+            pos += 4
+        if code & _NATIVE:
+            slots[_CHUNK_ID] = pos
+            pos += 12
+        self.size = _align(pos, 8)
+        self.inline = slots[_INLINE]
+        self.location = slots[_LOCATION]
+        self.etag = slots[_ETAG]
+        self.modified = slots[_LAST_MODIFIED]
+        self.chunk_id = slots[_CHUNK_ID]
+        while slots and slots[-1] == 0:
+            slots.pop()
+        self.vtable = struct.pack(f"<HH{len(slots)}H", 4 + 2 * len(slots), self.size, *slots)
+
+
+_LAYOUTS: Final = {code: _Layout(code) for code in range(64)}
+
+
+def _invalid(detail: str) -> InvalidInputError:
+    return InvalidInputError(f"invalid chunk refs: {detail}", ErrorKind.INVALID_ARGUMENT)
+
+
+def _take(refs: ChunkRefs, order: npt.NDArray[np.intp]) -> ChunkRefs:
+    pick = order.tolist()
+    modified = refs.checksum_last_modified
+    return ChunkRefs(
+        coords=refs.coords[order],
+        kind=refs.kind[order],
+        chunk_id=refs.chunk_id[order],
+        offset=refs.offset[order],
+        length=refs.length[order],
+        inline=[refs.inline[i] for i in pick] if refs.inline else [],
+        location=[refs.location[i] for i in pick] if refs.location else [],
+        checksum_etag=[refs.checksum_etag[i] for i in pick] if refs.checksum_etag else [],
+        checksum_last_modified=None if modified is None else modified[order],
+    )
+
+
+def ascending_rows(coords: npt.NDArray[np.uint32]) -> bool:
+    """Whether the rows of ``coords`` are strictly increasing (lexicographically)."""
+    a, b = coords[:-1], coords[1:]
+    less = np.zeros(len(a), dtype=bool)
+    equal = np.ones(len(a), dtype=bool)
+    for k in range(coords.shape[1]):
+        less |= equal & (a[:, k] < b[:, k])
+        equal &= a[:, k] == b[:, k]
+    return bool(less.all())
+
+
+def _normalized(refs: ChunkRefs) -> ChunkRefs:
+    """``refs`` with checked column shapes, sorted by coordinates; duplicates are rejected."""
+    n = len(refs)
+    coords = np.asarray(refs.coords)
+    if coords.ndim != 2 or coords.shape[0] != n:
+        raise _invalid(f"coords must have shape (n, ndim), got {coords.shape}")
+    if coords.size and (coords.min() < 0 or coords.max() > 0xFFFFFFFF):
+        raise _invalid("chunk coordinates must fit in uint32")
+    columns: list[tuple[str, npt.NDArray[np.generic], tuple[int, ...]]] = [
+        ("kind", refs.kind, (n,)),
+        ("chunk_id", refs.chunk_id, (n, 12)),
+        ("offset", refs.offset, (n,)),
+        ("length", refs.length, (n,)),
+    ]
+    for label, col, shape in columns:
+        if np.shape(col) != shape:
+            raise _invalid(f"{label} must have shape {shape}, got {np.shape(col)}")
+    for label, values in (
+        ("inline", refs.inline),
+        ("location", refs.location),
+        ("checksum_etag", refs.checksum_etag),
+    ):
+        if values and len(values) != n:
+            raise _invalid(f"{label} must be empty or hold one entry per ref")
+    modified = refs.checksum_last_modified
+    if modified is not None and np.shape(modified) != (n,):
+        raise _invalid("checksum_last_modified must hold one entry per ref")
+    refs = ChunkRefs(
+        coords=coords.astype(np.uint32, copy=False),
+        kind=np.asarray(refs.kind, dtype=np.uint8),
+        chunk_id=np.ascontiguousarray(refs.chunk_id, dtype=np.uint8),
+        offset=np.asarray(refs.offset, dtype=np.uint64),
+        length=np.asarray(refs.length, dtype=np.uint64),
+        inline=refs.inline,
+        location=refs.location,
+        checksum_etag=refs.checksum_etag,
+        checksum_last_modified=None if modified is None else np.asarray(modified, np.uint32),
+    )
+    if n < 2 or ascending_rows(refs.coords):
+        return refs
+    order = np.lexsort(refs.coords.T[::-1]) if refs.coords.shape[1] else np.arange(n)
+    refs = _take(refs, order)
+    if not ascending_rows(refs.coords):
+        raise _invalid("two refs have the same chunk coordinates")
+    return refs
+
+
+def _codes(refs: ChunkRefs) -> npt.NDArray[np.uint8]:
+    """The layout code of every ref."""
+    kind = refs.kind
+    native = kind == ChunkKind.NATIVE
+    virtual = kind == ChunkKind.VIRTUAL
+    inline = kind == ChunkKind.INLINE
+    if not (native | virtual | inline).all():
+        raise _invalid("unknown chunk kind")
+    code = native * np.uint8(_NATIVE) | inline * np.uint8(_INLINE_BIT)
+    code |= virtual * np.uint8(_VIRTUAL)
+    code |= ((native | virtual) & (refs.offset != 0)) * np.uint8(_HAS_OFFSET)
+    if virtual.any():
+        if not refs.location:
+            raise _invalid("virtual refs need locations")
+        etags = refs.checksum_etag
+        if etags:
+            has_etag = np.fromiter((e is not None for e in etags), dtype=bool, count=len(etags))
+            code |= (virtual & has_etag) * np.uint8(_HAS_ETAG)
+        modified = refs.checksum_last_modified
+        if modified is not None:
+            code |= (virtual & (modified != 0)) * np.uint8(_HAS_MODIFIED)
+    if inline.any() and not refs.inline:
+        raise _invalid("inline refs need their bytes")
+    out: npt.NDArray[np.uint8] = code.astype(np.uint8)
+    return out
+
+
+def _children(refs: ChunkRefs, codes: npt.NDArray[np.uint8]) -> dict[int, list[bytes]]:
+    """Per ref with variable-length children, their encoded bytes (inline/location/etag)."""
+    out: dict[int, list[bytes]] = {}
+    var = np.flatnonzero(codes & np.uint8(_INLINE_BIT | _VIRTUAL)).tolist()
+    for i in var:
+        code = int(codes[i])
+        if code & _INLINE_BIT:
+            data = refs.inline[i]
+            if data is None:
+                raise _invalid(f"inline ref {i} has no bytes")
+            out[i] = [bytes(data)]
+        else:
+            location = refs.location[i]
+            if not isinstance(location, str):
+                raise _invalid(f"virtual ref {i} has no location")
+            parts = [location.encode("utf-8") + b"\x00"]
+            if code & _HAS_ETAG:
+                etag = refs.checksum_etag[i]
+                assert etag is not None
+                parts.append(etag.encode("utf-8") + b"\x00")
+            out[i] = parts
+    return out
+
+
+def _child_size(payload: bytes) -> int:
+    return _align(4 + len(payload), 4)
+
+
+def _refs_block(refs: ChunkRefs) -> tuple[npt.NDArray[np.uint8], int]:
+    """The refs vector and its ChunkRef tables as one block; returns (block, vector position).
+
+    The block must start 8-aligned; all its offsets are relative to positions inside it.
+    """
+    n, ndim = refs.coords.shape
+    codes = _codes(refs)
+    present = np.flatnonzero(np.bincount(codes, minlength=64)).tolist()
+    # vtables first, then the uoffset vector, then the records
+    vt_pos = np.zeros(64, dtype=np.int64)
+    pos = 0
+    for code in present:
+        vt_pos[code] = pos
+        pos += len(_LAYOUTS[code].vtable)
+    vec = _align(pos, 4)
+    first = _align(vec + 4 + 4 * n, 8)
+    table_size = np.zeros(64, dtype=np.int64)
+    for code in present:
+        table_size[code] = _LAYOUTS[code].size
+    tsize = table_size[codes]
+    record = tsize + 4 + 4 * ndim
+    children = _children(refs, codes)
+    if children:
+        extra = np.zeros(n, dtype=np.int64)
+        for i, parts in children.items():
+            extra[i] = sum(_child_size(p) for p in parts)
+        record += extra
+    record = (record + 7) & ~7
+    starts = np.empty(n, dtype=np.int64)
+    if n:
+        starts[0] = first
+        np.cumsum(record[:-1], out=starts[1:])
+        starts[1:] += first
+    size = first + int(record.sum())
+    out = np.zeros(size, dtype=np.uint8)
+    for code in present:
+        vt = _LAYOUTS[code].vtable
+        out[vt_pos[code] : vt_pos[code] + len(vt)] = np.frombuffer(vt, dtype=np.uint8)
+    w32 = out.view("<u4")
+    w32[vec // 4] = n
+    w32[vec // 4 + 1 : vec // 4 + 1 + n] = starts - (vec + 4 + 4 * np.arange(n, dtype=np.int64))
+    q = starts // 4
+    out.view("<i4")[q] = starts - vt_pos[codes]
+    w32[q + 1] = tsize - 4
+    index_at = (starts + tsize) // 4
+    w32[index_at] = ndim
+    for k in range(ndim):
+        w32[index_at + 1 + k] = refs.coords[:, k]
+    w64 = out.view("<u8")
+    sized = (codes & np.uint8(_NATIVE | _VIRTUAL)) != 0
+    w64[starts[sized] // 8 + 1] = refs.length[sized]
+    with_offset = (codes & np.uint8(_HAS_OFFSET)) != 0
+    w64[starts[with_offset] // 8 + 2] = refs.offset[with_offset]
+    _write_fixed(refs, codes, starts, w32)
+    if children:
+        _write_children(refs, codes, starts, tsize, ndim, children, out)
+    return out, vec
+
+
+def _field_pos(codes: npt.NDArray[np.uint8], attr: str) -> npt.NDArray[np.int64]:
+    """Per ref, the in-table position of the layout field ``attr``."""
+    table = np.array([getattr(_LAYOUTS[c], attr) for c in range(64)], dtype=np.int64)
+    return table[codes]
+
+
+def _write_fixed(
+    refs: ChunkRefs,
+    codes: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    w32: npt.NDArray[np.uint32],
+) -> None:
+    native = (codes & np.uint8(_NATIVE)) != 0
+    if native.any():
+        ids = np.ascontiguousarray(refs.chunk_id[native]).view("<u4")
+        at = (starts[native] + _field_pos(codes[native], "chunk_id")) // 4
+        for k in range(3):
+            w32[at + k] = ids[:, k]
+    modified = (codes & np.uint8(_HAS_MODIFIED)) != 0
+    if modified.any():
+        assert refs.checksum_last_modified is not None
+        at = (starts[modified] + _field_pos(codes[modified], "modified")) // 4
+        w32[at] = refs.checksum_last_modified[modified]
+
+
+def _write_children(
+    refs: ChunkRefs,
+    codes: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    tsize: npt.NDArray[np.int64],
+    ndim: int,
+    children: dict[int, list[bytes]],
+    out: npt.NDArray[np.uint8],
+) -> None:
+    mem = memoryview(out)
+    for i, parts in children.items():
+        layout = _LAYOUTS[int(codes[i])]
+        start = int(starts[i])
+        fields = (layout.inline,) if layout.inline else (layout.location, layout.etag)
+        pos = start + int(tsize[i]) + 4 + 4 * ndim
+        for field, payload in zip(fields, parts, strict=False):
+            field_at = start + field
+            _PACK_U32(mem, field_at, pos - field_at)
+            length = len(payload) - (0 if layout.inline else 1)  # strings end with a NUL
+            _PACK_U32(mem, pos, length)
+            mem[pos + 4 : pos + 4 + len(payload)] = payload
+            pos += _child_size(payload)
+
+
+def encode_manifest(m: Manifest, spec_version: int) -> bytes:
+    """The complete bytes of the manifest object for ``m`` in ``spec_version`` (1 or 2).
+
+    Arrays are written sorted by node id and each array's refs sorted by chunk coordinates
+    (both sorted here if the record is not). Virtual locations are written uncompressed.
+
+    Raises
+    ------
+    InvalidInputError
+        Unsupported ``spec_version``, ids of the wrong size, two arrays with one node id,
+        two refs with the same coordinates, or inconsistent ref columns.
+    """
+    if spec_version not in (1, 2):
+        raise InvalidInputError(
+            f"cannot write spec version {spec_version!r}: supported versions are 1 and 2",
+            ErrorKind.UNSUPPORTED_SPEC_VERSION,
+        )
+    arrays = sorted(m.arrays, key=lambda a: check_id(a.node_id, 8, "node id"))
+    for a, b_ in itertools.pairwise(arrays):
+        if a.node_id == b_.node_id:
+            raise _invalid("two arrays of one manifest have the same node id")
+    blocks = [_refs_block(_normalized(a.refs)) for a in arrays]
+    payload = _assemble(check_id(m.id, 12, "manifest id"), arrays, blocks, spec_version)
+    return encode_object(payload, FileType.MANIFEST, spec_version)
+
+
+# The outer tables, laid out front to back (every offset points forwards):
+#   0  root uoffset   4  "Ichk"   8  Manifest vtable
+#   Manifest table: soffset, arrays uoffset (+4), id (+8, 12 bytes), compression_algorithm (+20)
+#   arrays vector, then per array (8-aligned): ArrayManifest vtable (8 bytes), ArrayManifest
+#   table (soffset, node_id at +4, refs uoffset at +12), then the array's refs block.
+_MANIFEST_VTABLE: Final = {
+    1: struct.pack("<4H", 8, 24, 8, 4),
+    2: struct.pack("<6H", 12, 24, 8, 4, 0, 20),  # compression_algorithm = 0 written explicitly
+}
+_ARRAY_VTABLE: Final = struct.pack("<4H", 8, 16, 4, 12)
+
+
+def _assemble(
+    manifest_id: bytes,
+    arrays: list[ArrayManifest],
+    blocks: list[tuple[npt.NDArray[np.uint8], int]],
+    spec: int,
+) -> bytearray:
+    """The manifest flatbuffer around the per-array refs blocks."""
+    vtable = _MANIFEST_VTABLE[spec]
+    table = _align(8 + len(vtable), 4)
+    vec = table + 24
+    sections = []
+    pos = _align(vec + 4 + 4 * len(arrays), 8)
+    for block, _ in blocks:
+        sections.append(pos)
+        pos += 24 + block.size
+    out = bytearray(pos)
+    struct.pack_into("<I4s", out, 0, table, b"Ichk")
+    out[8 : 8 + len(vtable)] = vtable
+    struct.pack_into("<iI12s", out, table, table - 8, vec - (table + 4), manifest_id)
+    struct.pack_into("<I", out, vec, len(arrays))
+    for i, (a, (block, refs_vec), at) in enumerate(zip(arrays, blocks, sections, strict=True)):
+        slot = vec + 4 + 4 * i
+        struct.pack_into("<I", out, slot, at + 8 - slot)
+        out[at : at + 8] = _ARRAY_VTABLE
+        refs_at = at + 24 + refs_vec
+        struct.pack_into("<i8sI", out, at + 8, 8, bytes(a.node_id), refs_at - (at + 20))
+        out[at + 24 : at + 24 + block.size] = memoryview(block)
+    return out
+
+
+class _Locations:
+    """Decompression of dictionary-compressed virtual chunk locations."""
+
+    def __init__(self, buf: Buffer, dictionary: bytes | None) -> None:
+        self.buf = buf
+        self.dctx = (
+            zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(dictionary))
+            if dictionary
+            else zstandard.ZstdDecompressor()
+        )
+
+    def __call__(self, pos: int) -> str:
+        raw = decompress(self.buf.bytes_at(pos), self.buf.name, _MAX_LOCATION_SIZE, self.dctx)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.buf.error("a compressed location is not valid UTF-8") from None
+
+
+def _read_refs(buf: Buffer, vec_pos: int, locations: _Locations) -> ChunkRefs:
+    cols = TableColumns(buf, vec_pos, "ArrayManifest.refs")
+    n = cols.n
+    starts, lengths = cols.u32_vectors(_INDEX, "ChunkRef.index")
+    ndim = int(lengths[0]) if n else 0
+    if n and (lengths != ndim).any():
+        raise buf.error("the chunk refs of one array differ in dimensionality")
+    coords = gather_rows(buf, starts, ndim, "<u4").astype(np.uint32, copy=False)
+    chunk_id, native = cols.struct(_CHUNK_ID, 12)
+    offset = cols.scalar(_OFFSET, "<u8").astype(np.uint64, copy=False)
+    length = cols.scalar(_LENGTH, "<u8").astype(np.uint64, copy=False)
+    inline_at = cols.children(_INLINE)
+    location_at = cols.children(_LOCATION)
+    compressed_at = cols.children(_COMPRESSED_LOCATION)
+    virtual = ~native & ((location_at >= 0) | (compressed_at >= 0))
+    inline = ~native & ~virtual & (inline_at >= 0)
+    if not (native | virtual | inline).all():
+        raise buf.error("a chunk ref has neither a chunk id, a location nor inline bytes")
+    kind = np.where(
+        native, ChunkKind.NATIVE, np.where(virtual, ChunkKind.VIRTUAL, ChunkKind.INLINE)
+    )
+    refs = ChunkRefs(coords, kind.astype(np.uint8), chunk_id, offset, length)
+    if inline.any():
+        data: list[bytes | None] = [None] * n
+        for i in np.flatnonzero(inline).tolist():
+            data[i] = buf.bytes_at(int(inline_at[i]))
+            length[i] = len(data[i] or b"")
+            offset[i] = 0
+        refs.inline = data
+    if virtual.any():
+        etag_at = cols.children(_ETAG)
+        urls: list[str | None] = [None] * n
+        etags: list[str | None] = [None] * n
+        for i in np.flatnonzero(virtual).tolist():
+            c = int(compressed_at[i])
+            urls[i] = locations(c) if c >= 0 else buf.string_at(int(location_at[i]))
+            e = int(etag_at[i])
+            etags[i] = buf.string_at(e) if e >= 0 else None
+        refs.location = urls
+        refs.checksum_etag = etags
+        modified = cols.scalar(_LAST_MODIFIED, "<u4").astype(np.uint32, copy=False)
+        modified[~virtual] = 0
+        refs.checksum_last_modified = modified
+    return refs
+
+
+def decode_manifest(data: bytes, name: str) -> Manifest:
+    """Decode the manifest object ``data`` stored at key ``name``.
+
+    Accepts spec-1 and spec-2 objects, native, inline and virtual refs (plain or
+    dictionary-compressed locations). For inline refs ``length`` is the inline data size.
+
+    Raises
+    ------
+    FormatError
+        The object is corrupt, truncated, of another kind or of an unsupported spec version;
+        the message names ``name``.
+    """
+    spec, payload = decode_object(data, name, FileType.MANIFEST)
+    with decoding(name, "manifest"):
+        buf = Buffer(payload, name, "manifest")
+        root = buf.root()
+        manifest_id = root.struct_req(0, 12, "Manifest.id")
+        locations = _Locations(buf, root.blob(2, "Manifest.location_dictionary"))
+        arrays = []
+        for t in root.tables_req(1, "Manifest.arrays"):
+            node_id = t.struct_req(0, 8, "ArrayManifest.node_id")
+            refs = _read_refs(buf, t.child(1, "ArrayManifest.refs", required=True), locations)
+            arrays.append(ArrayManifest(node_id, refs))
+        return Manifest(manifest_id, arrays, spec_version=spec)
