@@ -47,7 +47,7 @@ from icechunk.errors import (
 )
 from icechunk.ops import Update, UpdateType
 from icechunk.repository import Repository
-from icechunk.session import ForkSession, Session, SessionMode
+from icechunk.session import ChunkType, ForkSession, Session, SessionMode
 from icechunk.snapshots import Diff, ManifestFileInfo, SnapshotInfo
 from icechunk.storage import Storage, in_memory_storage, local_filesystem_storage
 from icechunk.store import IcechunkStore
@@ -79,6 +79,7 @@ __all__ = [
     "AlreadyExistsError",
     "BasicConflictSolver",
     "CachingConfig",
+    "ChunkType",
     "CompressionAlgorithm",
     "CompressionConfig",
     "Conflict",

@@ -40,8 +40,6 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
         for n in (await repo._load_snapshot(snap_id)).nodes:
             paths.setdefault(n.id, n.path)
     paths.update({n.id: n.path for n in new_tree.snapshot.nodes})
-    new_ids: set[bytes] = set()
-    deleted_ids: set[bytes] = set()
     diff = Diff()
     chunk_sets: dict[bytes, set[tuple[int, ...]]] = {}
     updated_arrays: set[bytes] = set()
@@ -68,10 +66,10 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
     diff.deleted_groups = {paths[i] for i in deleted_groups - transient if i in paths}
     diff.deleted_arrays = {paths[i] for i in deleted_arrays - transient if i in paths}
     diff.updated_groups = {
-        paths[i] for i in updated_groups - new_ids - deleted_ids if i in paths
+        paths[i] for i in updated_groups - deleted_ids if i in paths
     }
     diff.updated_arrays = {
-        paths[i] for i in updated_arrays - new_ids - deleted_ids if i in paths
+        paths[i] for i in updated_arrays - deleted_ids if i in paths
     }
     diff.updated_chunks = {
         paths[i]: sorted(list(c) for c in coords)

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from icechunk.repository import Repository
     from icechunk.store import IcechunkStore
 
-__all__ = ["ForkSession", "Session", "SessionMode"]
+__all__ = ["ChunkType", "ForkSession", "Session", "SessionMode"]
 
 _PICKLE_HELP = (
     "This session is a read-only copy of a writable session that was sent to another process "
@@ -70,6 +70,15 @@ _PICKLE_HELP = (
     "committing; with xarray use `icechunk.xarray.to_icechunk(ds, session)`, and with dask "
     "`icechunk.dask.store_dask(...)`."
 )
+
+
+class ChunkType(IntEnum):
+    """What kind of reference a chunk has (``Session.chunk_type``)."""
+
+    uninitialized = 0
+    native = 1
+    virtual = 2
+    inline = 3
 
 
 class SessionMode(IntEnum):
@@ -359,6 +368,25 @@ class Session:
         if node is None or not node.meta.is_array:
             return False
         return await self._payload(node, coords) is not None
+
+    def chunk_type(self, array_path: str, chunk_coordinates: Iterable[int]) -> ChunkType:
+        """Whether the chunk is uninitialized, or stored natively, virtually or inline."""
+        return sync(self.chunk_type_async(array_path, chunk_coordinates))
+
+    async def chunk_type_async(
+        self, array_path: str, chunk_coordinates: Iterable[int]
+    ) -> ChunkType:
+        node = self._node(_normalize_path(array_path))
+        if node is None or not node.meta.is_array:
+            return ChunkType.uninitialized
+        payload = await self._payload(node, tuple(int(c) for c in chunk_coordinates))
+        if payload is None:
+            return ChunkType.uninitialized
+        if isinstance(payload, NativePayload):
+            return ChunkType.native
+        if isinstance(payload, InlinePayload):
+            return ChunkType.inline
+        return ChunkType.virtual
 
     async def chunk_size(self, path: str, coords: tuple[int, ...]) -> int | None:
         node = self._node(path)

@@ -44,11 +44,21 @@ def _invalid(detail: str) -> InvalidInputError:
     return InvalidInputError(f"invalid metadata value: {detail}", ErrorKind.INVALID_METADATA)
 
 
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(f"{text!r} is not valid Unicode text (lone surrogate)") from None
+
+
 def _check_json(value: JSON, depth: int = 0) -> None:
     """Raise :class:`InvalidInputError` unless ``value`` is a JSON value we can encode."""
     if depth > MAX_DEPTH:
         raise _invalid(f"nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_text(value)
         return
     if isinstance(value, int):
         if not -(2**63) <= value < 2**64:
@@ -66,6 +76,7 @@ def _check_json(value: JSON, depth: int = 0) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _invalid(f"map key {key!r} is not a string")
+            _check_text(key)
             _check_json(item, depth + 1)
         return
     raise _invalid(f"{type(value).__name__} is not a JSON type")
@@ -116,7 +127,7 @@ def _flex_add(fbb: Any, value: JSON) -> None:
         else:
             fbb.Int(value)
     elif isinstance(value, float):
-        fbb.Float(value)
+        fbb.Float(value, byte_width=8)
     elif isinstance(value, str):
         fbb.String(value)
     elif isinstance(value, (list, tuple)):
@@ -128,7 +139,7 @@ def _flex_add(fbb: Any, value: JSON) -> None:
             for key, item in value.items():
                 if "\x00" in key:
                     raise _invalid(f"map key {key!r} contains a NUL character")
-                fbb.Key(key)
+                fbb.Key(key.encode("utf-8"))
                 _flex_add(fbb, item)
 
 

@@ -41,14 +41,16 @@ json_scalars = (
     | st.booleans()
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
+    | st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+)
+flex_keys = st.text(
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=8
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(flex_keys, inner, max_size=4),
     max_leaves=12,
 )
-flex_keys = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=8)
 flex_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(flex_keys, inner, max_size=4),
