@@ -82,6 +82,16 @@ def _check_json(value: JSON, depth: int = 0) -> None:
     raise _invalid(f"{type(value).__name__} is not a JSON type")
 
 
+def _sorted_maps(value: JSON) -> JSON:
+    """``value`` with every map's keys in UTF-8 byte order (deterministic output)."""
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-8"))
+        return {k: _sorted_maps(v) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [_sorted_maps(v) for v in value]
+    return value
+
+
 def encode_msgpack(value: JSON) -> bytes:
     """MessagePack of the JSON ``value`` (spec 1).
 
@@ -91,7 +101,7 @@ def encode_msgpack(value: JSON) -> bytes:
         ``value`` is not JSON-compatible.
     """
     _check_json(value)
-    out: bytes = msgpack.packb(value, use_bin_type=True)
+    out: bytes = msgpack.packb(_sorted_maps(value), use_bin_type=True)
     return out
 
 
@@ -136,7 +146,7 @@ def _flex_add(fbb: Any, value: JSON) -> None:
                 _flex_add(fbb, item)
     else:
         with fbb.Map():
-            for key, item in value.items():
+            for key, item in sorted(value.items(), key=lambda kv: kv[0].encode("utf-8")):
                 if "\x00" in key:
                     raise _invalid(f"map key {key!r} contains a NUL character")
                 fbb.Key(key.encode("utf-8"))

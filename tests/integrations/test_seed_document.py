@@ -79,7 +79,7 @@ def test_xarray_distributed_section(client: Client) -> None:
     repo = Repository.create(local_filesystem_storage(tempfile.mkdtemp()))
     session = repo.writable_session("main")
 
-    chunks = {dim: 1 if dim == "time" else ds.sizes[dim] for dim in ds.Tair.dims}
+    chunks = tuple(1 if dim == "time" else ds.sizes[dim] for dim in ds.Tair.dims)
     ds.to_zarr(session.store, compute=False, encoding={"Tair": {"chunks": chunks}}, mode="w")
     session.commit("initialize store")
 
