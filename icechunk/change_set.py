@@ -101,37 +101,102 @@ class ChangeSet:
             for coords, payload in writes.items():
                 yield node_id, coords, payload
 
-    def merge(self, other: ChangeSet, *, on_overlap: str = "warn") -> None:
+    def node_state(self, path: str) -> NodeChange | tuple[bytes, bool] | None:
+        """What this change set says about ``path``: a change, a deletion, or ``None``."""
+        change = self.nodes.get(path)
+        if change is not None:
+            return change
+        return self.deleted.get(path)
+
+    def chunk_state(
+        self, node_id: bytes, coords: tuple[int, ...]
+    ) -> tuple[bool, ChunkPayload | None]:
+        """``(True, payload)`` if this change set writes (payload) or deletes (``None``) it."""
+        writes = self.chunks.get(node_id)
+        if writes is not None and coords in writes:
+            return True, writes[coords]
+        return False, None
+
+    def merge(
+        self,
+        other: ChangeSet,
+        *,
+        on_overlap: str = "warn",
+        base: ChangeSet | None = None,
+        other_base: ChangeSet | None = None,
+    ) -> None:
         """Fold ``other`` (a fork's own changes) into this change set; ``other`` wins.
+
+        ``other_base`` is the state ``other`` started from (a fork's copy of its parent's
+        uncommitted changes), and ``base`` the read-only layer under this change set when this
+        is itself a fork's change set; all are relative to one base snapshot. Only what
+        changed on this side *since* ``other`` was forked can conflict: a fork may freely
+        rewrite (resize, delete, overwrite chunks of) what its parent staged before forking.
+
+        Two sides that each created a node at one path with identical metadata are merged into
+        one node (this side's), keeping the chunks both wrote.
 
         Raises
         ------
         SessionStateError
             Both created the same node with different metadata, both rewrote one node's
-            metadata differently, or one deleted a node the other modified. Nothing is changed.
+            metadata differently, or one deleted (or replaced) a node the other modified; or
+            (``on_overlap="error"``) both wrote different data to one chunk. Nothing is changed.
         """
+        if on_overlap not in ("warn", "error", "ignore"):
+            raise ValueError(f"on_overlap must be 'warn', 'error' or 'ignore', not {on_overlap!r}")
+        theirs_from = other_base if other_base is not None else ChangeSet()
+
+        def mine_chunk(node_id: bytes, coords: tuple[int, ...]) -> tuple[bool, ChunkPayload | None]:
+            state = self.chunk_state(node_id, coords)
+            if not state[0] and base is not None:
+                state = base.chunk_state(node_id, coords)
+            return state
+
+        def mine_since_fork(path: str) -> NodeChange | tuple[bytes, bool] | None:
+            """This side's state of ``path`` if it changed since ``other`` forked, else None."""
+            state = self.node_state(path)
+            if state is None and base is not None:
+                state = base.node_state(path)
+            return None if state == theirs_from.node_state(path) else state
+
         conflicts: list[str] = []
+        same_node: dict[bytes, bytes] = {}
+        """Other's node id -> this side's, for nodes both created identically."""
         for path, change in other.nodes.items():
-            mine = self.nodes.get(path)
-            if mine is not None and mine.user_data != change.user_data:
-                if mine.is_new and change.is_new:
-                    conflicts.append(f"both sessions created `{path}` with different metadata")
-                elif not mine.is_new and not change.is_new:
-                    conflicts.append(f"both sessions updated the metadata of `{path}` differently")
-            if path in self.deleted and not change.is_new and mine is None:
+            mine = mine_since_fork(path)
+            if isinstance(mine, NodeChange):
+                if mine.node_id == change.node_id:
+                    if mine.user_data != change.user_data:
+                        conflicts.append(
+                            f"both sessions updated the metadata of `{path}` differently"
+                        )
+                elif mine.is_new and change.is_new:
+                    if mine.user_data != change.user_data or mine.is_array != change.is_array:
+                        conflicts.append(f"both sessions created `{path}` with different metadata")
+                    else:
+                        same_node[change.node_id] = mine.node_id
+                else:
+                    conflicts.append(f"`{path}` was replaced in one session and modified in another")
+            elif mine is not None and mine[0] == change.node_id:
                 conflicts.append(f"`{path}` was deleted in one session and modified in another")
-        for path in other.deleted:
-            mine = self.nodes.get(path)
-            if mine is not None and not mine.is_new:
+        for path, (node_id, _) in other.deleted.items():
+            mine = mine_since_fork(path)
+            if isinstance(mine, NodeChange) and mine.node_id == node_id:
                 conflicts.append(f"`{path}` was deleted in one session and modified in another")
-            elif path not in self.deleted and mine is None:
-                node_id = other.deleted[path][0]
-                if self.chunks.get(node_id):
-                    conflicts.append(
-                        f"`{path}` was deleted in one session and its chunks written in another"
-                    )
-        for path, (node_id, _) in self.deleted.items():
-            if path not in other.deleted and other.chunks.get(node_id):
+            if any(
+                mine_chunk(node_id, c) != theirs_from.chunk_state(node_id, c)
+                for c in self.chunks.get(node_id, {})
+            ):
+                conflicts.append(
+                    f"`{path}` was deleted in one session and its chunks written in another"
+                )
+        for path, deleted in self.deleted.items():
+            if (
+                deleted != theirs_from.deleted.get(path)
+                and path not in other.deleted
+                and other.chunks.get(deleted[0])
+            ):
                 conflicts.append(
                     f"`{path}` was deleted in one session and its chunks written in another"
                 )
@@ -142,14 +207,21 @@ class ChangeSet:
             )
 
         overlaps: list[str] = []
-        for node_id, writes in other.chunks.items():
-            mine_writes = self.chunks.get(node_id)
-            if mine_writes and on_overlap != "ignore":
+        if on_overlap != "ignore":
+            for other_id, writes in other.chunks.items():
+                node_id = same_node.get(other_id, other_id)
+                if node_id not in self.chunks and (base is None or node_id not in base.chunks):
+                    continue
                 for coords, payload in writes.items():
-                    if coords in mine_writes and mine_writes[coords] != payload:
+                    found, mine_payload = mine_chunk(node_id, coords)
+                    if (
+                        found
+                        and mine_payload != payload
+                        and (found, mine_payload) != theirs_from.chunk_state(node_id, coords)
+                    ):
                         overlaps.append(f"{node_id.hex()}:{list(coords)}")
-                        if len(overlaps) > 20:
-                            break
+                if len(overlaps) > 20:
+                    break
         if overlaps:
             msg = (
                 f"merged sessions wrote different data to the same chunks ({len(overlaps)}"
@@ -162,15 +234,25 @@ class ChangeSet:
             warnings.warn(msg, ChunkOverlapWarning, stacklevel=4)
 
         for path, (node_id, is_array) in other.deleted.items():
-            self.deleted.setdefault(path, (node_id, is_array))
             mine = self.nodes.get(path)
-            if mine is not None and not mine.is_new:
+            own_new = (
+                mine is not None
+                and mine.node_id == node_id
+                and mine.is_new
+                and (base is None or base.nodes.get(path, mine).node_id != node_id)
+            )
+            if mine is not None and mine.node_id == node_id:
                 del self.nodes[path]
             self.chunks.pop(node_id, None)
+            if not own_new:
+                # the node lives in the snapshot or in this side's base layer: record it
+                self.deleted.setdefault(path, (node_id, is_array))
         for path, change in other.nodes.items():
+            if change.node_id in same_node:
+                continue
             mine = self.nodes.get(path)
             if mine is not None and mine.node_id != change.node_id:
                 self.chunks.pop(mine.node_id, None)
             self.nodes[path] = change
-        for node_id, writes in other.chunks.items():
-            self.chunks.setdefault(node_id, {}).update(writes)
+        for other_id, writes in other.chunks.items():
+            self.chunks.setdefault(same_node.get(other_id, other_id), {}).update(writes)

@@ -48,17 +48,57 @@ class ConflictType(IntEnum):
     DeleteOfUpdatedGroup = 10
     MoveOperationCannotBeRebased = 11
 
+    def __str__(self) -> str:
+        return _DESCRIPTIONS[self]
 
-@dataclass(frozen=True)
+
+_DESCRIPTIONS = {
+    ConflictType.NewNodeConflictsWithExistingNode: "New node conflicts with existing node",
+    ConflictType.NewNodeInInvalidGroup: "New node in invalid group",
+    ConflictType.ZarrMetadataDoubleUpdate: "Zarr metadata double update",
+    ConflictType.ZarrMetadataUpdateOfDeletedArray: "Zarr metadata update of deleted array",
+    ConflictType.ZarrMetadataUpdateOfDeletedGroup: "Zarr metadata update of deleted group",
+    ConflictType.ChunkDoubleUpdate: "Chunk double update",
+    ConflictType.ChunksUpdatedInDeletedArray: "Chunks updated in deleted array",
+    ConflictType.ChunksUpdatedInUpdatedArray: "Chunks updated in updated array",
+    ConflictType.DeleteOfUpdatedArray: "Delete of updated array",
+    ConflictType.DeleteOfUpdatedGroup: "Delete of updated group",
+    ConflictType.MoveOperationCannotBeRebased: "Move operation cannot be rebased",
+}
+
+
+@dataclass(frozen=True, eq=True)
 class Conflict:
-    """One conflict between the session's changes and a commit on the branch."""
+    """One conflict between the session's changes and a commit on the branch.
+
+    Attributes
+    ----------
+    conflict_type
+        What kind of conflict.
+    path
+        The node concerned (empty for :attr:`ConflictType.MoveOperationCannotBeRebased`).
+    conflicted_chunks
+        For :attr:`ConflictType.ChunkDoubleUpdate`, the coordinates both sides wrote, sorted.
+    """
 
     conflict_type: ConflictType
     path: str
     conflicted_chunks: list[list[int]] | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conflict_type", ConflictType(self.conflict_type))
+
     def __repr__(self) -> str:
         return f"Conflict({self.conflict_type.name}, path={self.path})"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.conflict_type}"
+
+    def __hash__(self) -> int:
+        chunks = None if self.conflicted_chunks is None else tuple(
+            tuple(c) for c in self.conflicted_chunks
+        )
+        return hash((self.conflict_type, self.path, chunks))
 
 
 class ConflictSolver:
@@ -99,108 +139,176 @@ class BasicConflictSolver(ConflictSolver):
         self.fail_on_delete_of_updated_group = fail_on_delete_of_updated_group
 
     def _resolve(self, session: Session, conflicts: list[Conflict], snapshot: bytes) -> None:
-        unsolved: list[Conflict] = []
-        drops: list[Conflict] = []
-        for c in conflicts:
+        def unsolvable(c: Conflict) -> bool:
             t = c.conflict_type
             if t == ConflictType.ChunkDoubleUpdate:
-                if self.on_chunk_conflict == VersionSelection.Fail:
-                    unsolved.append(c)
-                elif self.on_chunk_conflict == VersionSelection.UseTheirs:
-                    drops.append(c)
-            elif t == ConflictType.DeleteOfUpdatedArray:
-                if self.fail_on_delete_of_updated_array:
-                    unsolved.append(c)
-            elif t == ConflictType.DeleteOfUpdatedGroup:
-                if self.fail_on_delete_of_updated_group:
-                    unsolved.append(c)
-            else:
-                unsolved.append(c)
-        if unsolved:
-            raise RebaseFailedError(encode_id(snapshot), unsolved)
-        for c in drops:
+                return self.on_chunk_conflict == VersionSelection.Fail
+            if t == ConflictType.DeleteOfUpdatedArray:
+                return self.fail_on_delete_of_updated_array
+            if t == ConflictType.DeleteOfUpdatedGroup:
+                return self.fail_on_delete_of_updated_group
+            return True
+
+        if any(unsolvable(c) for c in conflicts):
+            # like icechunk: the error lists every conflict found, solvable or not, and the
+            # change set is left untouched
+            raise RebaseFailedError(encode_id(snapshot), conflicts)
+        if self.on_chunk_conflict != VersionSelection.UseTheirs:
+            return  # UseOurs: our chunk overrides theirs; deletes of updated nodes still delete
+        for c in conflicts:
+            if c.conflict_type != ConflictType.ChunkDoubleUpdate:
+                continue
             node = session._node(c.path)
             if node is None:
                 continue
-            writes = session._changes.chunks.get(node.node_id, {})
+            writes = session._changes.chunks.get(node.node_id)
+            if writes is None:
+                continue
             for coords in c.conflicted_chunks or []:
                 writes.pop(tuple(coords), None)
+            if not writes:
+                del session._changes.chunks[node.node_id]
 
 
-def detect_conflicts(session: Session, tx: TransactionLog, theirs: _BaseTree) -> list[Conflict]:
-    """The conflicts between ``session``'s change set and one commit (``tx``, ``theirs``)."""
-    cs = session._changes
-    base = session._tree
-    out: list[Conflict] = []
-    their_updated = set(tx.updated_arrays) | set(tx.updated_groups)
-    their_deleted_arrays = set(tx.deleted_arrays)
-    their_deleted_groups = set(tx.deleted_groups)
-    their_chunks = {k: set(v) for k, v in tx.updated_chunks.items()}
-
-    if tx.moved_nodes:
-        out.append(Conflict(ConflictType.MoveOperationCannotBeRebased, tx.moved_nodes[0].to_path))
-
-    for path, change in sorted(cs.nodes.items()):
-        if change.is_new:
-            if path in theirs.by_path and path not in base.by_path:
-                out.append(Conflict(ConflictType.NewNodeConflictsWithExistingNode, path))
-            parent = path.rsplit("/", 1)[0] or "/"
-            if path != "/" and parent not in cs.nodes:
-                pnode = theirs.by_path.get(parent)
-                if pnode is None and parent in base.by_path or (
-                    pnode is not None and pnode.array is not None
-                ):
-                    out.append(Conflict(ConflictType.NewNodeInInvalidGroup, path))
-        else:
-            nid = change.node_id
-            if nid in their_updated:
-                out.append(Conflict(ConflictType.ZarrMetadataDoubleUpdate, path))
-            if nid in their_deleted_arrays:
-                out.append(Conflict(ConflictType.ZarrMetadataUpdateOfDeletedArray, path))
-            if nid in their_deleted_groups:
-                out.append(Conflict(ConflictType.ZarrMetadataUpdateOfDeletedGroup, path))
-
-    id_to_path = {n.id: n.path for n in base.snapshot.nodes}
-    id_to_path.update({c.node_id: p for p, c in cs.nodes.items()})
-    for node_id, writes in sorted(cs.chunks.items()):
-        if not writes:
-            continue
-        path = id_to_path.get(node_id, encode_id(node_id))
-        if node_id in their_deleted_arrays:
-            out.append(Conflict(ConflictType.ChunksUpdatedInDeletedArray, path))
-            continue
-        if node_id in their_updated:
-            out.append(Conflict(ConflictType.ChunksUpdatedInUpdatedArray, path))
-        both = their_chunks.get(node_id, set()) & set(writes)
-        if both:
-            out.append(
-                Conflict(
-                    ConflictType.ChunkDoubleUpdate, path, sorted(list(c) for c in both)
-                )
-            )
-
-    for path, (node_id, is_array) in sorted(cs.deleted.items()):
-        if node_id in their_updated or their_chunks.get(node_id):
-            kind = (
-                ConflictType.DeleteOfUpdatedArray if is_array else ConflictType.DeleteOfUpdatedGroup
-            )
-            out.append(Conflict(kind, path))
+def _ancestors(path: str) -> list[str]:
+    """Proper ancestors of an absolute node path, nearest first, ending with ``/``."""
+    out = []
+    while path != "/":
+        path = path.rsplit("/", 1)[0] or "/"
+        out.append(path)
     return out
 
 
+def _is_below(path: str, ancestor: str) -> bool:
+    return path != ancestor and (ancestor == "/" or path.startswith(ancestor + "/"))
+
+
+def detect_conflicts(session: Session, tx: TransactionLog, theirs: _BaseTree) -> list[Conflict]:
+    """The conflicts between ``session``'s change set and one commit (``tx``, ``theirs``).
+
+    ``theirs`` is the tree of that commit's snapshot; the session's own base (``session._tree``)
+    is the commit's parent. Conflicts come grouped by type in the order of
+    :class:`ConflictType` (like icechunk), and within a type sorted by path.
+    """
+    cs = session._changes
+    base = session._tree
+    if tx.moved_nodes:
+        return [Conflict(ConflictType.MoveOperationCannotBeRebased, "")]
+
+    their_updated_arrays = set(tx.updated_arrays)
+    their_updated_groups = set(tx.updated_groups)
+    their_deleted_arrays = set(tx.deleted_arrays)
+    their_deleted_groups = set(tx.deleted_groups)
+    their_chunks = {k: set(v) for k, v in tx.updated_chunks.items() if v}
+    ours = sorted(cs.nodes.items())
+    new_paths = [p for p, c in ours if c.is_new]
+    updated_arrays = [(p, c.node_id) for p, c in ours if not c.is_new and c.is_array]
+    updated_groups = [(p, c.node_id) for p, c in ours if not c.is_new and not c.is_array]
+    out: list[Conflict] = []
+
+    def add(kind: ConflictType, path: str, chunks: list[list[int]] | None = None) -> None:
+        out.append(Conflict(kind, path, chunks))
+
+    for path in new_paths:
+        # a node they created (or replaced) where we create one; replacing a node of the
+        # common base ourselves (delete + create) is not a conflict here
+        their_node = theirs.by_path.get(path)
+        base_node = base.by_path.get(path)
+        if their_node is not None and (base_node is None or base_node.id != their_node.id):
+            add(ConflictType.NewNodeConflictsWithExistingNode, path)
+    for path in new_paths:
+        for parent in _ancestors(path):
+            mine = cs.nodes.get(parent)
+            if mine is not None and mine.is_new:
+                break  # our own new group: checked on its own
+            their_node = theirs.by_path.get(parent)
+            if their_node is not None and their_node.array is not None:
+                add(ConflictType.NewNodeInInvalidGroup, parent)
+                break
+            if their_node is None and parent in base.by_path:
+                # they deleted the group we create a node in: it would be left without a parent
+                add(ConflictType.NewNodeInInvalidGroup, parent)
+                break
+
+    for path, nid in updated_arrays:
+        if nid in their_updated_arrays:
+            add(ConflictType.ZarrMetadataDoubleUpdate, path)
+    for path, nid in updated_groups:
+        if nid in their_updated_groups:
+            add(ConflictType.ZarrMetadataDoubleUpdate, path)
+    for path, nid in updated_arrays:
+        if nid in their_deleted_arrays:
+            add(ConflictType.ZarrMetadataUpdateOfDeletedArray, path)
+    for path, nid in updated_groups:
+        if nid in their_deleted_groups:
+            add(ConflictType.ZarrMetadataUpdateOfDeletedGroup, path)
+
+    id_to_path = {n.id: n.path for n in base.snapshot.nodes}
+    id_to_path.update({c.node_id: p for p, c in cs.nodes.items()})
+    chunk_writes = sorted(
+        (id_to_path.get(nid, encode_id(nid)), nid, writes)
+        for nid, writes in cs.chunks.items()
+        if writes
+    )
+    for path, nid, _ in chunk_writes:
+        if nid in their_deleted_arrays:
+            add(ConflictType.ChunksUpdatedInDeletedArray, path)
+    for path, nid, _ in chunk_writes:
+        if nid in their_updated_arrays:
+            add(ConflictType.ChunksUpdatedInUpdatedArray, path)
+    for path, nid, writes in chunk_writes:
+        both = their_chunks.get(nid, set()).intersection(writes)
+        if both:
+            add(ConflictType.ChunkDoubleUpdate, path, sorted(list(c) for c in both))
+
+    deleted = sorted(cs.deleted.items())
+    for path, (_, is_array) in deleted:
+        their_node = theirs.by_path.get(path)
+        if is_array and their_node is not None and (
+            their_node.id in their_updated_arrays or their_node.id in their_chunks
+        ):
+            add(ConflictType.DeleteOfUpdatedArray, path)
+    for path, (_, is_array) in deleted:
+        their_node = theirs.by_path.get(path)
+        if is_array or their_node is None:
+            continue
+        if their_node.id in their_updated_groups or any(
+            _is_below(p, path) and p not in cs.deleted and p not in cs.nodes
+            for p in theirs.by_path
+        ):
+            # they changed the group, or created nodes in it that our delete would remove
+            add(ConflictType.DeleteOfUpdatedGroup, path)
+    return out
+
+
+def _delete_adopted_descendants(session: Session, theirs: _BaseTree) -> None:
+    """Extend our group deletions to nodes the rebased-onto commit created inside them."""
+    cs = session._changes
+    groups = [p for p, (_, is_array) in cs.deleted.items() if not is_array]
+    if not groups:
+        return
+    for path, node in theirs.by_path.items():
+        if path in cs.deleted or path in cs.nodes:
+            continue
+        if any(_is_below(path, g) for g in groups):
+            cs.deleted[path] = (node.id, node.array is not None)
+            cs.chunks.pop(node.id, None)
+
+
 async def rebase_session(session: Session, solver: ConflictSolver) -> None:
-    """Move ``session``'s base to its branch tip, replaying the commits in between."""
+    """Move ``session``'s base to its branch tip, replaying the commits in between.
+
+    The commits are replayed oldest first. If the solver gives up on one of them, the session
+    stays rebased onto the last commit replayed successfully (its change set untouched by the
+    failed step) and :class:`~icechunk.errors.RebaseFailedError` is raised.
+    """
     repo = session._repo
     assert session._branch is not None
     tip = await repo._refs.branch_tip(session._branch)
     if tip == session._base_id:
         return
-    chain: list[bytes] = []
-    for rec in await repo._refs.ancestry(tip):
-        if rec.id == session._base_id:
-            break
-        chain.append(rec.id)
-    else:
+    chain = await repo._refs.path_between(session._base_id, tip)
+    if chain is None:
         raise SessionStateError(
             f"cannot rebase: the session's base snapshot {session.snapshot_id} is no longer an "
             f"ancestor of branch `{session._branch}` (was the branch reset?)",
@@ -211,4 +319,5 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
         theirs = repo._tree_for(await repo._load_snapshot(snap_id))
         conflicts = detect_conflicts(session, tx, theirs)
         solver._resolve(session, conflicts, snap_id)
+        _delete_adopted_descendants(session, theirs)
         session._tree = theirs

@@ -22,12 +22,8 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
     InvalidInputError
         ``start`` is not an ancestor of (or equal to) ``end``.
     """
-    chain = []
-    for rec in await repo._refs.ancestry(end):
-        if rec.id == start:
-            break
-        chain.append(rec.id)
-    else:
+    chain = await repo._refs.path_between(start, end)
+    if chain is None:
         raise InvalidInputError(
             f"snapshot {encode_id(start)} is not an ancestor of {encode_id(end)}; "
             "diff needs `from` to be an ancestor of `to`",

@@ -34,8 +34,8 @@ from icechunk.format import (
     decode_repo_info,
     encode_ref,
     encode_repo_info,
+    layout,
 )
-from icechunk.format import layout
 from icechunk.format.ids import encode_id, new_id12
 from icechunk.format.model import (
     RepoInfo,
@@ -156,6 +156,28 @@ class RefStore(ABC):
             current = info.parent_id
         return out
 
+    async def path_between(self, ancestor: bytes, snapshot_id: bytes) -> list[bytes] | None:
+        """The snapshots after ``ancestor`` up to ``snapshot_id``, newest first.
+
+        Empty when they are equal; ``None`` when ``ancestor`` is not an ancestor of
+        ``snapshot_id``. Stops walking at ``ancestor``, so it costs the length of the path, not
+        of the whole history.
+        """
+        out: list[bytes] = []
+        current: bytes | None = snapshot_id
+        seen: set[bytes] = set()
+        while current is not None:
+            if current == ancestor:
+                return out
+            if current in seen:
+                raise FormatError(
+                    f"snapshot history has a cycle at {encode_id(current)}", ErrorKind.FORMAT
+                )
+            seen.add(current)
+            out.append(current)
+            current = (await self.snapshot_info(current)).parent_id
+        return None
+
     # -- writing ----------------------------------------------------------------------------
 
     @abstractmethod
@@ -198,7 +220,7 @@ class RefStore(ABC):
 
     async def publish_detached(self, info: SnapshotInfoRecord) -> None:
         """Record a snapshot that no ref points at (``Session.flush``)."""
-        return None
+        return
 
     async def ops_log(self) -> list[UpdateRecord]:
         raise SessionStateError(
@@ -438,7 +460,7 @@ class RefStoreV2(RefStore):
     async def ancestry(self, snapshot_id: bytes) -> list[SnapshotInfoRecord]:
         info = await self.read()
         by_id = {rec.id: rec for rec in info.snapshots}
-        out = []
+        out: list[SnapshotInfoRecord] = []
         current: bytes | None = snapshot_id
         while current is not None:
             rec = by_id.get(current)
@@ -449,6 +471,22 @@ class RefStoreV2(RefStore):
             out.append(rec)
             current = rec.parent_id
         return out
+
+    async def path_between(self, ancestor: bytes, snapshot_id: bytes) -> list[bytes] | None:
+        info = await self.read()
+        parents = {rec.id: rec.parent_id for rec in info.snapshots}
+        out: list[bytes] = []
+        current: bytes | None = snapshot_id
+        while current is not None:
+            if current == ancestor:
+                return out
+            if current not in parents:
+                raise _snapshot_not_found(current)
+            if len(out) > len(parents):
+                raise FormatError("snapshot history in `repo` has a cycle", ErrorKind.FORMAT)
+            out.append(current)
+            current = parents[current]
+        return None
 
     async def ops_log(self) -> list[UpdateRecord]:
         return list((await self.read()).latest_updates)

@@ -32,8 +32,8 @@ from icechunk.format import (
     encode_repo_info,
     encode_snapshot,
     encode_transaction_log,
+    layout,
 )
-from icechunk.format import layout
 from icechunk.format.ids import INITIAL_SNAPSHOT_ID, encode_id, parse_snapshot_id
 from icechunk.format.model import (
     ManifestFileInfo,

@@ -579,7 +579,7 @@ class Session:
         base = self._changes.copy()
         if self._fork_base is not None:
             merged = self._fork_base.copy()
-            merged.merge(base, on_overlap="ignore")
+            merged.merge(base, on_overlap="ignore", other_base=self._fork_base)
             base = merged
         return ForkSession(
             self._repo,
@@ -609,9 +609,8 @@ class Session:
             :meth:`ChangeSet.merge`).
         """
         self._require_writable()
-        for other in others:
-            if other is self:
-                continue
+        forks = [other for other in others if other is not self]
+        for other in forks:
             if not isinstance(other, Session):
                 raise TypeError(
                     f"merge expects ForkSession objects, received {type(other).__name__!r}"
@@ -623,7 +622,16 @@ class Session:
                     "with the same base snapshot)",
                     ErrorKind.MERGE_NOT_ALLOWED,
                 )
-            self._changes.merge(other._changes, on_overlap=on_overlap)
+        # all or nothing: a conflict with the n-th fork leaves this session untouched
+        merged = self._changes.copy() if len(forks) > 1 else self._changes
+        for other in forks:
+            merged.merge(
+                other._changes,
+                on_overlap=on_overlap,
+                base=self._fork_base,
+                other_base=other._fork_base,
+            )
+        self._changes = merged
 
     # -- commit ---------------------------------------------------------------------------
 

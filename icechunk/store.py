@@ -21,6 +21,7 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from icechunk.errors import ErrorKind, InvalidInputError, ReadOnlyError
+from icechunk.repository import _resolve_range
 from icechunk.storage.base import ByteRange, OffsetRange, RangeRequest, SuffixRange
 
 if TYPE_CHECKING:
@@ -37,6 +38,14 @@ def _invalid_key(key: str, why: str = "") -> InvalidInputError:
     )
 
 
+class _ReadOnlyStoreError(ReadOnlyError, ValueError):
+    """A write through a read-only store.
+
+    A :class:`~icechunk.errors.ReadOnlyError` that is also the ``ValueError`` zarr's ``Store``
+    contract documents for writes to read-only stores.
+    """
+
+
 def _to_range(byte_range: ByteRequest | None) -> ByteRange | None:
     match byte_range:
         case None:
@@ -47,7 +56,12 @@ def _to_range(byte_range: ByteRequest | None) -> ByteRange | None:
             return OffsetRange(offset)
         case SuffixByteRequest(suffix):
             return SuffixRange(suffix)
-    raise InvalidInputError(f"unsupported byte request {byte_range!r}")
+    # zarr's own stores use this wording; zarr's store conformance tests match on it.
+    raise InvalidInputError(
+        f"Unexpected byte_range, got {byte_range!r}; expected None, RangeByteRequest, "
+        "OffsetByteRequest or SuffixByteRequest",
+        ErrorKind.INVALID_ARGUMENT,
+    )
 
 
 def _node_path(segments: list[str]) -> str:
@@ -74,7 +88,8 @@ class IcechunkStore(Store):
     def __init__(self, session: Session, read_only: bool | None = None) -> None:
         super().__init__(read_only=session.read_only if read_only is None else read_only)
         self._session = session
-        self._is_open = True
+        # Like every zarr store, a new store is not "open" yet: zarr opens it on first use
+        # (``StorePath`` calls ``_ensure_open``). Opening only flips this flag.
 
     # -- identity, pickling ---------------------------------------------------------------
 
@@ -90,31 +105,68 @@ class IcechunkStore(Store):
     def supports_consolidated_metadata(self) -> bool:
         return False
 
+    async def _ensure_open(self) -> None:
+        # Idempotent (no "already open" error when two tasks race to open the same store).
+        self._is_open = True
+
+    def _frozen_view(self) -> tuple[Any, str] | None:
+        """``(storage, snapshot id)`` when the session is a read-only view of one snapshot.
+
+        Such stores show exactly that snapshot, so two of them (e.g. a store and its
+        unpickled copy) compare equal. Stores with staged changes compare by session identity.
+        """
+        session = self._session
+        if not session.read_only or session.has_uncommitted_changes:
+            return None
+        return session._repo.storage, session.snapshot_id
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, IcechunkStore) and other._session is self._session
+        if not isinstance(other, IcechunkStore):
+            return False
+        if other._session is self._session:
+            return True
+        mine = self._frozen_view()
+        return mine is not None and mine == other._frozen_view()
 
     def __hash__(self) -> int:
-        return id(self._session)
+        try:
+            return hash(self._session._repo.storage)
+        except TypeError:  # an unhashable storage: equal stores still hash equal
+            return 0
 
     def __repr__(self) -> str:
-        return f"<IcechunkStore session={self._session!r}>"
+        return f"<IcechunkStore read_only={self.read_only} session={self._session!r}>"
 
     def __getstate__(self) -> dict[str, Any]:
         return {"session": self._session, "read_only": self._read_only}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # A writable (non-fork) session unpickles as a read-only view (see Session), so the
+        # store copy is read-only too; its writes raise ReadOnlyError pointing to fork().
         self._session = state["session"]
         self._read_only = state["read_only"] or self._session.read_only
-        self._is_open = True
+        self._is_open = False
 
     def with_read_only(self, read_only: bool = False) -> IcechunkStore:
-        # A read-only session stays read-only whatever the flag says (writes still fail).
+        """A new (not yet open) store over the same session with the given flag.
+
+        ``with_read_only(False)`` cannot make a read-only session writable: the new store
+        still reports ``read_only`` and its writes raise :class:`ReadOnlyError`.
+        """
         return IcechunkStore(self._session, read_only=read_only)
 
     def _check_writable(self) -> None:
-        if self.read_only:
+        if not self.read_only:
+            return
+        reason = "this store is a read-only view of a writable session"
+        kind = ErrorKind.READ_ONLY_STORE
+        try:
             self._session._require_writable()
-            raise ReadOnlyError("this store is read-only", ErrorKind.READ_ONLY_STORE)
+        except ReadOnlyError as e:
+            reason, kind = e.message, e.kind
+        raise _ReadOnlyStoreError(
+            f"store was opened in read-only mode and does not support writing: {reason}", kind
+        )
 
     # -- key parsing ----------------------------------------------------------------------
 
@@ -150,19 +202,23 @@ class IcechunkStore(Store):
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
+        """The value at ``key`` (or the requested bytes of it), or ``None`` if there is none.
+
+        Keys that are not valid Icechunk keys (zarr v2 probes such as ``.zgroup``) read as
+        missing.
+        """
+        byte_request = _to_range(byte_range)
         try:
             path, coords = self._parse(key)
         except InvalidInputError:
             return None
         if coords is None:
             data = await self._session.get_metadata(path)
-            if data is not None and byte_range is not None:
-                from icechunk.repository import _resolve_range
-
-                start, end = _resolve_range(len(data), _to_range(byte_range))
+            if data is not None and byte_request is not None:
+                start, end = _resolve_range(len(data), byte_request)
                 data = data[start:end]
         else:
-            data = await self._session.get_chunk(path, coords, _to_range(byte_range))
+            data = await self._session.get_chunk(path, coords, byte_request)
         return None if data is None else prototype.buffer.from_bytes(data)
 
     async def get_partial_values(
@@ -220,15 +276,20 @@ class IcechunkStore(Store):
             await self._session.delete_chunk(path, coords)
 
     async def delete_dir(self, prefix: str) -> None:
+        """Delete every key under ``prefix`` (a directory: ``foo`` never touches ``foo-bar``).
+
+        A node's path deletes the node and its descendants; a prefix inside an array's chunk
+        space (``a/c``, ``a/c/1``) deletes those chunks; ``""`` deletes everything.
+        """
         self._check_writable()
         prefix = prefix.strip("/")
         path = "/" + prefix if prefix else "/"
         if self._session.node_metadata(path) is not None:
             await self._session.delete_node(path)
             return
-        # a prefix inside an array's chunk space, e.g. "a/c" or "a/c/1"
         keys = [k async for k in self.list_prefix(prefix + "/" if prefix else "")]
-        for k in keys:
+        # deleting a node deletes its descendants: delete outermost nodes first, then chunks
+        for k in sorted(keys, key=lambda k: (not k.endswith("zarr.json"), k.count("/"), k)):
             await self.delete(k)
 
     async def set_partial_values(
@@ -237,6 +298,7 @@ class IcechunkStore(Store):
         raise NotImplementedError("partial writes are not implemented by Icechunk")
 
     async def clear(self) -> None:
+        """Delete every group and array of the session (the repository's history is kept)."""
         self._check_writable()
         for path, _ in self._session.list_nodes():
             if self._session.node_metadata(path) is not None:
@@ -244,34 +306,43 @@ class IcechunkStore(Store):
 
     # -- listing --------------------------------------------------------------------------
 
-    async def _keys(self) -> AsyncIterator[str]:
+    async def _keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Every key starting with ``prefix`` (a plain string prefix), node by node."""
         for path, is_array in self._session.list_nodes():
-            yield _node_key(path)
-            if is_array:
-                for coords in await self._session.list_chunks(path):
-                    yield _chunk_key(path, coords)
+            key = _node_key(path)
+            if key.startswith(prefix):
+                yield key
+            if not is_array:
+                continue
+            chunk_head = _chunk_key(path, ())  # every chunk key of this array starts with it
+            if not (chunk_head.startswith(prefix) or prefix.startswith(chunk_head)):
+                continue
+            for coords in await self._session.list_chunks(path):
+                chunk = _chunk_key(path, coords)
+                if chunk.startswith(prefix):
+                    yield chunk
 
     async def list(self) -> AsyncIterator[str]:
         async for key in self._keys():
             yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        async for key in self._keys():
-            if key.startswith(prefix):
-                yield key
+        async for key in self._keys(prefix):
+            yield key
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
         prefix = prefix.rstrip("/")
         head = prefix + "/" if prefix else ""
         seen: set[str] = set()
-        async for key in self._keys():
-            if key.startswith(head):
-                child = key[len(head) :].split("/", 1)[0]
-                if child and child not in seen:
-                    seen.add(child)
-                    yield child
+        async for key in self._keys(head):
+            child = key[len(head) :].split("/", 1)[0]
+            if child and child not in seen:
+                seen.add(child)
+                yield child
 
     async def is_empty(self, prefix: str) -> bool:
-        async for _ in self.list_prefix(prefix):
+        """Whether no key lives under the directory ``prefix`` (``"fo"`` does not see ``foo/``)."""
+        prefix = prefix.strip("/")
+        async for _ in self._keys(prefix + "/" if prefix else ""):
             return False
         return True

@@ -11,7 +11,12 @@ from collections.abc import Hashable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
-from xarray.backends.writers import ArrayWriter, dump_to_store, get_writable_zarr_store
+from xarray.backends.common import ArrayWriter
+from xarray.backends.writers import (
+    _validate_dataset_names,
+    dump_to_store,
+    get_writable_zarr_store,
+)
 
 from icechunk.dask import store_dask
 from icechunk.session import Session
@@ -22,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["to_icechunk"]
 
 
-class _CollectingWriter(ArrayWriter):  # type: ignore[misc]
+class _CollectingWriter(ArrayWriter):
     """Writes numpy sources now; collects chunked (dask) sources for the fork/merge step."""
 
     def sync(self, compute: bool = True, chunkmanager_store_kwargs: Any = None) -> None:
@@ -79,8 +84,11 @@ def to_icechunk(
         raise TypeError(f"expected an icechunk Session, received {type(session).__name__!r}")
     session._require_writable()
 
-    # a DataArray is written the way DataArray.to_zarr does it
-    dataset = obj._to_temp_dataset() if isinstance(obj, xr.DataArray) else obj
+    dataset = _as_dataset(obj)
+    _validate_dataset_names(dataset)
+    for v in dataset.variables.values():
+        if v.size == 0:  # as xarray does: zero-length dask arrays break dask's store
+            v.load()
 
     zstore = get_writable_zarr_store(
         session.store,
@@ -95,14 +103,14 @@ def to_icechunk(
     )
     dataset = zstore._validate_and_autodetect_region(dataset)
     zstore._validate_encoding(encoding or {})
-    writer = _CollectingWriter()
-    dump_to_store(dataset, zstore, writer, encoding=dict(encoding or {}))
+    writer = _CollectingWriter()  # type: ignore[no-untyped-call]
+    # writes every zarr.json (resizing for appends) and the numpy-backed variables
+    dump_to_store(dataset, zstore, writer, encoding=dict(encoding or {}))  # type: ignore[no-untyped-call]
     if not compute or not writer.sources:
         return
-    import zarr
 
     fork = session.fork()
-    targets = [zarr.open_array(fork.store, path=t.path, mode="r+") for t in writer.targets]
+    targets = [_on_store(t, fork.store) for t in writer.targets]
     regions = [
         r if r is not None else tuple(slice(None) for _ in t.shape)
         for r, t in zip(writer.regions, targets, strict=True)
@@ -115,3 +123,27 @@ def to_icechunk(
         **dict(chunkmanager_store_kwargs or {}),
     )
     session.merge(merged)  # type: ignore[arg-type]
+
+
+def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
+    """The Dataset ``DataArray.to_zarr`` would write (so ``xr.open_dataarray`` reads it back)."""
+    if isinstance(obj, xr.Dataset):
+        return obj
+    if not isinstance(obj, xr.DataArray):
+        raise TypeError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__!r}")
+    from xarray.backends.api import DATAARRAY_NAME, DATAARRAY_VARIABLE
+
+    if obj.name is None:
+        return obj.to_dataset(name=DATAARRAY_VARIABLE)
+    if obj.name in obj.coords or obj.name in obj.dims:
+        dataset = obj.to_dataset(name=DATAARRAY_VARIABLE)
+        dataset.attrs[DATAARRAY_NAME] = obj.name
+        return dataset
+    return obj.to_dataset()
+
+
+def _on_store(target: Any, store: IcechunkStore) -> Any:
+    """``target`` (a zarr array) re-opened on another store, with the same array config."""
+    import zarr
+
+    return zarr.open_array(store, path=target.path, mode="r+", config=target.config)

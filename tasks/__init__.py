@@ -1,0 +1,98 @@
+"""Prefect tasks for transactional Icechunk ingestion. Import them into your own flows.
+
+Every task is a thin wrapper around a plain function in :mod:`tasks.core` (usable without
+Prefect). Tasks that carry sessions use ``cache_policy=NO_CACHE`` (a session must never be
+replayed from a cache, and a writable one cannot be hashed); ``write_region`` retries transient
+storage errors only; nothing retries a commit blindly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from icechunk import ForkSession, Repository, Session, StorageError
+from tasks import core
+from tasks.blocks import IcechunkRepositoryBlock
+from tasks.regions import Region, plan_regions
+from tasks.sources import DatasetSource, NetCDFSource, SyntheticWeatherSource
+
+__all__ = [
+    "DatasetSource",
+    "IcechunkRepositoryBlock",
+    "NetCDFSource",
+    "Region",
+    "SyntheticWeatherSource",
+    "initialize_dataset",
+    "merge_and_commit",
+    "open_repository",
+    "plan_regions",
+    "retry_transient_storage_errors",
+    "write_region",
+]
+
+
+def retry_transient_storage_errors(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only environmental storage failures (never bad input or conflicts)."""
+    try:
+        state.result()
+    except StorageError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def open_repository(location: str | IcechunkRepositoryBlock, create: bool = True) -> Repository:
+    """Open (or create) a repository from a location string or an :class:`IcechunkRepositoryBlock`."""
+    if isinstance(location, IcechunkRepositoryBlock):
+        return location.open_repository(create=create)
+    return core.open_repository(location, create=create)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def initialize_dataset(
+    repo: Repository, source: DatasetSource, branch: str = "main",
+    chunks: dict[str, int] | None = None,
+) -> str | None:
+    """Commit the dataset schema if the repository does not hold it yet (idempotent)."""
+    snapshot = core.initialize_dataset(repo, source, branch=branch, chunks=chunks)
+    logger = get_run_logger()
+    if snapshot is None:
+        logger.info("dataset schema already present on %s; nothing to initialize", branch)
+    else:
+        logger.info("initialized dataset schema on %s: snapshot %s", branch, snapshot)
+    return snapshot
+
+
+@task(
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=3,
+    retry_delay_seconds=[1, 4, 10],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient_storage_errors,
+    tags=["icechunk-write"],
+    task_run_name="write-region-{region}",
+)
+def write_region(fork: ForkSession, source: DatasetSource, region: Region) -> ForkSession:
+    """Write one region through a fork (runs on a Dask worker) and return the fork."""
+    result = core.write_region(fork, source, region)
+    get_run_logger().info("wrote region %s (%d steps)", region, region.size)
+    return result
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def merge_and_commit(
+    session: Session, forks: list[ForkSession], message: str,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    """Merge the forks into the coordinator's session and commit (rebasing over unrelated
+    concurrent commits; conflicting ones fail)."""
+    snapshot = core.merge_and_commit(session, forks, message=message, metadata=metadata)
+    get_run_logger().info("committed %s: %s", snapshot, message)
+    return snapshot

@@ -405,6 +405,10 @@ def _assemble(
     for block, _ in blocks:
         sections.append(pos)
         pos += 24 + block.size
+    if pos >= 1 << 31:
+        raise _invalid(
+            f"the manifest would be {pos} bytes, over the 2 GiB flatbuffer limit; split it"
+        )
     out = bytearray(pos)
     struct.pack_into("<I4s", out, 0, table, b"Ichk")
     out[8 : 8 + len(vtable)] = vtable

@@ -122,8 +122,9 @@ def _build_update_value(b: Any, update: UpdateRecord) -> tuple[int, int]:
         value = update.fields[field]
         if ftype == "str":
             values[field] = create_string(b, value)
-        elif ftype == "status" and value is not None:
-            values[field] = _build_status(b, value)
+        elif ftype == "status":
+            if value is not None:
+                values[field] = _build_status(b, value)
         else:
             values[field] = value
     b.StartObject(len(spec))
@@ -166,8 +167,7 @@ def _build_refs(b: Any, refs: list[RepoRef], index: dict[bytes, int], what: str)
         position = index.get(bytes(ref.snapshot_id))
         if position is None:
             raise _invalid(
-                f"{what[:-2] if what.endswith('es') else what[:-1]} {ref.name!r} "
-                "points at a snapshot missing from the snapshot list"
+                f"{what} entry {ref.name!r} points at a snapshot missing from the snapshot list"
             )
         name = create_string(b, ref.name)
         b.StartObject(2)
@@ -211,8 +211,8 @@ def _flags_vector(b: Any, flags: list[int]) -> int:
 def encode_repo_info(r: RepoInfo) -> bytes:
     """The complete bytes of the ``repo`` object for ``r`` (always spec 2).
 
-    Snapshots are written sorted by id, branches and tags by name, deleted tags sorted; refs and
-    parents become indexes into the snapshot list. The ops log is written in the given order
+    Snapshots are written sorted by id, branches and tags by name, deleted tags and feature
+    flags sorted and de-duplicated; refs and parents become indexes into the snapshot list. The ops log is written in the given order
     (newest first); config and extra bytes are written verbatim.
 
     Raises

@@ -16,6 +16,7 @@ millions of coordinates, are built and read with numpy.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from typing import Any, Final
 
@@ -57,23 +58,27 @@ _CHUNK_INDICES_VTABLE: Final = struct.pack("<HHH", 6, 8, 4)
 
 def _sorted_coords(node_id: bytes, chunks: list[tuple[int, ...]]) -> npt.NDArray[np.uint32]:
     """The coordinates as a sorted, de-duplicated ``(n, ndim)`` array."""
-    try:
-        arr = np.array(chunks, dtype=np.int64)
-    except ValueError:
+    n = len(chunks)
+    ndim = len(chunks[0]) if n else 0
+    if not all(len(c) == ndim for c in chunks):
         raise InvalidInputError(
             f"chunk coordinates of node {node_id.hex()} differ in dimensionality",
             ErrorKind.INVALID_ARGUMENT,
+        )
+    try:
+        flat = np.fromiter(itertools.chain.from_iterable(chunks), dtype=np.int64, count=n * ndim)
+    except (OverflowError, TypeError, ValueError):
+        raise InvalidInputError(
+            "chunk coordinates must be integers that fit in uint32", ErrorKind.INVALID_CHUNK_INDEX
         ) from None
-    if arr.ndim == 1:
-        arr = arr.reshape(len(chunks), 0 if not chunks else -1)
-    if arr.size and (arr.min() < 0 or arr.max() > 0xFFFFFFFF):
+    if flat.size and (flat.min() < 0 or flat.max() > 0xFFFFFFFF):
         raise InvalidInputError(
             "chunk coordinates must fit in uint32", ErrorKind.INVALID_CHUNK_INDEX
         )
-    coords = arr.astype(np.uint32)
-    if len(coords) < 2 or ascending_rows(coords):
+    coords = flat.astype(np.uint32).reshape(n, ndim)
+    if n < 2 or ascending_rows(coords):
         return coords
-    if coords.shape[1] == 0:
+    if ndim == 0:
         return coords[:1]
     unique: npt.NDArray[np.uint32] = np.unique(coords, axis=0)
     return unique
@@ -173,8 +178,11 @@ def _read_chunks(buf: Buffer, vec_pos: int) -> list[tuple[int, ...]]:
         return []
     ndim = int(lengths[0])
     if (lengths == ndim).all():
-        rows: list[list[int]] = gather_rows(buf, starts, ndim, "<u4").tolist()
-        return [tuple(r) for r in rows]
+        rows = gather_rows(buf, starts, ndim, "<u4")
+        if ndim == 0:
+            return [()] * cols.n
+        columns = [rows[:, k].tolist() for k in range(ndim)]
+        return list(zip(*columns, strict=True))
     out = []
     for s, n in zip(starts.tolist(), lengths.tolist(), strict=True):
         out.append(tuple(np.frombuffer(buf.data, "<u4", n, s).tolist()))

@@ -41,10 +41,10 @@ json_scalars = (
     | st.booleans()
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+    | st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)
 )
 flex_keys = st.text(
-    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=8
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=8
 )
 json_values = st.recursive(
     json_scalars,
@@ -76,7 +76,9 @@ def native_refs(coords: np.ndarray, seed: int = 0) -> ChunkRefs:
 
 
 @st.composite
-def chunk_refs(draw: st.DrawFn, max_refs: int = 30, kinds: tuple[int, ...] = (1, 2, 3)) -> ChunkRefs:
+def chunk_refs(
+    draw: st.DrawFn, max_refs: int = 30, kinds: tuple[int, ...] = (1, 2, 3)
+) -> ChunkRefs:
     """Random refs of one array: unique coordinates, any mix of ``kinds``, unsorted."""
     ndim = draw(st.integers(0, 4))
     rows: list[tuple[int, ...]]
@@ -200,7 +202,8 @@ def dimension_shapes(draw: st.DrawFn) -> DimensionShape:
 def array_data(draw: st.DrawFn) -> ArrayData:
     shape = tuple(draw(st.lists(dimension_shapes(), max_size=4)))
     names = draw(
-        st.none() | st.lists(st.none() | st.text(max_size=5), min_size=len(shape), max_size=len(shape))
+        st.none()
+        | st.lists(st.none() | st.text(max_size=5), min_size=len(shape), max_size=len(shape))
     )
     extents = st.tuples(*[st.tuples(st.integers(0, 10), st.integers(0, 10))] * len(shape))
     manifests_ = draw(
@@ -235,7 +238,9 @@ def snapshots(draw: st.DrawFn, spec_version: int) -> Snapshot:
     )
     return Snapshot(
         id=draw(st.binary(min_size=12, max_size=12)),
-        parent_id=draw(st.none() | st.binary(min_size=12, max_size=12)) if spec_version == 1 else None,
+        parent_id=draw(st.none() | st.binary(min_size=12, max_size=12))
+        if spec_version == 1
+        else None,
         nodes=nodes,
         flushed_at=draw(st.integers(0, 2**64 - 1)),
         message=draw(st.text(max_size=30)),
@@ -253,7 +258,9 @@ def expected_snapshot(s: Snapshot, spec_version: int) -> Snapshot:
             return DimensionShape(d.array_length, d.num_chunks, None)
         if d.chunk_length is not None:
             return d
-        chunk = max(1, -(-d.array_length // d.num_chunks)) if d.num_chunks else max(1, d.array_length)
+        chunk = (
+            max(1, -(-d.array_length // d.num_chunks)) if d.num_chunks else max(1, d.array_length)
+        )
         return DimensionShape(d.array_length, -(-d.array_length // chunk), chunk)
 
     def node(n: NodeSnapshot) -> NodeSnapshot:
@@ -296,4 +303,3 @@ def sample_snapshot(spec_version: int) -> Snapshot:
         manifest_files=[ManifestFileInfo(rid(), 1234, 3)],
         spec_version=spec_version,
     )
-

@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# (runs under the real icechunk, whose API differs from this package's)
 """Write (or dump) Icechunk repositories with the *real* icechunk library.
 
 Run with an oracle interpreter (see ``tests/interop/oracle.py``); works with icechunk 1.1.21 and
@@ -5,12 +7,14 @@ Run with an oracle interpreter (see ``tests/interop/oracle.py``); works with ice
 
     python real_writer.py write <repo dir> <spec version> [--virtual <data dir>]
     python real_writer.py dump <repo dir> [--virtual <data dir>]
+    python real_writer.py extend <repo dir> [--virtual <data dir>]
 
 ``write`` creates a repository exercising every metadata file feature (groups with attributes,
 native and inline chunks, a chunk deleted by a later commit, commit metadata, a branch, a tag,
 a deleted tag; with ``--virtual`` on 2.x also >= 1000 virtual refs, a move, repo metadata and a
 feature flag) and prints a JSON summary. ``dump`` prints a JSON description of a repository as
-the real library reads it (refs, ancestry, array data, attributes, diffs) for comparisons.
+the real library reads it (refs, ancestry, array data, attributes, diffs) for comparisons;
+``extend`` commits, branches and tags on top of an existing repository.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import os
 import sys
 import warnings
 
-import icechunk
 import numpy as np
 import zarr
+
+import icechunk
 
 warnings.simplefilter("ignore")
 
@@ -62,8 +67,12 @@ def write(path: str, spec_version: int, vdir: str | None) -> dict:
     store = session.store
     root = zarr.create_group(store=store, attributes={"title": "probe", "n": [1, 2]})
     big = root.create_array(
-        "big", shape=(100, 100), chunks=(50, 50), dtype="float64",
-        dimension_names=("y", "x"), fill_value=0.0,
+        "big",
+        shape=(100, 100),
+        chunks=(50, 50),
+        dtype="float64",
+        dimension_names=("y", "x"),
+        fill_value=0.0,
     )
     big[:] = np.random.default_rng(0).random((100, 100)) + 1.0
     small = root.create_array("small", shape=(4,), chunks=(2,), dtype="int16", fill_value=0)
@@ -90,13 +99,20 @@ def write(path: str, spec_version: int, vdir: str | None) -> dict:
         store = session.store
         group = zarr.open_group(store=store)
         group.create_array(
-            "virt", shape=(NUM_VIRTUAL,), chunks=(1,), dtype="<i8", fill_value=-1,
-            compressors=None, filters=None,
+            "virt",
+            shape=(NUM_VIRTUAL,),
+            chunks=(1,),
+            dtype="<i8",
+            fill_value=-1,
+            compressors=None,
+            filters=None,
         )
         specs = [
             icechunk.VirtualChunkSpec(
-                index=[i], location=f"file://{vdir}/file{i % 20}.bin",
-                offset=8 * (i % 100), length=8,
+                index=[i],
+                location=f"file://{vdir}/file{i % 20}.bin",
+                offset=8 * (i % 100),
+                length=8,
             )
             for i in range(NUM_VIRTUAL)
         ]
@@ -112,10 +128,9 @@ def write(path: str, spec_version: int, vdir: str | None) -> dict:
 
 
 def _ancestry(repo, **kw) -> list:
-    out = []
-    for info in repo.ancestry(**kw):
-        out.append([info.id, info.message, info.metadata, str(info.parent_id)])
-    return out
+    return [
+        [info.id, info.message, info.metadata, str(info.parent_id)] for info in repo.ancestry(**kw)
+    ]
 
 
 def _tree(store) -> dict:
@@ -125,7 +140,8 @@ def _tree(store) -> dict:
     for name, node in sorted(root.members(max_depth=None)):
         if isinstance(node, zarr.Array):
             out[name] = {
-                "attrs": dict(node.attrs), "shape": list(node.shape),
+                "attrs": dict(node.attrs),
+                "shape": list(node.shape),
                 "data": np.asarray(node[...]).tolist(),
             }
         else:
@@ -135,19 +151,24 @@ def _tree(store) -> dict:
 
 def _diff(repo, a: str, b: str) -> dict:
     d = repo.diff(from_snapshot_id=a, to_snapshot_id=b)
-    keys = ["new_groups", "new_arrays", "deleted_groups", "deleted_arrays",
-            "updated_groups", "updated_arrays"]
+    keys = [
+        "new_groups",
+        "new_arrays",
+        "deleted_groups",
+        "deleted_arrays",
+        "updated_groups",
+        "updated_arrays",
+    ]
     out = {k: sorted(getattr(d, k)) for k in keys}
-    out["updated_chunks"] = {
-        k: sorted(map(list, v)) for k, v in sorted(d.updated_chunks.items())
-    }
+    out["updated_chunks"] = {k: sorted(map(list, v)) for k, v in sorted(d.updated_chunks.items())}
     return out
 
 
 def dump(path: str, vdir: str | None) -> dict:
     config, credentials = _config_and_credentials(vdir)
     repo = icechunk.Repository.open(
-        icechunk.local_filesystem_storage(path), config=config,
+        icechunk.local_filesystem_storage(path),
+        config=config,
         authorize_virtual_chunk_access=credentials,
     )
     out = {
@@ -172,6 +193,24 @@ def dump(path: str, vdir: str | None) -> dict:
     return out
 
 
+def extend(path: str, vdir: str | None) -> dict:
+    """Commit on top of an existing repository, branch and tag: the real library must accept
+    (and rewrite) whatever refs / repo info it finds."""
+    config, credentials = _config_and_credentials(vdir)
+    repo = icechunk.Repository.open(
+        icechunk.local_filesystem_storage(path),
+        config=config,
+        authorize_virtual_chunk_access=credentials,
+    )
+    session = repo.writable_session("main")
+    small = zarr.open_array(session.store, path="small")
+    small[0:2] = np.array([9, 9], dtype="int16")
+    snapshot = session.commit("extended by the real library", metadata={"extended": True})
+    repo.create_branch("extra", snapshot)
+    repo.create_tag("extended", snapshot)
+    return {"extended": snapshot, "data": np.asarray(small[:]).tolist()}
+
+
 def main() -> None:
     cmd, path = sys.argv[1], sys.argv[2]
     args = sys.argv[3:]
@@ -182,6 +221,8 @@ def main() -> None:
         del args[at : at + 2]
     if cmd == "write":
         result = write(path, int(args[0]), vdir)
+    elif cmd == "extend":
+        result = extend(path, vdir)
     else:
         result = dump(path, vdir)
     print(json.dumps(result, sort_keys=True, default=str))

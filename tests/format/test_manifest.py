@@ -142,7 +142,7 @@ def test_rejects_duplicates_and_bad_columns() -> None:
     ok = native_refs(np.zeros((1, 1)))
     with pytest.raises(InvalidInputError, match="same node id"):
         encode_manifest(Manifest(rid(), [ArrayManifest(node, ok), ArrayManifest(node, ok)], 2), 2)
-    bad = native_refs(np.zeros((2, 1)) + [[0], [1]])
+    bad = native_refs(np.array([[0], [1]]))
     bad.kind[0] = 9
     with pytest.raises(InvalidInputError, match="unknown chunk kind"):
         encode_manifest(Manifest(rid(), [ArrayManifest(rid(8), bad)], 2), 2)
@@ -169,7 +169,7 @@ def build_manifest(
         ref_tables = []
         for ref in refs:
             index = b.CreateNumpyVector(np.array(ref["index"], dtype="<u4"))
-            children = {}
+            children: dict[str, int] = {}
             for key in ("inline", "compressed_location"):
                 if key in ref:
                     children[key] = b.CreateByteVector(ref[key])
@@ -224,7 +224,7 @@ def build_manifest(
 
 def test_decodes_mixed_layouts_from_a_generic_builder() -> None:
     cid = bytes(range(100, 112))
-    refs = [
+    refs: list[dict[str, Any]] = [
         {"index": [0, 1], "chunk_id": cid, "length": 10},
         {"index": [0, 2], "inline": b"\x01\x02\x03"},
         {"index": [0, 3], "location": "s3://b/k", "offset": 5, "length": 6, "etag": "e"},

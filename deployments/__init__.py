@@ -1,0 +1,1 @@
+"""Prefect deployments of the ingestion flows (see ``prefect.yaml`` and ``serve.py``)."""

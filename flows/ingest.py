@@ -1,0 +1,178 @@
+"""Ingestion flows: ``ingest`` (everything the source has), ``append`` (recurring: only the
+steps the repository lacks) and ``backfill`` (a range, in batches).
+
+Every data commit appends whole steps: the coordinator grows the arrays in its session, forks
+once, the Dask workers fill chunk-aligned regions on the fork (``write_region.map``), and the
+forks are merged and committed once in the flow process. A crash before the commit changes
+nothing; a re-run completes the work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, unmapped
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import get_run_context
+from prefect.logging import get_run_logger
+
+from flows.runners import default_task_runner
+from icechunk import ForkSession, Repository
+from tasks import (
+    IcechunkRepositoryBlock,
+    initialize_dataset,
+    merge_and_commit,
+    open_repository,
+    write_region,
+)
+from tasks import core
+from tasks.regions import Region, plan_regions
+from tasks.sources import DatasetSource, source_from_spec
+
+__all__ = ["append", "backfill", "ingest"]
+
+
+def _flow_run_id() -> str | None:
+    try:
+        ctx = get_run_context()
+    except Exception:
+        return None
+    run = getattr(ctx, "flow_run", None)
+    return str(run.id) if run is not None else None
+
+
+def _write_regions(
+    fork: ForkSession, source: DatasetSource, regions: list[Region]
+) -> list[ForkSession]:
+    """Run ``write_region`` for every region on the flow's task runner; return the forks."""
+    logger = get_run_logger()
+    futures = write_region.map(unmapped(fork), unmapped(source), regions)
+    forks = []
+    for i, future in enumerate(futures, start=1):
+        forks.append(future.result())
+        logger.info("progress: %d/%d regions written", i, len(regions))
+    return forks
+
+
+def _append_steps(
+    repo: Repository,
+    source: DatasetSource,
+    *,
+    branch: str,
+    until: int | None,
+    chunks: dict[str, int] | None,
+    chunks_per_region: int,
+    message: str | None,
+) -> str | None:
+    logger = get_run_logger()
+    initialize_dataset(repo, source, branch=branch, chunks=chunks)
+    incoming = source.coordinate()
+    stored = core.stored_coordinate(repo, source.dim, branch=branch)
+    start = core.append_plan(stored, incoming, until)
+    stop = len(incoming) if until is None else min(until, len(incoming))
+    if start >= stop:
+        logger.info("nothing new: the repository already holds all %d steps", len(stored))
+        return None
+    session = repo.writable_session(branch)
+    core.extend_dataset(session, source, start, stop)
+    chunk_len = (chunks or {}).get(source.dim, 1)
+    regions = plan_regions(start, stop, len(stored), chunk_len, chunks_per_region)
+    logger.info("appending steps %d..%d in %d regions", start, stop - 1, len(regions))
+    fork = session.fork()
+    forks = _write_regions(fork, source, regions)
+    first, last = incoming[start], incoming[stop - 1]
+    metadata: dict[str, Any] = {
+        "flow_run_id": _flow_run_id(),
+        "source": source.describe(),
+        "dim": source.dim,
+        "appended": [str(first), str(last)],
+        "steps": stop - start,
+        "regions": [[r.target_start, r.target_stop] for r in regions],
+    }
+    diff = session.status()
+    snapshot = merge_and_commit(
+        session,
+        forks,
+        message or f"append {stop - start} {source.dim} steps ({first} .. {last})",
+        metadata,
+    )
+    nbytes = sum(int(v.nbytes) for v in source.load(start, start + 1).data_vars.values())
+    create_markdown_artifact(
+        key="icechunk-commit",
+        markdown=(
+            f"### Icechunk commit `{snapshot}`\n\n"
+            f"- branch: `{branch}`\n- appended {stop - start} `{source.dim}` steps: "
+            f"{first} .. {last}\n- regions written: {len(regions)}\n"
+            f"- approximate bytes written: {nbytes * (stop - start):,}\n"
+            f"- arrays changed: {sorted(diff.updated_arrays | diff.new_arrays) or 'metadata'}\n"
+            f"- source: {source.describe()}\n"
+        ),
+        description="What this flow run committed",
+    )
+    return snapshot
+
+
+@flow(name="icechunk-append", persist_result=False, task_runner=default_task_runner())
+def append(
+    source: Any,
+    repository: str | IcechunkRepositoryBlock,
+    branch: str = "main",
+    until: int | None = None,
+    chunks: dict[str, int] | None = None,
+    chunks_per_region: int = 4,
+    message: str | None = None,
+) -> str | None:
+    """Append the source steps the repository does not hold yet, in one commit.
+
+    Returns the new snapshot id, or ``None`` when there was nothing new (no commit is made).
+    """
+    repo = open_repository(repository)
+    source = source_from_spec(source)
+    return _append_steps(
+        repo, source, branch=branch, until=until, chunks=chunks,
+        chunks_per_region=chunks_per_region, message=message,
+    )
+
+
+@flow(name="icechunk-ingest", persist_result=False, task_runner=default_task_runner())
+def ingest(
+    source: Any,
+    repository: str | IcechunkRepositoryBlock,
+    branch: str = "main",
+    until: int | None = None,
+    chunks: dict[str, int] | None = None,
+    chunks_per_region: int = 4,
+) -> str | None:
+    """Initialize the dataset (if needed) and write what the source holds (up to ``until``
+    steps), in one commit."""
+    repo = open_repository(repository)
+    source = source_from_spec(source)
+    return _append_steps(
+        repo, source, branch=branch, until=until, chunks=chunks,
+        chunks_per_region=chunks_per_region, message=f"ingest {source.describe()}",
+    )
+
+
+@flow(name="icechunk-backfill", persist_result=False, task_runner=default_task_runner())
+def backfill(
+    source: Any,
+    repository: str | IcechunkRepositoryBlock,
+    stop: int,
+    batch_size: int = 8,
+    branch: str = "main",
+    chunks: dict[str, int] | None = None,
+    chunks_per_region: int = 4,
+) -> list[str]:
+    """Append source steps up to ``stop`` in batches of ``batch_size``, one commit per batch."""
+    repo = open_repository(repository)
+    source = source_from_spec(source)
+    commits = []
+    stored = len(core.stored_coordinate(repo, source.dim, branch=branch))
+    for until in range(stored + batch_size, stop + batch_size, batch_size):
+        snap = _append_steps(
+            repo, source, branch=branch, until=min(until, stop), chunks=chunks,
+            chunks_per_region=chunks_per_region, message=None,
+        )
+        if snap is not None:
+            commits.append(snap)
+    return commits

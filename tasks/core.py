@@ -1,0 +1,245 @@
+"""The pipeline's logic as plain functions (no Prefect): open, initialize, extend, write, commit.
+
+The Prefect tasks in :mod:`tasks` are thin wrappers around these, so everything here can be
+used and tested without Prefect.
+
+The dataset lifecycle is append-only along one dimension (``source.dim``, usually ``time``):
+
+1. :func:`initialize_dataset` commits the *schema*: every variable, attribute and coordinate,
+   with length 0 along ``dim``. Idempotent: a matching schema is left alone, a different one is
+   refused.
+2. Each ingestion appends whole steps in **one commit**: :func:`extend_dataset` grows the arrays
+   and writes the new coordinate values in the coordinator's session, :func:`write_region` fills
+   regions on forks (on Dask workers), :func:`merge_and_commit` merges and commits. A crash
+   anywhere before the commit leaves the repository exactly as it was; a re-run appends the
+   missing steps again (nothing duplicated, nothing lost).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import xarray as xr
+import zarr
+
+import icechunk
+from icechunk import ConflictDetector, ForkSession, InvalidInputError, Repository, Session
+from icechunk.xarray import to_icechunk
+from tasks.regions import Region
+from tasks.sources import DatasetSource
+
+__all__ = [
+    "append_plan",
+    "extend_dataset",
+    "initialize_dataset",
+    "merge_and_commit",
+    "open_repository",
+    "stored_coordinate",
+    "write_region",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def storage_from_location(location: str, **options: Any) -> icechunk.Storage:
+    """A storage from a location string: a path, ``file://``, ``memory://`` or ``s3://``."""
+    url = urlparse(location)
+    if url.scheme in ("", "file"):
+        path = url.path if url.scheme == "file" else location
+        return icechunk.local_filesystem_storage(str(Path(path).expanduser().absolute()))
+    if url.scheme == "memory":
+        return icechunk.in_memory_storage()
+    if url.scheme == "s3":
+        from icechunk import storage as storage_module
+
+        factory = getattr(storage_module, "s3_storage", None)
+        if factory is None:
+            raise InvalidInputError(
+                "S3 repositories need the object-storage backend, which is not available in "
+                "this installation"
+            )
+        return factory(bucket=url.netloc, prefix=url.path.lstrip("/"), **options)  # type: ignore[no-any-return]
+    raise InvalidInputError(
+        f"unsupported repository location {location!r}: use a path, file://, memory:// or s3://"
+    )
+
+
+def open_repository(
+    location: str, *, create: bool = True, spec_version: int | None = None, **options: Any
+) -> Repository:
+    """Open the repository at ``location``; create it there first if ``create`` and missing."""
+    storage = storage_from_location(location, **options)
+    if create:
+        return Repository.open_or_create(storage, create_version=spec_version)
+    return Repository.open(storage)
+
+
+def _schema(sample: xr.Dataset, dim: str) -> xr.Dataset:
+    """The dataset with length 0 along ``dim`` (variables without ``dim`` kept whole)."""
+    return sample.isel({dim: slice(0, 0)})
+
+
+def _encoding(schema: xr.Dataset, dim: str, chunks: Mapping[str, int] | None) -> dict[str, Any]:
+    chunks = dict(chunks or {})
+    out: dict[str, Any] = {}
+    for name, var in schema.data_vars.items():
+        if dim in var.dims:
+            shape = tuple(
+                chunks.get(str(d), 1 if d == dim else schema.sizes[d]) for d in var.dims
+            )
+            out[str(name)] = {"chunks": tuple(max(1, c) for c in shape)}
+    if dim in schema.variables:
+        out[dim] = {"chunks": (max(1, chunks.get(dim, 1)) * 64,)}
+        if np.issubdtype(schema[dim].dtype, np.datetime64):
+            # Appends must encode later steps exactly: fix a fine unit up front instead of
+            # letting xarray infer one from an empty coordinate.
+            out[dim].update(units="seconds since 1970-01-01", dtype="int64")
+    return out
+
+
+def _dtype_kind(dtype: np.dtype[Any]) -> str:
+    # datetime resolution (ns in memory, us or s as decoded) is not part of the schema
+    return dtype.kind if dtype.kind in "mM" else str(dtype)
+
+
+def _describe_schema(ds: xr.Dataset, dim: str) -> dict[str, Any]:
+    return {
+        str(name): (
+            tuple(str(d) for d in var.dims),
+            _dtype_kind(var.dtype),
+            tuple(s for d, s in zip(var.dims, var.shape, strict=True) if d != dim),
+        )
+        for name, var in ds.variables.items()
+    }
+
+
+def initialize_dataset(
+    repo: Repository,
+    source: DatasetSource,
+    *,
+    branch: str = "main",
+    group: str | None = None,
+    chunks: Mapping[str, int] | None = None,
+    message: str = "initialize dataset",
+) -> str | None:
+    """Commit the dataset's schema (length 0 along ``source.dim``) unless it is already there.
+
+    Returns the new snapshot id, or ``None`` when a matching schema was already committed.
+
+    Raises
+    ------
+    InvalidInputError
+        The repository already holds a dataset whose variables, dimensions or dtypes differ.
+    """
+    dim = source.dim
+    sample = source.load(0, 1)
+    schema = _schema(sample, dim)
+    existing = _open_existing(repo, branch, group)
+    if existing is not None:
+        want, have = _describe_schema(schema, dim), _describe_schema(existing, dim)
+        if want != have:
+            diff = sorted(set(want.items()) ^ set(have.items()))
+            raise InvalidInputError(
+                f"the repository already holds a different dataset on branch {branch!r}: "
+                f"differences {diff}; use another branch or repository"
+            )
+        return None
+    session = repo.writable_session(branch)
+    to_icechunk(
+        schema, session, group=group, mode="w", encoding=_encoding(schema, dim, chunks)
+    )
+    return session.commit(message, metadata={"source": source.describe(), "dim": dim})
+
+
+def _open_existing(repo: Repository, branch: str, group: str | None) -> xr.Dataset | None:
+    session = repo.readonly_session(branch)
+    try:
+        return xr.open_zarr(session.store, group=group, consolidated=False, chunks=None)
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+        return None
+
+
+def stored_coordinate(repo: Repository, dim: str, *, branch: str = "main",
+                      group: str | None = None) -> np.ndarray:
+    """The values of ``dim`` committed on ``branch``."""
+    ds = _open_existing(repo, branch, group)
+    if ds is None:
+        return np.array([])
+    return np.asarray(ds[dim].values)
+
+
+def append_plan(stored: np.ndarray, incoming: np.ndarray, until: int | None = None) -> int:
+    """Index in ``incoming`` of the first step the repository does not hold yet.
+
+    The stored steps must be a prefix of the incoming ones; anything else (a gap, reordered or
+    changed values) is refused so that re-runs can neither duplicate nor skip data.
+
+    Raises
+    ------
+    InvalidInputError
+        ``stored`` is not a prefix of ``incoming``.
+    """
+    n = len(stored)
+    limit = len(incoming) if until is None else min(until, len(incoming))
+    if n > len(incoming) or not np.array_equal(stored, incoming[:n]):
+        raise InvalidInputError(
+            f"the repository holds {n} steps that are not the first {n} steps of the source; "
+            "refusing to append (this would duplicate or skip data)"
+        )
+    return min(n, limit)
+
+
+def extend_dataset(session: Session, source: DatasetSource, start: int, stop: int,
+                   *, group: str | None = None) -> None:
+    """Grow the arrays by source steps ``[start, stop)`` and write their coordinate values.
+
+    Data variables are left unwritten (fill value) for :func:`write_region` to fill.
+    """
+    part = source.load(start, start + 1) if stop > start else None
+    if part is None:
+        return
+    dim = source.dim
+    coords = source.coordinate()[start:stop]
+    template = part.isel({dim: [0] * (stop - start)}).assign_coords({dim: coords})
+    lazy = template.chunk({dim: 1})
+    lazy = lazy.drop_vars([v for v in lazy.variables if dim not in lazy[v].dims])
+    to_icechunk(lazy, session, group=group, append_dim=dim, compute=False)
+
+
+def write_region(fork: ForkSession, source: DatasetSource, region: Region,
+                 *, group: str | None = None) -> ForkSession:
+    """Load one region from the source and write it through ``fork``; return the fork."""
+    dim = source.dim
+    ds = source.load(region.source_start, region.source_stop)
+    ds = ds.drop_vars([v for v in ds.variables if dim not in ds[v].dims])
+    to_icechunk(
+        ds, fork, group=group, region={dim: slice(region.target_start, region.target_stop)}
+    )
+    return fork
+
+
+def merge_and_commit(
+    session: Session,
+    forks: Sequence[ForkSession],
+    *,
+    message: str,
+    metadata: Mapping[str, Any] | None = None,
+    rebase: bool = True,
+) -> str:
+    """Merge the workers' forks into ``session`` and commit once.
+
+    With ``rebase`` a concurrent commit to the branch is rebased over when the changes do not
+    conflict (``ConflictDetector``); conflicting changes raise and nothing is committed.
+    """
+    session.merge(*forks, on_overlap="error")
+    return session.commit(
+        message,
+        metadata=dict(metadata or {}),
+        rebase_with=ConflictDetector() if rebase else None,
+        rebase_tries=20,
+    )
