@@ -17,12 +17,25 @@ import time
 from pathlib import Path
 
 
-def _prefect_environment(root: Path) -> None:
-    if "PREFECT_API_URL" not in os.environ:
-        os.environ.setdefault("PREFECT_HOME", str(root / ".cache" / "prefect-home"))
+def _prefect_environment(root: Path) -> object | None:
+    """Point this process and the Dask workers it spawns at one local Prefect API.
+
+    Unless ``PREFECT_API_URL`` is set, start Prefect's local API server (SQLite under
+    ``.cache/prefect-home``) and export its URL, so worker-side task runs report to the same
+    API instead of each starting a temporary server of its own. Returns the server to stop.
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    os.environ.setdefault("PREFECT_HOME", str(root / ".cache" / "prefect-home"))
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=180)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +53,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     root = Path.cwd()
-    _prefect_environment(root)
+    server = _prefect_environment(root)
     os.environ.setdefault("ICECHUNK_PREFECT_DASK_N_WORKERS", str(args.workers))
+    try:
+        return _run(args)
+    finally:
+        _drain_prefect_workers()
+        if server is not None:
+            server.stop()  # type: ignore[attr-defined]
+
+
+def _drain_prefect_workers() -> None:
+    """Deliver queued logs and events before the API server goes away."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Ingest, append, append again; print the commits and the read-back check."""
 
     import xarray as xr
 

@@ -90,7 +90,9 @@ class ChangeSet:
             chunks={k: dict(v) for k, v in self.chunks.items()},
         )
 
-    def set_chunk(self, node_id: bytes, coords: tuple[int, ...], payload: ChunkPayload | None) -> None:
+    def set_chunk(
+        self, node_id: bytes, coords: tuple[int, ...], payload: ChunkPayload | None
+    ) -> None:
         self.chunks.setdefault(node_id, {})[coords] = payload
 
     def chunk_count(self) -> int:
@@ -177,7 +179,9 @@ class ChangeSet:
                     else:
                         same_node[change.node_id] = mine.node_id
                 else:
-                    conflicts.append(f"`{path}` was replaced in one session and modified in another")
+                    conflicts.append(
+                        f"`{path}` was replaced in one session and modified in another"
+                    )
             elif mine is not None and mine[0] == change.node_id:
                 conflicts.append(f"`{path}` was deleted in one session and modified in another")
         for path, (node_id, _) in other.deleted.items():

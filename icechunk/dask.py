@@ -12,7 +12,6 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-
 from dask.base import compute, is_dask_collection
 
 from icechunk.distributed import extract_session, merge_sessions
@@ -53,7 +52,16 @@ def _is_dask_array(x: Any) -> bool:
 def session_merge_reduction(
     arrays: Any, *, split_every: int | None = None, **store_kwargs: Any
 ) -> Session:
-    """Merge the sessions carried by the stored arrays of ``dask.array.store(return_stored=True)``."""
+    """Merge the sessions held by the stored arrays of ``dask.array.store(return_stored=True)``.
+
+    A dask reduction tree (fan-in ``split_every``) merges the forks pairwise on the workers;
+    one merged session comes back. ``store_kwargs`` go to ``dask.compute``.
+
+    Raises
+    ------
+    TypeError
+        An input is not a dask array.
+    """
     items = arrays if isinstance(arrays, list | tuple) else [arrays]
     if not all(_is_dask_array(a) for a in items):
         raise TypeError("Expected a dask array")
@@ -106,16 +114,11 @@ def store_dask(
     targets = list(targets)
     fork: ForkSession | None = None
     if session is not None:
-        import zarr
-
         fork = session.fork()
-        retargeted = []
-        for t in targets:
-            retargeted.append(zarr.open_array(fork.store, path=t.path, mode="r+"))
-        targets = retargeted
+        targets = [_on_store(t, fork.store) for t in targets]
     stored = da.store(
         list(sources),
-        targets,  # type: ignore[arg-type]
+        targets,
         regions=regions,
         compute=False,
         return_stored=True,
@@ -124,7 +127,13 @@ def store_dask(
     )
     merged = session_merge_reduction(stored, split_every=split_every, **store_kwargs)
     if session is None:
-        assert isinstance(merged, ForkSession)
         return merged
     session.merge(merged)  # type: ignore[arg-type]
     return session
+
+
+def _on_store(target: Any, store: Any) -> Any:
+    """``target`` (a zarr array) re-opened on another store, with the same array config."""
+    import zarr
+
+    return zarr.open_array(store, path=target.path, mode="r+", config=target.config)

@@ -489,7 +489,23 @@ class RefStoreV2(RefStore):
         return None
 
     async def ops_log(self) -> list[UpdateRecord]:
-        return list((await self.read()).latest_updates)
+        """Every update, newest first, following ``repo_before_updates`` into older files."""
+        info = await self.read()
+        out = list(info.latest_updates)
+        seen: set[str] = set()
+        before = info.repo_before_updates
+        while before:
+            key = before if before.startswith(layout.OVERWRITTEN) else layout.OVERWRITTEN + before
+            if key in seen:
+                raise FormatError(f"the ops log chain loops at `{key}`", ErrorKind.FORMAT)
+            seen.add(key)
+            try:
+                older = decode_repo_info(await self.storage.get(key), key)
+            except ObjectNotFoundError:
+                break  # older entries were cleaned up
+            out.extend(older.latest_updates)
+            before = older.repo_before_updates
+        return out
 
     async def get_metadata(self) -> dict[str, Any]:
         return dict((await self.read()).metadata)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from icechunk._sync import sync
@@ -67,8 +67,20 @@ if TYPE_CHECKING:
 __all__ = ["Repository"]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
 def _to_datetime(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1e6, tz=UTC)
+    """Microseconds since the epoch as an aware UTC datetime, exactly (no float rounding)."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _to_us(dt: datetime) -> int:
+    """An aware datetime (naive ones are taken as UTC) as microseconds since the epoch, exactly."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _ONE_US
 
 
 def _public_info(rec: SnapshotInfoRecord) -> SnapshotInfo:
@@ -682,9 +694,7 @@ class Repository:
     ) -> Session:
         target = await self._resolve(branch, tag, snapshot_id)
         if as_of is not None:
-            if as_of.tzinfo is None:
-                as_of = as_of.replace(tzinfo=UTC)
-            limit = int(as_of.timestamp() * 1_000_000)
+            limit = _to_us(as_of)
             for rec in await self._refs.ancestry(target):
                 if rec.flushed_at <= limit:
                     target = rec.id

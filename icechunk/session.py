@@ -28,7 +28,7 @@ from icechunk.change_set import (
     NodeChange,
     VirtualPayload,
 )
-from icechunk.chunk_refs import RefIndex, merge_refs, payload_at
+from icechunk.chunk_refs import merge_refs, payload_at
 from icechunk.errors import (
     ConflictError,
     ErrorKind,
@@ -52,7 +52,7 @@ from icechunk.format.model import (
 )
 from icechunk.refs import now_us
 from icechunk.snapshots import Diff
-from icechunk.storage.base import ByteRange, OffsetRange, RangeRequest, SuffixRange, WriteMode
+from icechunk.storage.base import ByteRange, WriteMode
 from icechunk.zarr_metadata import NodeMetadata, parse_node_metadata
 
 if TYPE_CHECKING:
@@ -322,14 +322,18 @@ class Session:
 
     # -- chunk reads ----------------------------------------------------------------------
 
-    def _staged_payload(self, node_id: bytes, coords: tuple[int, ...]) -> tuple[bool, ChunkPayload | None]:
+    def _staged_payload(
+        self, node_id: bytes, coords: tuple[int, ...]
+    ) -> tuple[bool, ChunkPayload | None]:
         for cs in self._layers():
             writes = cs.chunks.get(node_id)
             if writes is not None and coords in writes:
                 return True, writes[coords]
         return False, None
 
-    async def _base_payload(self, node: NodeSnapshot, coords: tuple[int, ...]) -> ChunkPayload | None:
+    async def _base_payload(
+        self, node: NodeSnapshot, coords: tuple[int, ...]
+    ) -> ChunkPayload | None:
         assert node.array is not None
         for mref in node.array.manifests:
             if all(lo <= c < hi for c, (lo, hi) in zip(coords, mref.extents, strict=False)):
@@ -706,7 +710,7 @@ class Session:
             if rebase_with is not None:
                 props.setdefault("__icechunk", {})
                 props["__icechunk"] = {**props["__icechunk"], "rebase_attempts": attempts}
-            snapshot, tx = await self._write_commit_objects(message, props)
+            snapshot, _ = await self._write_commit_objects(message, props)
             info = SnapshotInfoRecord(
                 snapshot.id, self._base_id, snapshot.flushed_at, message, props
             )
@@ -788,7 +792,11 @@ class Session:
         await rebase_session(self, solver)
 
     def _require_can_commit(self, what: str) -> None:
-        if isinstance(self, ForkSession) or self._mode != SessionMode.writable or self._pickled_view:
+        if (
+            isinstance(self, ForkSession)
+            or self._mode != SessionMode.writable
+            or self._pickled_view
+        ):
             raise SessionStateError(
                 f"{what}s are not allowed on read-only or forked sessions: merge forks into "
                 "the session they came from and commit there",
@@ -899,14 +907,14 @@ class Session:
             spec_version=spec,
         )
         tx = TransactionLog(id=snapshot_id, spec_version=spec)
-        for path, change in cs.nodes.items():
+        for change in cs.nodes.values():
             if change.is_new:
                 (tx.new_arrays if change.is_array else tx.new_groups).append(change.node_id)
             else:
                 (tx.updated_arrays if change.is_array else tx.updated_groups).append(
                     change.node_id
                 )
-        for _path, (node_id, is_array) in cs.deleted.items():
+        for node_id, is_array in cs.deleted.values():
             (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
         if self._fork_base is not None:  # not reachable for commits, kept for safety
             pass
@@ -942,7 +950,9 @@ class Session:
     def all_virtual_chunk_locations(self) -> list[str]:
         return sync(self.all_virtual_chunk_locations_async())
 
-    def chunk_coordinates(self, array_path: str, batch_size: int = 1000) -> Iterable[tuple[int, ...]]:
+    def chunk_coordinates(
+        self, array_path: str, batch_size: int = 1000
+    ) -> Iterable[tuple[int, ...]]:
         return sync(self.list_chunks(_normalize_path(array_path)))
 
 

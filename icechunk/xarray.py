@@ -18,7 +18,7 @@ from xarray.backends.writers import (
     get_writable_zarr_store,
 )
 
-from icechunk.dask import store_dask
+from icechunk.dask import _on_store, store_dask
 from icechunk.session import Session
 
 if TYPE_CHECKING:
@@ -105,7 +105,9 @@ def to_icechunk(
     zstore._validate_encoding(encoding or {})
     writer = _CollectingWriter()  # type: ignore[no-untyped-call]
     # writes every zarr.json (resizing for appends) and the numpy-backed variables
-    dump_to_store(dataset, zstore, writer, encoding=dict(encoding or {}))  # type: ignore[no-untyped-call]
+    dump_to_store(  # type: ignore[no-untyped-call]
+        dataset, zstore, writer, encoding=dict(encoding or {})
+    )
     if not compute or not writer.sources:
         return
 
@@ -141,9 +143,3 @@ def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
         return dataset
     return obj.to_dataset()
 
-
-def _on_store(target: Any, store: IcechunkStore) -> Any:
-    """``target`` (a zarr array) re-opened on another store, with the same array config."""
-    import zarr
-
-    return zarr.open_array(store, path=target.path, mode="r+", config=target.config)

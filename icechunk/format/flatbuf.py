@@ -14,7 +14,8 @@ Two reading styles share the checks:
   layout and still correct when they do not.
 
 Building uses the ``flatbuffers`` runtime's ``Builder``; :func:`insert_block` lets a caller splice
-in a position-independent block built with numpy (see :mod:`icechunk.format.manifest`).
+in a position-independent block built with numpy (see :mod:`icechunk.format.transaction_log`;
+:mod:`icechunk.format.manifest` lays out its whole buffer itself).
 """
 
 from __future__ import annotations

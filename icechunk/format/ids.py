@@ -44,7 +44,7 @@ def encode_id(raw: bytes) -> str:
     return "".join(reversed(out))
 
 
-def decode_id(text: str, size: int) -> bytes:
+def decode_id(text: object, size: int) -> bytes:
     """Inverse of :func:`encode_id` for an id of ``size`` bytes.
 
     Raises

@@ -9,8 +9,8 @@ Flatbuffer slots::
                    6 checksum_etag  7 checksum_last_modified  8 compressed_location (v2)  9 extra
 
 Encoding. Each array's refs vector and ChunkRef tables are laid out by numpy as one
-position-independent block (spliced into a ``flatbuffers.Builder`` that writes the few outer
-tables). Every ref gets a table whose layout depends only on which fields it has (its *code*),
+position-independent block; the few outer tables are written around the blocks front to back
+(see ``_assemble``), so no per-ref builder call and no extra copy is needed. Every ref gets a table whose layout depends only on which fields it has (its *code*),
 so all refs of one code share one vtable and fixed field positions; fixed-size fields are
 scattered with numpy, and only variable-length children (inline bytes, URLs, etags) are copied
 one by one. A record is::
