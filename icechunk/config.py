@@ -61,7 +61,7 @@ class ManifestSplitCondition:
         self.arg = arg
 
     @staticmethod
-    def AnyArray() -> ManifestSplitCondition:  # noqa: N802 - the real API's name
+    def AnyArray() -> ManifestSplitCondition:
         return ManifestSplitCondition("any")
 
     @staticmethod
@@ -112,15 +112,15 @@ class ManifestSplitDimCondition:
         self.arg = arg
 
     @staticmethod
-    def Axis(axis: int) -> ManifestSplitDimCondition:  # noqa: N802 - the real API's name
+    def Axis(axis: int) -> ManifestSplitDimCondition:
         return ManifestSplitDimCondition("axis", axis)
 
     @staticmethod
-    def DimensionName(regex: str) -> ManifestSplitDimCondition:  # noqa: N802
+    def DimensionName(regex: str) -> ManifestSplitDimCondition:
         return ManifestSplitDimCondition("name", re.compile(regex))
 
     @staticmethod
-    def Any() -> ManifestSplitDimCondition:  # noqa: N802
+    def Any() -> ManifestSplitDimCondition:
         return ManifestSplitDimCondition("any")
 
     def matches(self, axis: int, name: str | None) -> bool:

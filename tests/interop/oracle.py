@@ -57,7 +57,7 @@ def _find_interpreter(minor: str) -> str:
         try:
             out = subprocess.run(
                 [cand, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True, text=True, timeout=30,
+                capture_output=True, text=True, timeout=30, check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             continue
@@ -98,7 +98,7 @@ def run(name: str, script: str, *args: str, timeout: float = 300) -> str:
     env["ICECHUNK_LOG"] = "error"
     proc = subprocess.run(
         [str(oracle.python), str(SCRIPTS / script), *args],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd=str(SCRIPTS),
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=str(SCRIPTS), check=False,
     )
     if proc.returncode != 0:
         raise AssertionError(
