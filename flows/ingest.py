@@ -14,19 +14,23 @@ from typing import Any
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
+from prefect.exceptions import MissingContextError
+from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 
 from flows.runners import default_task_runner
 from icechunk import ForkSession, Repository
 from tasks import (
     IcechunkRepositoryBlock,
+    core,
+    extend_dataset,
     initialize_dataset,
     merge_and_commit,
     open_repository,
+    plan_append,
     write_region,
 )
-from tasks import core
-from tasks.regions import Region, plan_regions
+from tasks.regions import Region
 from tasks.sources import DatasetSource, source_from_spec
 
 __all__ = ["append", "backfill", "ingest"]
@@ -35,7 +39,7 @@ __all__ = ["append", "backfill", "ingest"]
 def _flow_run_id() -> str | None:
     try:
         ctx = get_run_context()
-    except Exception:
+    except MissingContextError:
         return None
     run = getattr(ctx, "flow_run", None)
     return str(run.id) if run is not None else None
@@ -44,13 +48,30 @@ def _flow_run_id() -> str | None:
 def _write_regions(
     fork: ForkSession, source: DatasetSource, regions: list[Region]
 ) -> list[ForkSession]:
-    """Run ``write_region`` for every region on the flow's task runner; return the forks."""
+    """Run ``write_region`` for every region on the flow's task runner; return the forks.
+
+    Waits for every region before reporting a failure, so no write is still running when the
+    flow run ends; then raises the first region's error (nothing gets committed).
+    """
     logger = get_run_logger()
     futures = write_region.map(unmapped(fork), unmapped(source), regions)
-    forks = []
-    for i, future in enumerate(futures, start=1):
-        forks.append(future.result())
-        logger.info("progress: %d/%d regions written", i, len(regions))
+    for i, _ in enumerate(as_completed(futures), start=1):
+        logger.info("progress: %d/%d regions done", i, len(regions))
+    forks: list[ForkSession] = []
+    failed: list[tuple[Region, BaseException]] = []
+    for region, future in zip(regions, futures, strict=True):
+        try:
+            forks.append(future.result())
+        except Exception as e:  # noqa: BLE001 -- any task failure: reported and re-raised below
+            failed.append((region, e))
+    if failed:
+        logger.error(
+            "%d of %d regions failed (%s); nothing is committed, re-run to complete",
+            len(failed),
+            len(regions),
+            ", ".join(f"{r}: {type(e).__name__}" for r, e in failed),
+        )
+        raise failed[0][1]
     return forks
 
 
@@ -64,22 +85,15 @@ def _append_steps(
     chunks_per_region: int,
     message: str | None,
 ) -> str | None:
-    logger = get_run_logger()
     initialize_dataset(repo, source, branch=branch, chunks=chunks)
-    incoming = source.coordinate()
-    stored = core.stored_coordinate(repo, source.dim, branch=branch)
-    start = core.append_plan(stored, incoming, until)
-    stop = len(incoming) if until is None else min(until, len(incoming))
+    start, stop = plan_append(repo, source, branch=branch, until=until)
     if start >= stop:
-        logger.info("nothing new: the repository already holds all %d steps", len(stored))
         return None
     session = repo.writable_session(branch)
-    core.extend_dataset(session, source, start, stop)
-    chunk_len = (chunks or {}).get(source.dim, 1)
-    regions = plan_regions(start, stop, len(stored), chunk_len, chunks_per_region)
-    logger.info("appending steps %d..%d in %d regions", start, stop - 1, len(regions))
+    regions = extend_dataset(session, source, start, stop, chunks_per_region=chunks_per_region)
     fork = session.fork()
     forks = _write_regions(fork, source, regions)
+    incoming = source.coordinate()
     first, last = incoming[start], incoming[stop - 1]
     metadata: dict[str, Any] = {
         "flow_run_id": _flow_run_id(),
@@ -96,14 +110,12 @@ def _append_steps(
         message or f"append {stop - start} {source.dim} steps ({first} .. {last})",
         metadata,
     )
-    nbytes = sum(int(v.nbytes) for v in source.load(start, start + 1).data_vars.values())
     create_markdown_artifact(
         key="icechunk-commit",
         markdown=(
             f"### Icechunk commit `{snapshot}`\n\n"
             f"- branch: `{branch}`\n- appended {stop - start} `{source.dim}` steps: "
             f"{first} .. {last}\n- regions written: {len(regions)}\n"
-            f"- approximate bytes written: {nbytes * (stop - start):,}\n"
             f"- arrays changed: {sorted(diff.updated_arrays | diff.new_arrays) or 'metadata'}\n"
             f"- source: {source.describe()}\n"
         ),
@@ -129,8 +141,13 @@ def append(
     repo = open_repository(repository)
     source = source_from_spec(source)
     return _append_steps(
-        repo, source, branch=branch, until=until, chunks=chunks,
-        chunks_per_region=chunks_per_region, message=message,
+        repo,
+        source,
+        branch=branch,
+        until=until,
+        chunks=chunks,
+        chunks_per_region=chunks_per_region,
+        message=message,
     )
 
 
@@ -148,8 +165,13 @@ def ingest(
     repo = open_repository(repository)
     source = source_from_spec(source)
     return _append_steps(
-        repo, source, branch=branch, until=until, chunks=chunks,
-        chunks_per_region=chunks_per_region, message=f"ingest {source.describe()}",
+        repo,
+        source,
+        branch=branch,
+        until=until,
+        chunks=chunks,
+        chunks_per_region=chunks_per_region,
+        message=f"ingest {source.describe()}",
     )
 
 
@@ -170,8 +192,13 @@ def backfill(
     stored = len(core.stored_coordinate(repo, source.dim, branch=branch))
     for until in range(stored + batch_size, stop + batch_size, batch_size):
         snap = _append_steps(
-            repo, source, branch=branch, until=min(until, stop), chunks=chunks,
-            chunks_per_region=chunks_per_region, message=None,
+            repo,
+            source,
+            branch=branch,
+            until=min(until, stop),
+            chunks=chunks,
+            chunks_per_region=chunks_per_region,
+            message=None,
         )
         if snap is not None:
             commits.append(snap)

@@ -23,13 +23,19 @@ def _prefect_environment(root: Path) -> object | None:
     Unless ``PREFECT_API_URL`` is set, start Prefect's local API server (SQLite under
     ``.cache/prefect-home``) and export its URL, so worker-side task runs report to the same
     API instead of each starting a temporary server of its own. Returns the server to stop.
+
+    Must run before Prefect (or distributed) is imported: both read these variables once.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # distributed logs every scheduler/nanny/worker start and stop at INFO, and its comms'
+    # shutdown races at ERROR; this job reports progress through Prefect's logs instead.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     if os.environ.get("PREFECT_API_URL"):
         return None
-    os.environ.setdefault("PREFECT_HOME", str(root / ".cache" / "prefect-home"))
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(root / ".cache" / "prefect-home")))
+    home.mkdir(parents=True, exist_ok=True)
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
@@ -96,8 +102,9 @@ def _run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     print(f"==> ingest: {first.describe()}, first {first_until} of {n} {full.dim} steps")
-    snap1 = ingest(first, str(repo_path), until=first_until,
-                   chunks_per_region=args.chunks_per_region)
+    snap1 = ingest(
+        first, str(repo_path), until=first_until, chunks_per_region=args.chunks_per_region
+    )
     print(f"==> append: the remaining {n - first_until} steps (a recurring run)")
     snap2 = append(full, str(repo_path), chunks_per_region=args.chunks_per_region)
     print("==> append again: nothing new, so no commit")

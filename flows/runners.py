@@ -35,7 +35,10 @@ def make_task_runner(config: DaskConfig | None = None) -> DaskTaskRunner:
         "n_workers": config.n_workers,
         "threads_per_worker": config.threads_per_worker,
         "processes": config.processes,
+        # No dashboard (bokeh is not a dependency), and the scheduler's small HTTP server on a
+        # free port: two flow runs on one machine must not both claim port 8787.
         "dashboard_address": None,
+        "scheduler_kwargs": {"dashboard_address": ":0"},
     }
     adapt = None
     if config.adapt_min is not None or config.adapt_max is not None:

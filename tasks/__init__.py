@@ -26,24 +26,38 @@ __all__ = [
     "NetCDFSource",
     "Region",
     "SyntheticWeatherSource",
+    "TRANSIENT_ERRORS",
+    "extend_dataset",
     "initialize_dataset",
     "merge_and_commit",
     "open_repository",
+    "plan_append",
+    "is_transient",
     "plan_regions",
     "retry_transient_storage_errors",
     "write_region",
 ]
 
 
-def retry_transient_storage_errors(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only environmental storage failures (never bad input or conflicts)."""
-    try:
-        state.result()
-    except StorageError:
-        return True
-    except Exception:
-        return False
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageError, ConnectionError, TimeoutError)
+"""Errors worth retrying: the environment failed (object store, network), not the input."""
+
+
+def is_transient(error: BaseException | None) -> bool:
+    """Whether ``error`` (or an error it was raised ``from``) is one of :data:`TRANSIENT_ERRORS`."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, TRANSIENT_ERRORS):
+            return True
+        error, seen = error.__cause__, seen + 1
     return False
+
+
+def retry_transient_storage_errors(task: Any, task_run: Any, state: Any) -> bool:
+    """``retry_condition_fn``: retry only environmental storage failures (never bad input,
+    schema errors or conflicts, which would fail again)."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, BaseException) and is_transient(error)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -56,7 +70,9 @@ def open_repository(location: str | IcechunkRepositoryBlock, create: bool = True
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def initialize_dataset(
-    repo: Repository, source: DatasetSource, branch: str = "main",
+    repo: Repository,
+    source: DatasetSource,
+    branch: str = "main",
     chunks: dict[str, int] | None = None,
 ) -> str | None:
     """Commit the dataset schema if the repository does not hold it yet (idempotent)."""
@@ -67,6 +83,37 @@ def initialize_dataset(
     else:
         logger.info("initialized dataset schema on %s: snapshot %s", branch, snapshot)
     return snapshot
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def plan_append(
+    repo: Repository, source: DatasetSource, branch: str = "main", until: int | None = None
+) -> tuple[int, int]:
+    """Source positions ``[start, stop)`` the repository lacks; ``start == stop``: none.
+
+    Refuses (``InvalidInputError``) when the stored steps are not a prefix of the source's.
+    """
+    start, stop = core.plan_append(repo, source, branch=branch, until=until)
+    logger = get_run_logger()
+    if stop > start:
+        logger.info("source steps %d..%d are new", start, stop - 1)
+    else:
+        logger.info("nothing new on %s: the repository holds the first %d steps", branch, start)
+    return start, stop
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def extend_dataset(
+    session: Session, source: DatasetSource, start: int, stop: int, chunks_per_region: int = 4
+) -> list[Region]:
+    """Grow the arrays in the coordinator's ``session`` by source steps ``[start, stop)``
+    (coordinates written, data left for :func:`write_region`); return the chunk-aligned
+    regions to write. Call it directly in the flow: a writable session does not travel."""
+    regions = core.extend_dataset(session, source, start, stop, chunks_per_region=chunks_per_region)
+    get_run_logger().info(
+        "extended %s by %d steps; %d regions to write", source.dim, stop - start, len(regions)
+    )
+    return regions
 
 
 @task(
@@ -88,7 +135,9 @@ def write_region(fork: ForkSession, source: DatasetSource, region: Region) -> Fo
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def merge_and_commit(
-    session: Session, forks: list[ForkSession], message: str,
+    session: Session,
+    forks: list[ForkSession],
+    message: str,
     metadata: dict[str, Any] | None = None,
 ) -> str:
     """Merge the forks into the coordinator's session and commit (rebasing over unrelated

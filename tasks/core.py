@@ -18,6 +18,7 @@ The dataset lifecycle is append-only along one dimension (``source.dim``, usuall
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import zarr
 import icechunk
 from icechunk import ConflictDetector, ForkSession, InvalidInputError, Repository, Session
 from icechunk.xarray import to_icechunk
-from tasks.regions import Region
+from tasks.regions import Region, plan_regions
 from tasks.sources import DatasetSource
 
 __all__ = [
@@ -39,7 +40,10 @@ __all__ = [
     "initialize_dataset",
     "merge_and_commit",
     "open_repository",
+    "plan_append",
     "stored_coordinate",
+    "stored_length",
+    "target_chunk_length",
     "write_region",
 ]
 
@@ -89,9 +93,7 @@ def _encoding(schema: xr.Dataset, dim: str, chunks: Mapping[str, int] | None) ->
     out: dict[str, Any] = {}
     for name, var in schema.data_vars.items():
         if dim in var.dims:
-            shape = tuple(
-                chunks.get(str(d), 1 if d == dim else schema.sizes[d]) for d in var.dims
-            )
+            shape = tuple(chunks.get(str(d), 1 if d == dim else schema.sizes[d]) for d in var.dims)
             out[str(name)] = {"chunks": tuple(max(1, c) for c in shape)}
     if dim in schema.variables:
         out[dim] = {"chunks": (max(1, chunks.get(dim, 1)) * 64,)}
@@ -150,9 +152,7 @@ def initialize_dataset(
             )
         return None
     session = repo.writable_session(branch)
-    to_icechunk(
-        schema, session, group=group, mode="w", encoding=_encoding(schema, dim, chunks)
-    )
+    to_icechunk(schema, session, group=group, mode="w", encoding=_encoding(schema, dim, chunks))
     return session.commit(message, metadata={"source": source.describe(), "dim": dim})
 
 
@@ -164,8 +164,9 @@ def _open_existing(repo: Repository, branch: str, group: str | None) -> xr.Datas
         return None
 
 
-def stored_coordinate(repo: Repository, dim: str, *, branch: str = "main",
-                      group: str | None = None) -> np.ndarray:
+def stored_coordinate(
+    repo: Repository, dim: str, *, branch: str = "main", group: str | None = None
+) -> np.ndarray:
     """The values of ``dim`` committed on ``branch``."""
     ds = _open_existing(repo, branch, group)
     if ds is None:
@@ -194,32 +195,105 @@ def append_plan(stored: np.ndarray, incoming: np.ndarray, until: int | None = No
     return min(n, limit)
 
 
-def extend_dataset(session: Session, source: DatasetSource, start: int, stop: int,
-                   *, group: str | None = None) -> None:
+def plan_append(
+    repo: Repository,
+    source: DatasetSource,
+    *,
+    branch: str = "main",
+    until: int | None = None,
+    group: str | None = None,
+) -> tuple[int, int]:
+    """Source positions ``[start, stop)`` that the repository lacks (up to ``until`` steps).
+
+    ``start == stop`` means there is nothing to append. See :func:`append_plan` for the
+    checks that refuse gaps and changed values.
+    """
+    incoming = source.coordinate()
+    stored = stored_coordinate(repo, source.dim, branch=branch, group=group)
+    start = append_plan(stored, incoming, until)
+    stop = len(incoming) if until is None else min(until, len(incoming))
+    return start, max(start, stop)
+
+
+def target_chunk_length(session: Session, dim: str, *, group: str | None = None) -> int:
+    """The length along ``dim`` of the write unit (shard, else chunk) of the data arrays.
+
+    Region writes must start and stop on these boundaries (except at the end of the data) so
+    that no two forks write one chunk. Arrays with different units give their least common
+    multiple. Coordinates along ``dim`` are excluded: only the coordinator writes them.
+
+    Raises
+    ------
+    InvalidInputError
+        No array in the dataset has the dimension ``dim``.
+    """
+    root = zarr.open_group(session.store, path=group or "", mode="r")
+    lengths = set()
+    for name, array in root.arrays():
+        dims = array.metadata.dimension_names or ()
+        if name != dim and dim in dims:
+            unit = array.shards or array.chunks
+            lengths.add(int(unit[dims.index(dim)]))
+    if not lengths:
+        raise InvalidInputError(f"no data variable of the dataset has the dimension {dim!r}")
+    return math.lcm(*lengths)
+
+
+def stored_length(session: Session, dim: str, *, group: str | None = None) -> int:
+    """The current length of the data arrays along ``dim`` in ``session``."""
+    root = zarr.open_group(session.store, path=group or "", mode="r")
+    for name, array in root.arrays():
+        dims = array.metadata.dimension_names or ()
+        if name != dim and dim in dims:
+            return int(array.shape[dims.index(dim)])
+    raise InvalidInputError(f"no data variable of the dataset has the dimension {dim!r}")
+
+
+def extend_dataset(
+    session: Session,
+    source: DatasetSource,
+    start: int,
+    stop: int,
+    *,
+    group: str | None = None,
+    chunks_per_region: int = 4,
+) -> list[Region]:
     """Grow the arrays by source steps ``[start, stop)`` and write their coordinate values.
 
-    Data variables are left unwritten (fill value) for :func:`write_region` to fill.
+    Data variables are left unwritten (fill value) for :func:`write_region` to fill. Returns
+    the regions to write: chunk-aligned in the target (``chunks_per_region`` chunks each,
+    using the chunk length actually stored, whatever ``chunks`` initialized the dataset).
     """
-    part = source.load(start, start + 1) if stop > start else None
-    if part is None:
-        return
+    if stop <= start:
+        return []
     dim = source.dim
+    target_start = stored_length(session, dim, group=group)
+    regions = plan_regions(
+        start,
+        stop,
+        target_start,
+        target_chunk_length(session, dim, group=group),
+        chunks_per_region,
+    )
+    part = source.load(start, start + 1)
     coords = source.coordinate()[start:stop]
     template = part.isel({dim: [0] * (stop - start)}).assign_coords({dim: coords})
     lazy = template.chunk({dim: 1})
     lazy = lazy.drop_vars([v for v in lazy.variables if dim not in lazy[v].dims])
-    to_icechunk(lazy, session, group=group, append_dim=dim, compute=False)
+    # compute=False writes only metadata (the resize) and the coordinate values: the lazy
+    # data is never stored, so its dask chunks need not match the zarr chunks.
+    to_icechunk(lazy, session, group=group, append_dim=dim, compute=False, safe_chunks=False)
+    return regions
 
 
-def write_region(fork: ForkSession, source: DatasetSource, region: Region,
-                 *, group: str | None = None) -> ForkSession:
+def write_region(
+    fork: ForkSession, source: DatasetSource, region: Region, *, group: str | None = None
+) -> ForkSession:
     """Load one region from the source and write it through ``fork``; return the fork."""
     dim = source.dim
     ds = source.load(region.source_start, region.source_stop)
     ds = ds.drop_vars([v for v in ds.variables if dim not in ds[v].dims])
-    to_icechunk(
-        ds, fork, group=group, region={dim: slice(region.target_start, region.target_stop)}
-    )
+    to_icechunk(ds, fork, group=group, region={dim: slice(region.target_start, region.target_stop)})
     return fork
 
 

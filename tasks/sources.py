@@ -43,7 +43,7 @@ class DatasetSource(Protocol):
 class SyntheticWeatherSource:
     """A realistic gridded weather dataset generated on the fly (no files needed).
 
-    Variables ``t2m`` (K), ``u10``/``v10`` (m s-1) and ``tp`` (mm) on ``time × lat × lon``
+    Variables ``t2m`` (K), ``u10``/``v10`` (m s-1) and ``tp`` (mm) on ``(time, lat, lon)``
     (float32). Every time step is a deterministic function of its index, so any region can be
     generated independently, in any process, and a re-run produces identical bytes.
     """
@@ -79,8 +79,10 @@ class SyntheticWeatherSource:
         for k, i in enumerate(range(start, stop)):
             rng = np.random.default_rng([self.seed, i])
             phase = 2 * np.pi * i / 4.0
-            t2m[k] = base + 5 * np.cos(phase + np.deg2rad(lon))[None, :] + rng.normal(
-                0, 1, (self.nlat, self.nlon)
+            t2m[k] = (
+                base
+                + 5 * np.cos(phase + np.deg2rad(lon))[None, :]
+                + rng.normal(0, 1, (self.nlat, self.nlon))
             )
             u10[k] = rng.normal(0, 5, (self.nlat, self.nlon))
             v10[k] = rng.normal(0, 5, (self.nlat, self.nlon))
@@ -115,8 +117,7 @@ class NetCDFSource:
 
     def _open(self) -> xr.Dataset:
         datasets = [
-            xr.open_dataset(p, drop_variables=list(self.drop_variables) or None)
-            for p in self.paths
+            xr.open_dataset(p, drop_variables=list(self.drop_variables) or None) for p in self.paths
         ]
         if len(datasets) == 1:
             return datasets[0]

@@ -81,6 +81,8 @@ class SnapModel:
     metadata: dict[str, Any]
     data: Data
     written_at: datetime
+    amended: bool = False
+    """Made by ``Session.amend``."""
 
 
 @dataclass
@@ -89,7 +91,8 @@ class OpenSession:
     branch: str
     base: str
     working: Data
-    dirty: bool = False
+    touched: bool = False
+    """Written to since it was opened or its changes discarded."""
 
 
 @dataclass
@@ -156,8 +159,17 @@ class VersionControlMachine(RuleBasedStateMachine):
     def op(self, kind: str, **fields: Any) -> None:
         self.model.ops.append((kind, fields))
 
-    def record(self, snap_id: str, parent: str | None, message: str, metadata: dict[str, Any],
-               data: Data, before: datetime) -> None:
+    def record(
+        self,
+        snap_id: str,
+        parent: str | None,
+        message: str,
+        metadata: dict[str, Any],
+        data: Data,
+        before: datetime,
+        *,
+        amended: bool = False,
+    ) -> None:
         assert snap_id not in self.model.snapshots
         info = self.repo.lookup_snapshot(snap_id)
         assert info.id == snap_id and info.parent_id == parent
@@ -165,7 +177,9 @@ class VersionControlMachine(RuleBasedStateMachine):
         assert info.written_at >= before - timedelta(milliseconds=1)
         if parent is not None:
             assert info.written_at > self.model.snapshots[parent].written_at
-        self.model.snapshots[snap_id] = SnapModel(parent, message, metadata, data, info.written_at)
+        self.model.snapshots[snap_id] = SnapModel(
+            parent, message, metadata, data, info.written_at, amended
+        )
 
     def finish_session(self, snap_id: str) -> None:
         assert self.open is not None
@@ -173,6 +187,15 @@ class VersionControlMachine(RuleBasedStateMachine):
         assert session.read_only and session.branch is None and session.snapshot_id == snap_id
         assert not session.has_uncommitted_changes
         self.open = None
+
+    def has_changes(self, s: OpenSession) -> bool:
+        """The session's own answer, checked against what the model knows for sure."""
+        changed = s.session.has_uncommitted_changes
+        if s.working != self.model.snapshots[s.base].data:
+            assert changed
+        if not s.touched:
+            assert not changed
+        return changed
 
     def expect_metadata(self, metadata: dict[str, Any] | None) -> dict[str, Any]:
         return json.loads(json.dumps(metadata or {}))
@@ -239,7 +262,7 @@ class VersionControlMachine(RuleBasedStateMachine):
         values = list(current)
         values[index] = value
         self.open.working = self.open.working.with_array(name, tuple(values))
-        self.open.dirty = True
+        self.open.touched = True
 
     @rule(name=st.sampled_from(ARRAYS), data=st.data())
     def delete_array(self, name: str, data: st.DataObject) -> None:
@@ -250,7 +273,7 @@ class VersionControlMachine(RuleBasedStateMachine):
         group = zarr.open_group(self.open.session.store, mode="a")
         del group[name]
         self.open.working = self.open.working.with_array(name, None)
-        self.open.dirty = True
+        self.open.touched = True
 
     @rule(key=st.sampled_from(ATTR_KEYS), value=json_values, data=st.data())
     def set_attribute(self, key: str, value: Any, data: st.DataObject) -> None:
@@ -259,7 +282,7 @@ class VersionControlMachine(RuleBasedStateMachine):
         group = zarr.open_group(self.open.session.store, mode="a")
         group.attrs[key] = value
         self.open.working = self.open.working.with_attr(key, json.loads(json.dumps(value)))
-        self.open.dirty = True
+        self.open.touched = True
 
     @precondition(lambda self: self.open is not None)
     @rule()
@@ -267,7 +290,7 @@ class VersionControlMachine(RuleBasedStateMachine):
         assert self.open is not None
         self.open.session.discard_changes()
         self.open.working = self.model.snapshots[self.open.base].data
-        self.open.dirty = False
+        self.open.touched = False
         assert not self.open.session.has_uncommitted_changes
 
     # -- commit, amend, flush -------------------------------------------------------------------
@@ -279,7 +302,8 @@ class VersionControlMachine(RuleBasedStateMachine):
         s = self.open
         tip = self.model.branches.get(s.branch)
         before = datetime.now(UTC)
-        if not s.dirty and not allow_empty:
+        changed = self.has_changes(s)
+        if not changed and not allow_empty:
             with pytest.raises(icechunk.SessionStateError) as info:
                 s.session.commit(message, metadata)
             assert info.value.kind == ErrorKind.NO_CHANGES_TO_COMMIT
@@ -297,7 +321,7 @@ class VersionControlMachine(RuleBasedStateMachine):
             assert conflict.value.expected_parent == s.base
             assert conflict.value.actual_parent == tip
             assert self.repo.lookup_branch(s.branch) == tip
-            assert s.session.has_uncommitted_changes == s.dirty and not s.session.read_only
+            assert s.session.has_uncommitted_changes == changed and not s.session.read_only
             return
         snap = s.session.commit(message, metadata, allow_empty=allow_empty)
         self.record(snap, s.base, message, self.expect_metadata(metadata), s.working, before)
@@ -349,7 +373,10 @@ class VersionControlMachine(RuleBasedStateMachine):
         before = datetime.now(UTC)
         base_parent = self.model.snapshots[s.base].parent
         refused = (
-            not self.v2 or (not s.dirty and not allow_empty) or base_parent is None or tip is None
+            not self.v2
+            or (not self.has_changes(s) and not allow_empty)
+            or base_parent is None
+            or tip is None
         )
         if refused:
             with pytest.raises(icechunk.IcechunkError) as info:
@@ -366,12 +393,15 @@ class VersionControlMachine(RuleBasedStateMachine):
             assert conflict.value.actual_parent == tip
             return
         snap = s.session.amend(message, metadata=metadata, allow_empty=allow_empty)
-        self.record(snap, base_parent, message, self.expect_metadata(metadata), s.working, before)
+        self.record(
+            snap, base_parent, message, self.expect_metadata(metadata), s.working, before,
+            amended=True,
+        )
         self.model.branches[s.branch] = snap
         self.op("CommitAmended", branch=s.branch, previous_snap_id=s.base, new_snap_id=snap)
         self.finish_session(snap)
 
-    @precondition(lambda self: self.open is not None and self.open.dirty)
+    @precondition(lambda self: self.open is not None and self.open.session.has_uncommitted_changes)
     @rule(message=messages, metadata=commit_metadata)
     def flush(self, message: str, metadata: dict[str, Any] | None) -> None:
         assert self.open is not None
@@ -528,6 +558,16 @@ class VersionControlMachine(RuleBasedStateMachine):
         i = data.draw(st.integers(j, len(chain) - 1))
         new, old = chain[j], chain[i]
         diff = self.repo.diff(from_snapshot_id=old, to_snapshot_id=new)
+        if i == j:
+            assert diff.is_empty()
+            return
+        with pytest.raises(icechunk.InvalidInputError) as info:
+            self.repo.diff(from_snapshot_id=new, to_snapshot_id=old)
+        assert info.value.kind == ErrorKind.BAD_SNAPSHOT_CHAIN_FOR_DIFF
+        if any(self.model.snapshots[s].amended for s in chain[j:i]):
+            # the transaction log of an amend lacks the amended commit's changes: a bug in
+            # Session.amend pinned by test_diff_across_an_amend; not checked here
+            return
         old_arrays = dict(self.model.snapshots[old].data.arrays)
         new_arrays = dict(self.model.snapshots[new].data.arrays)
         assert {"/" + a for a in new_arrays.keys() - old_arrays.keys()} <= diff.new_arrays
@@ -536,12 +576,6 @@ class VersionControlMachine(RuleBasedStateMachine):
             if new_arrays[name] != old_arrays[name]:
                 path = "/" + name
                 assert path in diff.updated_chunks or path in diff.new_arrays
-        if i == j:
-            assert diff.is_empty()
-        else:
-            with pytest.raises(icechunk.InvalidInputError) as info:
-                self.repo.diff(from_snapshot_id=new, to_snapshot_id=old)
-            assert info.value.kind == ErrorKind.BAD_SNAPSHOT_CHAIN_FOR_DIFF
 
     @rule()
     def reopen(self) -> None:
@@ -590,7 +624,7 @@ class VersionControlMachine(RuleBasedStateMachine):
     @invariant()
     def session_state_matches(self) -> None:
         if self.open is not None:
-            assert self.open.session.has_uncommitted_changes == self.open.dirty
+            self.has_changes(self.open)
             assert read_data(self.open.session) == self.open.working
 
     @invariant()
@@ -629,3 +663,26 @@ def test_version_control(spec_version: int, storage_kind: str) -> None:
         ),
     )
     assert time.perf_counter() - started < 60
+
+
+def test_diff_across_an_amend(repo: icechunk.Repository) -> None:
+    """An amend replaces the tip: its transaction log must cover the amended commit too.
+
+    Diff (and rebase) read transaction logs, so an amend that records only its own changes
+    hides the amended commit's ones (icechunk merges the two logs).
+    """
+    if repo.spec_version == 1:
+        pytest.skip("amend needs spec 2")
+    session = repo.writable_session("main")
+    zarr.group(store=session.store)
+    first = session.commit("root group")
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(SHAPE,), chunks=(2,), dtype="i4")[:] = 1
+    session.commit("to be amended")
+    session = repo.writable_session("main")
+    zarr.open_group(session.store).attrs["amended"] = True
+    amended = session.amend("amended")
+    diff = repo.diff(from_snapshot_id=first, to_snapshot_id=amended)
+    assert diff.new_arrays == {"/a"}
+    assert diff.updated_chunks == {"/a": [[0], [1]]}
+    assert diff.updated_groups == {"/"}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import tempfile
 from typing import Any
 
 import hypothesis.strategies as st
@@ -55,8 +56,13 @@ def snapshot(store: IcechunkStore) -> dict[str, bytes]:
     return sync(_snapshot(store))
 
 
-def _new_repo(spec_version: int) -> icechunk.Repository:
-    return icechunk.Repository.create(icechunk.in_memory_storage(), spec_version=spec_version)
+def _new_repo(spec_version: int, local_dir: str | None = None) -> icechunk.Repository:
+    storage = (
+        icechunk.in_memory_storage()
+        if local_dir is None
+        else icechunk.local_filesystem_storage(local_dir)
+    )
+    return icechunk.Repository.create(storage, spec_version=spec_version)
 
 
 # ------------------------------------------------------------------------------------------
@@ -65,13 +71,21 @@ def _new_repo(spec_version: int) -> icechunk.Repository:
 
 
 class IcechunkHierarchyStateMachine(ZarrHierarchyStateMachine):
+    """In-memory storage, spec 2."""
+
     spec_version = 2
+    local = False
 
     def __init__(self) -> None:
-        self.repo = _new_repo(self.spec_version)
+        self.tmp = tempfile.TemporaryDirectory() if self.local else None
+        self.repo = _new_repo(self.spec_version, None if self.tmp is None else self.tmp.name)
         self.session = self.repo.writable_session("main")
         self.commits = 0
         super().__init__(self.session.store)
+
+    def teardown(self) -> None:
+        if self.tmp is not None:
+            self.tmp.cleanup()
 
     @rule(read_only_check=st.booleans())
     def commit_and_reopen(self, read_only_check: bool) -> None:
@@ -97,19 +111,22 @@ class IcechunkHierarchyStateMachine(ZarrHierarchyStateMachine):
 
 
 IcechunkHierarchyStateMachine.TestCase.settings = settings(
-    max_examples=12, stateful_step_count=20, deadline=None
+    max_examples=50, stateful_step_count=25, deadline=None
 )
 TestIcechunkHierarchy = IcechunkHierarchyStateMachine.TestCase
 
 
-class IcechunkHierarchyStateMachineSpec1(IcechunkHierarchyStateMachine):
+class IcechunkHierarchyStateMachineLocalSpec1(IcechunkHierarchyStateMachine):
+    """Local filesystem storage, spec 1 (a smaller budget: the other combination)."""
+
     spec_version = 1
+    local = True
 
 
-IcechunkHierarchyStateMachineSpec1.TestCase.settings = settings(
-    max_examples=5, stateful_step_count=15, deadline=None
+IcechunkHierarchyStateMachineLocalSpec1.TestCase.settings = settings(
+    max_examples=15, stateful_step_count=20, deadline=None
 )
-TestIcechunkHierarchySpec1 = IcechunkHierarchyStateMachineSpec1.TestCase
+TestIcechunkHierarchyLocalSpec1 = IcechunkHierarchyStateMachineLocalSpec1.TestCase
 
 
 # ------------------------------------------------------------------------------------------
@@ -170,7 +187,7 @@ class IcechunkStoreStateMachine(ZarrStoreStateMachine):
     # Replaces upstream's `set` (arbitrary keys and bytes): a node's zarr.json (valid metadata,
     # new attributes each time), or a non-empty chunk of an existing array inside its grid.
     @rule(data=st.data())
-    def set(self, data: st.DataObject) -> None:  # type: ignore[override]
+    def set(self, data: st.DataObject) -> None:
         candidates = [meta_key(p) for p in NODES]
         for path in self._arrays():
             candidates += chunk_keys(path)
@@ -233,6 +250,6 @@ async def _collect(it: Any) -> list[str]:
 
 
 IcechunkStoreStateMachine.TestCase.settings = settings(
-    max_examples=20, stateful_step_count=30, deadline=None
+    max_examples=80, stateful_step_count=40, deadline=None
 )
 TestIcechunkStoreStateMachine = IcechunkStoreStateMachine.TestCase

@@ -1,0 +1,1090 @@
+"""Storage on cloud object stores (S3 and S3-compatible servers, Google Cloud Storage, Azure Blob).
+
+One class, :class:`ObjectStoreStorage`, drives all three through `obstore
+<https://developmentseed.org/obstore/>`_ (Python bindings of the Rust ``object_store`` crate);
+users reach it through factories shaped like the real Icechunk's: :func:`s3_storage`,
+:func:`gcs_storage`, :func:`azure_storage` and :func:`from_url`.
+
+Guarantees and how they are met
+-------------------------------
+* **Create-only** puts send ``If-None-Match: *`` (obstore ``mode="create"``); **compare-and-swap**
+  sends ``If-Match: <etag>`` (obstore ``UpdateVersion``). On GCS the version token carries the
+  object generation too, because that is what GCS compares.
+* **A lost success response is not a conflict** (the problem of Icechunk's design document 017).
+  An HTTP client that retries a conditional PUT whose response was lost gets ``412`` from its own,
+  already applied, first attempt. Every conditional put therefore stores a fresh random id in the
+  object's user metadata (``icechunk_write_id``). When the put fails with a precondition error or
+  with a transient error, the object is read back (a ``HEAD``); if it carries our id, the write
+  happened and the put returns success.
+* **Retries.** obstore retries each request (connection errors, 5xx, timeouts of safe requests)
+  with exponential backoff; :class:`StorageRetriesSettings` bounds how long. On top of that, reads
+  interrupted after the response started (which obstore does not retry) are retried once, and
+  conditional puts that failed transiently are retried with the *same* write id, so the read-back
+  recognises whichever attempt landed.
+* **Bounded concurrency:** at most ``max_concurrent_requests`` requests in flight per event loop.
+* **Large objects** are uploaded with a multipart upload (8 MiB parts, sent in parallel);
+  conditional puts (small: refs and the repo-info file) are always single requests.
+* **Missing buckets are reported as such.** Before its first request in each process the storage
+  lists the repository root once: a ``NoSuchBucket`` answer becomes a :class:`StorageError`
+  naming the bucket, instead of "repository not found" (and before anything is written: some
+  servers, SeaweedFS among them, create a missing bucket on the first PUT).
+
+Pickling and secrets
+--------------------
+obstore store objects are built lazily, once per process, from the plain configuration this
+class keeps; pickling carries that configuration, *including credentials* (a worker process needs
+them). ``repr()`` and error messages never show secrets: messages are rebuilt from the status code
+and the server's error code and message only, with every configured secret masked, and the
+original obstore exception (whose text may quote request details) is not chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import random
+import re
+import secrets
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
+from urllib.parse import urlsplit
+
+import obstore
+from obstore import exceptions as obx
+
+from icechunk.errors import (
+    ErrorKind,
+    InvalidInputError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    StorageError,
+)
+from icechunk.storage._common import check_byte_range, resolve_byte_range, validate_key
+from icechunk.storage.base import (
+    ByteRange,
+    IfMatch,
+    ObjectInfo,
+    OffsetRange,
+    PutMode,
+    RangeRequest,
+    Storage,
+    SuffixRange,
+    VersionInfo,
+    WriteMode,
+)
+
+if TYPE_CHECKING:
+    from obstore import GetOptions, GetResult, UpdateVersion
+    from obstore.store import ObjectStore
+
+__all__ = [
+    "WRITE_ID_METADATA_KEY",
+    "AzureRefreshableCredential",
+    "GcsBearerCredential",
+    "ObjectStoreStorage",
+    "S3StaticCredentials",
+    "StorageRetriesSettings",
+    "azure_storage",
+    "from_url",
+    "gcs_storage",
+    "s3_storage",
+]
+
+type StoreKind = Literal["s3", "gcs", "azure"]
+
+WRITE_ID_METADATA_KEY = "icechunk_write_id"
+"""User-metadata key holding the per-attempt id of a conditional put (as the real Icechunk 2.x)."""
+
+_MULTIPART_CHUNK = 8 * 1024 * 1024
+_MULTIPART_CONCURRENCY = 8
+_LIST_CHUNK = 1000
+_CONDITIONAL_TRIES = 3
+_READ_TRIES = 2
+_SECRET_CONFIG_KEYS = frozenset(
+    {
+        "secret_access_key", "session_token", "token", "bearer_token", "service_account_key",
+        "account_key", "access_key", "sas_key", "sas_token", "client_secret",
+    }
+)
+# obstore raises the builtin FileNotFoundError for a missing object.
+_NOT_FOUND: tuple[type[BaseException], ...] = (obx.NotFoundError, FileNotFoundError)
+_CONFLICT: tuple[type[BaseException], ...] = (
+    obx.AlreadyExistsError, obx.PreconditionError, FileExistsError
+)
+_PERMANENT: tuple[type[BaseException], ...] = (
+    *_NOT_FOUND,
+    *_CONFLICT,
+    obx.NotModifiedError,
+    obx.PermissionDeniedError,
+    obx.UnauthenticatedError,
+    obx.InvalidPathError,
+    obx.NotSupportedError,
+    obx.UnknownConfigurationKeyError,
+)
+_STATUS_RE = re.compile(r"status code: (\d{3})")
+_XML_CODE_RE = re.compile(r"<Code>([^<]{1,200})</Code>")
+_XML_MESSAGE_RE = re.compile(r"<Message>([^<]{1,500})</Message>")
+_RETRIED_RE = re.compile(r"after (\d+) retries")
+_TRANSPORT_MARKERS = (
+    "http error", "error sending request", "timed out", "timeout", "connection", "error decoding",
+    "body", "broken pipe", "reset by peer",
+)
+
+
+# -- credentials ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class S3StaticCredentials:
+    """S3 credentials returned by a ``get_credentials`` callable (as ``icechunk.credentials``).
+
+    ``expires_after`` is a timezone-aware datetime after which the callable is asked again;
+    ``None`` means the credentials never expire.
+    """
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+    expires_after: datetime | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"S3StaticCredentials(access_key_id={self.access_key_id!r}, secret_access_key='***', "
+            f"session_token={'***' if self.session_token else None}, "
+            f"expires_after={self.expires_after!r})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GcsBearerCredential:
+    """A GCS OAuth bearer token returned by a ``get_credentials`` callable."""
+
+    bearer: str
+    expires_after: datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"GcsBearerCredential(bearer='***', expires_after={self.expires_after!r})"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AzureRefreshableCredential:
+    """An Azure credential returned by a ``get_credentials`` callable.
+
+    ``kind`` is ``"access_key"``, ``"sas_token"`` or ``"bearer_token"``.
+    """
+
+    kind: Literal["access_key", "sas_token", "bearer_token"]
+    value: str
+    expires_after: datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"AzureRefreshableCredential({self.kind!r}, '***', {self.expires_after!r})"
+
+
+def _expiry(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class _CredentialBridge:
+    """Adapts a user's ``get_credentials`` callable to obstore's credential-provider protocol.
+
+    Picklable if the user's callable is. With ``initial`` (``scatter_initial_credentials``) the
+    first credentials travel with every pickled copy and are used until they expire.
+    """
+
+    def __init__(self, kind: StoreKind, fetch: Callable[[], Any], initial: Any = None) -> None:
+        self.kind = kind
+        self.fetch = fetch
+        self.initial = initial
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_CredentialBridge, (self.kind, self.fetch, self.initial))
+
+    def __repr__(self) -> str:
+        return f"<credentials from {getattr(self.fetch, '__qualname__', 'a callable')}>"
+
+    def __call__(self) -> Any:
+        creds = self.initial
+        if creds is not None:
+            expires = _expiry(getattr(creds, "expires_after", None))
+            if expires is not None and expires <= datetime.now(UTC) + timedelta(seconds=10):
+                creds = None
+            self.initial = None  # used once per process; later calls ask the callable
+        if creds is None:
+            creds = self.fetch()
+        return self._convert(creds)
+
+    def _convert(self, creds: Any) -> dict[str, Any]:
+        if isinstance(creds, Mapping):
+            return dict(creds)  # already in obstore's shape
+        expires = _expiry(getattr(creds, "expires_after", None))
+        if self.kind == "s3":
+            return {
+                "access_key_id": creds.access_key_id,
+                "secret_access_key": creds.secret_access_key,
+                "token": getattr(creds, "session_token", None),
+                "expires_at": expires,
+            }
+        if self.kind == "gcs":
+            return {"token": creds.bearer, "expires_at": expires}
+        field = {"access_key": "access_key", "sas_token": "sas_token"}.get(creds.kind, "token")
+        return {field: creds.value, "expires_at": expires}
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StorageRetriesSettings:
+    """How hard each request is retried before an error surfaces (names as the real Icechunk's).
+
+    The defaults give up on an unreachable endpoint within about three seconds.
+
+    Attributes
+    ----------
+    max_tries
+        Attempts per request, the first included.
+    initial_backoff_ms, max_backoff_ms
+        Exponential backoff (base 2, with jitter) between attempts.
+    retry_timeout_ms
+        No retry starts later than this after the first attempt.
+    """
+
+    max_tries: int = 6
+    initial_backoff_ms: int = 100
+    max_backoff_ms: int = 3_000
+    retry_timeout_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        if self.max_tries < 1 or self.initial_backoff_ms < 0 or self.max_backoff_ms < 0:
+            raise InvalidInputError(f"invalid retry settings: {self!r}")
+
+    def to_obstore(self) -> dict[str, Any]:
+        return {
+            "max_retries": self.max_tries - 1,
+            "retry_timeout": timedelta(milliseconds=self.retry_timeout_ms),
+            "backoff": {
+                "init_backoff": timedelta(milliseconds=self.initial_backoff_ms),
+                "max_backoff": timedelta(milliseconds=self.max_backoff_ms),
+                "base": 2,
+            },
+        }
+
+
+# -- error handling ---------------------------------------------------------------------------
+
+
+def _status_of(text: str) -> int | None:
+    match = _STATUS_RE.search(text)
+    return int(match.group(1)) if match else None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a network failure or a server-side (5xx, 408, 429) error."""
+    if isinstance(exc, _PERMANENT):
+        return False
+    if not isinstance(exc, obx.BaseError):
+        return isinstance(exc, ConnectionError | TimeoutError)
+    text = str(exc)
+    status = _status_of(text)
+    if status is not None:
+        return status >= 500 or status in (408, 429)
+    lowered = text.lower()
+    return any(marker in lowered for marker in _TRANSPORT_MARKERS)
+
+
+def _already_retried(exc: BaseException) -> bool:
+    """Whether obstore's own retry loop already retried the request that raised ``exc``."""
+    match = _RETRIED_RE.search(str(exc))
+    return match is not None and int(match.group(1)) > 0
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether the request failed while connecting, so the server cannot have applied it."""
+    return "kind: Connect" in str(exc)
+
+
+def _is_missing_bucket(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(
+        code in text for code in ("NoSuchBucket", "ContainerNotFound", "The specified bucket")
+    )
+
+
+# -- version tokens ---------------------------------------------------------------------------
+
+
+def _version_token(kind: StoreKind, meta: Mapping[str, Any]) -> VersionInfo:
+    e_tag, version = meta.get("e_tag"), meta.get("version")
+    if kind == "gcs" and version:  # GCS compares generations: keep both
+        return VersionInfo(json.dumps([e_tag, version]))
+    if not e_tag:
+        raise StorageError("the object store returned no ETag; conditional updates need one")
+    return VersionInfo(str(e_tag))
+
+
+def _update_version(version: VersionInfo) -> UpdateVersion:
+    token = version.etag
+    if token.startswith("["):
+        try:
+            e_tag, ver = json.loads(token)
+        except (ValueError, TypeError):
+            pass
+        else:
+            return {"e_tag": e_tag, "version": ver}
+    return {"e_tag": token}
+
+
+# -- the storage ------------------------------------------------------------------------------
+
+
+class ObjectStoreStorage(Storage):
+    """A repository under ``prefix`` in one bucket (or container) of an object store.
+
+    Build it with :func:`s3_storage`, :func:`gcs_storage`, :func:`azure_storage` or
+    :func:`from_url` rather than directly.
+
+    Parameters
+    ----------
+    kind
+        ``"s3"``, ``"gcs"`` or ``"azure"``.
+    bucket
+        The bucket (the container for Azure).
+    prefix
+        The repository root inside the bucket; leading and trailing ``/`` are ignored.
+    config
+        obstore store configuration (the keys of ``S3Config``, ``GCSConfig`` or ``AzureConfig``),
+        credentials included.
+    client_options
+        obstore HTTP client options (``ClientConfig``).
+    retries
+        Per-request retry policy.
+    credential_provider
+        A picklable callable returning fresh credentials, or ``None``.
+    max_concurrent_requests
+        At most this many requests in flight at once per event loop.
+    check_bucket
+        List the root once per process before the first request, so that a missing bucket is
+        reported as such (see the module documentation).
+    """
+
+    supports_conditional_update = True
+
+    def __init__(
+        self,
+        kind: StoreKind,
+        bucket: str,
+        prefix: str,
+        config: Mapping[str, Any] | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        *,
+        retries: StorageRetriesSettings | None = None,
+        credential_provider: Callable[[], Any] | None = None,
+        max_concurrent_requests: int = 64,
+        check_bucket: bool = True,
+    ) -> None:
+        if kind not in ("s3", "gcs", "azure"):
+            raise InvalidInputError(f"unknown object store kind {kind!r}")
+        if not bucket or "/" in bucket:
+            raise InvalidInputError(f"invalid bucket name {bucket!r}")
+        if max_concurrent_requests < 1:
+            raise InvalidInputError("max_concurrent_requests must be at least 1")
+        self._kind: StoreKind = kind
+        self._bucket = bucket
+        self._prefix = (prefix or "").strip("/")
+        self._config = dict(config or {})
+        self._client_options = dict(client_options or {})
+        self._retries = retries or StorageRetriesSettings()
+        self._credential_provider = credential_provider
+        self._max_concurrent = max_concurrent_requests
+        self._check_bucket = check_bucket
+        self._lock = threading.Lock()
+        self._store: tuple[int, ObjectStore] | None = None
+        self._bucket_checked_pid: int | None = None
+        self._semaphores: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
+        self._secrets = tuple(
+            sorted(
+                {
+                    str(v) for k, v in self._config.items()
+                    if k.lower().removeprefix("aws_").removeprefix("google_")
+                    .removeprefix("azure_storage_") in _SECRET_CONFIG_KEYS
+                    and isinstance(v, str) and len(v) >= 4
+                },
+                key=len, reverse=True,
+            )
+        )
+
+    # -- identity, pickling, repr ---------------------------------------------------------------
+
+    @property
+    def kind(self) -> StoreKind:
+        return self._kind
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/prefix`` (``gs://`` or ``az://`` for the other kinds)."""
+        scheme = {"s3": "s3", "gcs": "gs", "azure": "az"}[self._kind]
+        return f"{scheme}://{self._bucket}/{self._prefix}".rstrip("/")
+
+    @property
+    def _endpoint(self) -> str | None:
+        for key in ("endpoint", "aws_endpoint", "endpoint_url", "base_url"):
+            if isinstance(self._config.get(key), str):
+                return str(self._config[key])
+        return None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (
+                self._kind, self._bucket, self._prefix, self._config, self._client_options,
+                self._retries, self._credential_provider, self._max_concurrent,
+                self._check_bucket,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        endpoint = self._endpoint
+        where = f", endpoint={endpoint!r}" if endpoint else ""
+        return f"ObjectStoreStorage({self.url!r}{where})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ObjectStoreStorage):
+            return NotImplemented
+        return (self._kind, self._bucket, self._prefix, self._endpoint) == (
+            other._kind, other._bucket, other._prefix, other._endpoint
+        )
+
+    def __hash__(self) -> int:
+        return hash((ObjectStoreStorage, self._kind, self._bucket, self._prefix))
+
+    # -- store construction -------------------------------------------------------------------
+
+    def _build_store(self) -> ObjectStore:
+        from obstore.store import AzureStore, GCSStore, S3Store
+
+        kwargs: dict[str, Any] = {
+            "prefix": self._prefix or None,
+            "config": dict(self._config),
+            "client_options": dict(self._client_options),
+            "retry_config": self._retries.to_obstore(),
+        }
+        if self._credential_provider is not None:
+            kwargs["credential_provider"] = self._credential_provider
+        try:
+            if self._kind == "s3":
+                return S3Store(self._bucket, **kwargs)
+            if self._kind == "gcs":
+                return GCSStore(self._bucket, **kwargs)
+            return AzureStore(self._bucket, **kwargs)
+        except (obx.BaseError, ValueError, TypeError, RuntimeError) as exc:
+            raise StorageError(
+                f"could not configure {self._kind} storage for {self.url}: "
+                f"{self._redact(str(exc).split(chr(10))[0])}"
+            ) from None
+
+    def _get_store(self) -> ObjectStore:
+        """The obstore store of this process, built on first use (and again after a fork)."""
+        pid = os.getpid()
+        cached = self._store
+        if cached is not None and cached[0] == pid:
+            return cached[1]
+        with self._lock:
+            cached = self._store
+            if cached is None or cached[0] != pid:
+                cached = (pid, self._build_store())
+                self._store = cached
+            return cached[1]
+
+    async def _ready_store(self) -> ObjectStore:
+        store = self._get_store()
+        if self._check_bucket and self._bucket_checked_pid != os.getpid():
+            await self._verify_bucket(store)
+        return store
+
+    async def _verify_bucket(self, store: ObjectStore) -> None:
+        try:
+            async with self._semaphore():
+                await obstore.list_with_delimiter_async(store, None)
+        except (obx.PermissionDeniedError, obx.UnauthenticatedError):
+            # Credentials allowed to read and write but not to list are legitimate; the real
+            # operations will report a genuine authorization failure themselves.
+            pass
+        except (obx.BaseError, OSError, ValueError, RuntimeError) as exc:
+            self._raise(exc, "list", "")
+        self._bucket_checked_pid = os.getpid()
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            sem = self._semaphores.get(loop)
+            if sem is None:
+                sem = asyncio.Semaphore(self._max_concurrent)
+                self._semaphores[loop] = sem
+            return sem
+
+    # -- error translation --------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _detail(self, exc: BaseException) -> str:
+        """A short, secret-free description of an obstore failure."""
+        text = str(exc)
+        status = _status_of(text)
+        code = _XML_CODE_RE.search(text)
+        message = _XML_MESSAGE_RE.search(text)
+        parts: list[str] = []
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if code:
+            parts.append(code.group(1))
+        if message:
+            parts.append(message.group(1))
+        if not code and not message:
+            first = text.split("\n\nDebug source", 1)[0].split("\n", 1)[0]
+            first = re.sub(r"^Generic \w+ error: ", "", first)
+            first = first.split(": <?xml", 1)[0]
+            parts.append(first[:400])
+        retried = _RETRIED_RE.search(text)
+        if retried and int(retried.group(1)) > 0:
+            parts.append(f"gave up after {retried.group(1)} retries")
+        return self._redact(f"{type(exc).__name__}: " + "; ".join(parts))
+
+    def _error(self, exc: BaseException, action: str, key: str) -> Exception:
+        """Translate an obstore (or transport) exception into this library's error tree."""
+        what = f"{self.url}/{key}" if key else self.url
+        if isinstance(exc, _NOT_FOUND) and not _is_missing_bucket(exc):
+            return ObjectNotFoundError(f"object not found: {what}")
+        if isinstance(exc, _CONFLICT):
+            return PreconditionFailedError(f"conditional put of {what} failed: {self._detail(exc)}")
+        if isinstance(exc, obx.BaseError | OSError | ValueError | RuntimeError):
+            detail = self._detail(exc)
+            if _is_missing_bucket(exc):
+                hint = f"the bucket {self._bucket!r} does not exist"
+            elif isinstance(exc, obx.PermissionDeniedError | obx.UnauthenticatedError) or (
+                _status_of(str(exc)) in (401, 403)
+            ):
+                hint = "access denied: check the credentials and their permissions"
+            elif _never_sent(exc):
+                endpoint = self._endpoint or "the default endpoint"
+                hint = f"could not connect to {endpoint}"
+            elif _is_transient(exc):
+                hint = "the object store is unreachable or failing"
+            else:
+                hint = "the object store refused the request"
+            return StorageError(f"{self._kind} storage could not {action} {what}: {hint} ({detail})")
+        return exc if isinstance(exc, Exception) else StorageError(str(exc))
+
+    def _raise(self, exc: BaseException, action: str, key: str) -> NoReturn:
+        raise self._error(exc, action, key) from None
+
+    async def _with_retries[T](self, action: str, key: str, op: Callable[[], Awaitable[T]]) -> T:
+        """Run one idempotent operation; retry once what obstore's own retries did not cover."""
+        for attempt in range(_READ_TRIES):
+            try:
+                async with self._semaphore():
+                    return await op()
+            except (obx.BaseError, OSError, ValueError, RuntimeError) as exc:
+                if attempt + 1 < _READ_TRIES and _is_transient(exc) and not _already_retried(exc):
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                self._raise(exc, action, key)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int) -> float:
+        cap = self._retries.max_backoff_ms / 1000
+        return random.uniform(0, min(cap, self._retries.initial_backoff_ms / 1000 * 2**attempt))
+
+    # -- Storage: reads -------------------------------------------------------------------------
+
+    async def get(self, key: str, byte_range: ByteRange | None = None) -> bytes:
+        # docstring inherited
+        validate_key(key)
+        check_byte_range(byte_range)
+        store = await self._ready_store()
+        options: GetOptions = {}
+        match byte_range:
+            case None:
+                pass
+            case RangeRequest(start=start, end=end) if start == end:
+                return await self._empty_range(store, key)
+            case RangeRequest(start=start, end=end):
+                options["range"] = (start, end)
+            case OffsetRange(offset=offset):
+                options["range"] = {"offset": offset}
+            case SuffixRange(suffix=0):
+                return await self._empty_range(store, key)
+            case SuffixRange(suffix=suffix):
+                options["range"] = {"suffix": suffix}
+
+        async def op() -> bytes:
+            result = await obstore.get_async(store, key, options=options)
+            return bytes(await result.bytes_async())
+
+        if byte_range is None:
+            return await self._with_retries("read", key, op)
+        try:
+            return await self._with_retries("read", key, op)
+        except StorageError as exc:
+            if isinstance(exc, ObjectNotFoundError):
+                raise
+            # 416 (the range starts at or past the end) and "non-partial response" answers for
+            # ranges of empty objects: decide from the object's size instead.
+            size = await self._size(store, key)
+            start, end = resolve_byte_range(byte_range, size)
+            if start == end:
+                return b""
+            raise
+
+    async def _size(self, store: ObjectStore, key: str) -> int:
+        async def op() -> int:
+            return int((await obstore.head_async(store, key))["size"])
+
+        return await self._with_retries("read", key, op)
+
+    async def _empty_range(self, store: ObjectStore, key: str) -> bytes:
+        await self._size(store, key)  # raises ObjectNotFoundError for a missing key
+        return b""
+
+    async def get_with_version(self, key: str) -> tuple[bytes, VersionInfo]:
+        # docstring inherited
+        validate_key(key)
+        store = await self._ready_store()
+
+        async def op() -> tuple[bytes, VersionInfo]:
+            result = await obstore.get_async(store, key)
+            data = bytes(await result.bytes_async())
+            return data, _version_token(self._kind, result.meta)
+
+        return await self._with_retries("read", key, op)
+
+    async def exists(self, key: str) -> bool:
+        # docstring inherited
+        validate_key(key)
+        store = await self._ready_store()
+        try:
+            await self._size(store, key)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        # docstring inherited
+        store = await self._ready_store()
+        # obstore lists "directories": list the deepest one containing the prefix, then filter.
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        stream = obstore.list(store, directory or None, chunk_size=_LIST_CHUNK)
+        sem = self._semaphore()
+        while True:
+            try:
+                async with sem:
+                    batch = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except (obx.BaseError, OSError, ValueError, RuntimeError) as exc:
+                self._raise(exc, "list", prefix)
+            for meta in batch:
+                path = meta["path"]
+                if path.startswith(prefix):
+                    yield ObjectInfo(path, int(meta["size"]), _utc(meta["last_modified"]))
+
+    # -- Storage: writes ------------------------------------------------------------------------
+
+    async def put(self, key: str, data: bytes, mode: PutMode = WriteMode.OVERWRITE) -> VersionInfo:
+        # docstring inherited
+        validate_key(key)
+        match mode:
+            case WriteMode.OVERWRITE | WriteMode.CREATE | IfMatch():
+                pass
+            case _:
+                raise InvalidInputError(f"unknown put mode: {mode!r}")
+        payload = data if isinstance(cast(object, data), bytes) else bytes(data)
+        store = await self._ready_store()
+        if mode is WriteMode.OVERWRITE:
+            return await self._put_overwrite(store, key, payload)
+        return await self._put_conditional(store, key, payload, mode)
+
+    async def _put_overwrite(self, store: ObjectStore, key: str, data: bytes) -> VersionInfo:
+        async def op() -> VersionInfo:
+            result = await obstore.put_async(
+                store, key, data, chunk_size=_MULTIPART_CHUNK,
+                max_concurrency=_MULTIPART_CONCURRENCY,
+            )
+            return self._put_version(result)
+
+        return await self._with_retries("write", key, op)
+
+    def _put_version(self, result: Mapping[str, Any]) -> VersionInfo:
+        version = result.get("version")
+        if self._kind != "gcs":
+            version = None
+        return _version_token(self._kind, {"e_tag": result.get("e_tag"), "version": version})
+
+    async def _put_conditional(
+        self, store: ObjectStore, key: str, data: bytes, mode: WriteMode | IfMatch
+    ) -> VersionInfo:
+        write_id = secrets.token_hex(16)
+        attributes = {WRITE_ID_METADATA_KEY: write_id}
+        omode: Any = "create" if mode is WriteMode.CREATE else _update_version(
+            cast(IfMatch, mode).version
+        )
+        for attempt in range(_CONDITIONAL_TRIES):
+            try:
+                async with self._semaphore():
+                    result = await obstore.put_async(
+                        store, key, data, mode=omode, attributes=attributes, use_multipart=False
+                    )
+                return self._put_version(result)
+            except _CONFLICT as exc:
+                # Maybe our own earlier attempt (or an HTTP-level retry of it) already landed.
+                landed = await self._written_by(store, key, write_id)
+                if landed is not None:
+                    return landed
+                self._raise(exc, "write", key)
+            except (obx.BaseError, OSError, ValueError, RuntimeError) as exc:
+                if not _is_transient(exc):
+                    self._raise(exc, "write", key)
+                if not _never_sent(exc):
+                    landed = await self._written_by(store, key, write_id)
+                    if landed is not None:
+                        return landed
+                if attempt + 1 == _CONDITIONAL_TRIES:
+                    self._raise(exc, "write", key)
+                await asyncio.sleep(self._backoff(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _written_by(self, store: ObjectStore, key: str, write_id: str) -> VersionInfo | None:
+        """The object's version if it is the one a put with ``write_id`` wrote, else ``None``."""
+
+        async def op() -> GetResult:
+            return await obstore.get_async(store, key, options={"head": True})
+
+        try:
+            result = await self._with_retries("read back", key, op)
+        except ObjectNotFoundError:
+            return None
+        except StorageError as exc:
+            raise StorageError(
+                f"the outcome of a conditional put of {self.url}/{key} is unknown: the put failed "
+                f"and reading the object back failed too ({exc})"
+            ) from None
+        for name, value in result.attributes.items():
+            if name.lower() == WRITE_ID_METADATA_KEY and value == write_id:
+                return _version_token(self._kind, result.meta)
+        return None
+
+    async def delete(self, keys: Iterable[str]) -> None:
+        # docstring inherited
+        paths = list(dict.fromkeys(validate_key(k) for k in keys))
+        if not paths:
+            return
+        store = await self._ready_store()
+
+        async def bulk() -> None:
+            await obstore.delete_async(store, paths)
+
+        try:
+            await self._with_retries("delete", paths[0], bulk)
+        except ObjectNotFoundError:
+            # Some stores report missing keys in a batch; delete one by one, ignoring those.
+            for path in paths:
+
+                async def one(path: str = path) -> None:
+                    await obstore.delete_async(store, path)
+
+                try:
+                    await self._with_retries("delete", path, one)
+                except ObjectNotFoundError:
+                    pass
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _rebuild(
+    kind: StoreKind, bucket: str, prefix: str, config: dict[str, Any],
+    client_options: dict[str, Any], retries: StorageRetriesSettings,
+    credential_provider: Callable[[], Any] | None, max_concurrent: int, check_bucket: bool,
+) -> ObjectStoreStorage:
+    return ObjectStoreStorage(
+        kind, bucket, prefix, config, client_options, retries=retries,
+        credential_provider=credential_provider, max_concurrent_requests=max_concurrent,
+        check_bucket=check_bucket,
+    )
+
+
+# -- factories --------------------------------------------------------------------------------
+
+
+def _client_options(
+    allow_http: bool, network_stream_timeout_seconds: int | None
+) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "allow_http": bool(allow_http),
+        "connect_timeout": timedelta(seconds=5),
+        "timeout": timedelta(minutes=10),
+    }
+    if network_stream_timeout_seconds:
+        options["read_timeout"] = timedelta(seconds=network_stream_timeout_seconds)
+    return options
+
+
+def _one_credential_source(**sources: object) -> None:
+    given = [name for name, value in sources.items() if value]
+    if len(given) > 1:
+        raise InvalidInputError(
+            f"choose one credential source, not {' and '.join(given)}", ErrorKind.INVALID_ARGUMENT
+        )
+
+
+def _bridge(
+    kind: StoreKind, get_credentials: Callable[[], Any] | None, scatter: bool
+) -> _CredentialBridge | None:
+    if get_credentials is None:
+        return None
+    if not callable(get_credentials):
+        raise InvalidInputError("get_credentials must be a callable")
+    return _CredentialBridge(kind, get_credentials, get_credentials() if scatter else None)
+
+
+def s3_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    get_credentials: Callable[[], S3StaticCredentials] | None = None,
+    scatter_initial_credentials: bool = False,
+    force_path_style: bool = False,
+    network_stream_timeout_seconds: int = 60,
+    requester_pays: bool = False,
+    retries: StorageRetriesSettings | None = None,
+    max_concurrent_requests: int = 64,
+) -> ObjectStoreStorage:
+    """Storage in an S3 bucket, or in any S3-compatible server (MinIO, SeaweedFS, Ceph ...).
+
+    Parameters
+    ----------
+    bucket, prefix
+        Where the repository lives: ``s3://<bucket>/<prefix>``.
+    region
+        The bucket's region; inferred from the environment (``AWS_REGION``) when ``None``.
+    endpoint_url
+        A non-AWS endpoint such as ``http://127.0.0.1:9000``.
+    allow_http
+        Allow plain-HTTP endpoints.
+    access_key_id, secret_access_key, session_token, expires_after
+        Static credentials (``expires_after`` is informational for static credentials).
+    anonymous
+        Send unsigned requests (public buckets).
+    from_env
+        Take credentials from the environment and instance metadata (also the default when no
+        credentials are given).
+    get_credentials, scatter_initial_credentials
+        A picklable callable returning :class:`S3StaticCredentials`, called again when they
+        expire. With ``scatter_initial_credentials`` it is called once now and the result travels
+        with every pickled copy.
+    force_path_style
+        Address the bucket as ``<endpoint>/<bucket>`` rather than ``<bucket>.<endpoint>``. With
+        a custom ``endpoint_url`` path style is always used (as obstore expects the bucket in a
+        virtual-hosted endpoint URL).
+    network_stream_timeout_seconds
+        Fail a request whose connection stays silent this long; ``0`` disables the check.
+    requester_pays
+        Accept requester-pays charges.
+    retries, max_concurrent_requests
+        Retry policy and concurrency bound (extensions of this library).
+    """
+    _one_credential_source(
+        static_credentials=access_key_id or secret_access_key, anonymous=anonymous,
+        from_env=from_env, get_credentials=get_credentials,
+    )
+    if bool(access_key_id) != bool(secret_access_key):
+        raise InvalidInputError("access_key_id and secret_access_key must be given together")
+    config: dict[str, Any] = {"conditional_put": "etag"}
+    if region:
+        config["region"] = region
+    if endpoint_url:
+        config["endpoint"] = endpoint_url.rstrip("/")
+        config["virtual_hosted_style_request"] = False
+    else:
+        config["virtual_hosted_style_request"] = not force_path_style
+    if access_key_id and secret_access_key:
+        config["access_key_id"] = access_key_id
+        config["secret_access_key"] = secret_access_key
+        if session_token:
+            config["session_token"] = session_token
+    if anonymous:
+        config["skip_signature"] = True
+    if requester_pays:
+        config["request_payer"] = True
+    del expires_after  # static credentials are used as given
+    return ObjectStoreStorage(
+        "s3", bucket, prefix or "", config,
+        _client_options(allow_http, network_stream_timeout_seconds),
+        retries=retries,
+        credential_provider=_bridge("s3", get_credentials, scatter_initial_credentials),
+        max_concurrent_requests=max_concurrent_requests,
+    )
+
+
+def gcs_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    service_account_file: str | None = None,
+    service_account_key: str | None = None,
+    application_credentials: str | None = None,
+    bearer_token: str | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    config: dict[str, str] | None = None,
+    get_credentials: Callable[[], GcsBearerCredential] | None = None,
+    scatter_initial_credentials: bool = False,
+    retries: StorageRetriesSettings | None = None,
+    max_concurrent_requests: int = 64,
+) -> ObjectStoreStorage:
+    """Storage in a Google Cloud Storage bucket.
+
+    ``config`` takes further obstore ``GCSConfig`` options (``base_url`` for an emulator, for
+    instance); the other parameters are as in the real Icechunk's ``gcs_storage``.
+    """
+    _one_credential_source(
+        service_account_file=service_account_file, service_account_key=service_account_key,
+        application_credentials=application_credentials, bearer_token=bearer_token,
+        anonymous=anonymous, from_env=from_env, get_credentials=get_credentials,
+    )
+    options: dict[str, Any] = dict(config or {})
+    if service_account_file:
+        options["service_account"] = service_account_file
+    if service_account_key:
+        options["service_account_key"] = service_account_key
+    if application_credentials:
+        options["application_credentials"] = application_credentials
+    if bearer_token:
+        options["bearer_token"] = bearer_token
+    if anonymous:
+        options["skip_signature"] = True
+    base_url = str(options.get("base_url", ""))
+    return ObjectStoreStorage(
+        "gcs", bucket, prefix or "", options,
+        _client_options(base_url.startswith("http://"), 60),
+        retries=retries,
+        credential_provider=_bridge("gcs", get_credentials, scatter_initial_credentials),
+        max_concurrent_requests=max_concurrent_requests,
+    )
+
+
+def azure_storage(
+    *,
+    account: str,
+    container: str,
+    prefix: str | None,
+    access_key: str | None = None,
+    sas_token: str | None = None,
+    bearer_token: str | None = None,
+    from_env: bool | None = None,
+    anonymous: bool | None = None,
+    config: dict[str, str] | None = None,
+    get_credentials: Callable[[], AzureRefreshableCredential] | None = None,
+    scatter_initial_credentials: bool = False,
+    retries: StorageRetriesSettings | None = None,
+    max_concurrent_requests: int = 64,
+) -> ObjectStoreStorage:
+    """Storage in an Azure Blob Storage container.
+
+    ``config`` takes further obstore ``AzureConfig`` options (``use_emulator`` and ``endpoint``
+    for Azurite, for instance); the other parameters are as in the real Icechunk's
+    ``azure_storage``.
+    """
+    _one_credential_source(
+        access_key=access_key, sas_token=sas_token, bearer_token=bearer_token,
+        from_env=from_env, anonymous=anonymous, get_credentials=get_credentials,
+    )
+    options: dict[str, Any] = {"account_name": account, **(config or {})}
+    if access_key:
+        options["account_key"] = access_key
+    if sas_token:
+        options["sas_key"] = sas_token
+    if bearer_token:
+        options["token"] = bearer_token
+    if anonymous:
+        options["skip_signature"] = True
+    endpoint = str(options.get("endpoint", ""))
+    emulator = str(options.get("use_emulator", "")).lower() in ("true", "1")
+    return ObjectStoreStorage(
+        "azure", container, prefix or "", options,
+        _client_options(endpoint.startswith("http://") or emulator, 60),
+        retries=retries,
+        credential_provider=_bridge("azure", get_credentials, scatter_initial_credentials),
+        max_concurrent_requests=max_concurrent_requests,
+    )
+
+
+def from_url(url: str, **options: Any) -> Storage:
+    """Storage for a URL: ``s3://bucket/prefix``, ``gs://bucket/prefix`` (or ``gcs://``),
+    ``az://container/prefix`` (``account=`` required; or ``abfs://container@account.dfs.core.
+    windows.net/prefix``), ``file:///path`` or ``memory://``.
+
+    ``options`` are the keyword arguments of the matching factory, except the bucket and prefix.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    path = parts.path.strip("/")
+    if scheme in ("s3", "s3a"):
+        return s3_storage(bucket=_netloc(url, parts.netloc), prefix=path, **options)
+    if scheme in ("gs", "gcs"):
+        return gcs_storage(bucket=_netloc(url, parts.netloc), prefix=path, **options)
+    if scheme in ("az", "azure", "abfs", "abfss"):
+        container = _netloc(url, parts.netloc)
+        if "@" in container:
+            container, host = container.split("@", 1)
+            options.setdefault("account", host.split(".", 1)[0])
+        if "account" not in options:
+            raise InvalidInputError(f"{url!r}: pass account=... for Azure storage")
+        return azure_storage(container=container, prefix=path, **options)
+    if scheme == "file":
+        from icechunk.storage.local import LocalFileSystemStorage
+
+        if options:
+            raise InvalidInputError(f"{url!r}: local storage takes no options")
+        return LocalFileSystemStorage(parts.path)
+    if scheme == "memory":
+        from icechunk.storage.memory import InMemoryStorage
+
+        return InMemoryStorage()
+    raise InvalidInputError(f"unsupported storage URL {url!r}")
+
+
+def _netloc(url: str, netloc: str) -> str:
+    if not netloc:
+        raise InvalidInputError(f"storage URL {url!r} names no bucket")
+    return netloc
