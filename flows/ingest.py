@@ -2,8 +2,8 @@
 steps the repository lacks) and ``backfill`` (a range, in batches).
 
 Every data commit appends whole steps: the coordinator grows the arrays in its session, forks
-once, the Dask workers fill chunk-aligned regions on the fork (``write_region.map``), and the
-forks are merged and committed once in the flow process. A crash before the commit changes
+once, the Dask workers fill chunk-aligned regions on the fork (``write_regions``, a
+``write_region.map``), and the forks are merged and committed once in the flow process. A crash before the commit changes
 nothing; a re-run completes the work.
 """
 
@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, unmapped
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 from prefect.exceptions import MissingContextError
-from prefect.futures import as_completed
-from prefect.logging import get_run_logger
 
 from flows.runners import default_task_runner
-from icechunk import ForkSession, Repository
+from icechunk import Repository
 from tasks import (
     IcechunkRepositoryBlock,
     core,
@@ -28,9 +26,8 @@ from tasks import (
     merge_and_commit,
     open_repository,
     plan_append,
-    write_region,
+    write_regions,
 )
-from tasks.regions import Region
 from tasks.sources import DatasetSource, source_from_spec
 
 __all__ = ["append", "backfill", "ingest"]
@@ -43,36 +40,6 @@ def _flow_run_id() -> str | None:
         return None
     run = getattr(ctx, "flow_run", None)
     return str(run.id) if run is not None else None
-
-
-def _write_regions(
-    fork: ForkSession, source: DatasetSource, regions: list[Region]
-) -> list[ForkSession]:
-    """Run ``write_region`` for every region on the flow's task runner; return the forks.
-
-    Waits for every region before reporting a failure, so no write is still running when the
-    flow run ends; then raises the first region's error (nothing gets committed).
-    """
-    logger = get_run_logger()
-    futures = write_region.map(unmapped(fork), unmapped(source), regions)
-    for i, _ in enumerate(as_completed(futures), start=1):
-        logger.info("progress: %d/%d regions done", i, len(regions))
-    forks: list[ForkSession] = []
-    failed: list[tuple[Region, BaseException]] = []
-    for region, future in zip(regions, futures, strict=True):
-        try:
-            forks.append(future.result())
-        except Exception as e:  # noqa: BLE001 -- any task failure: reported and re-raised below
-            failed.append((region, e))
-    if failed:
-        logger.error(
-            "%d of %d regions failed (%s); nothing is committed, re-run to complete",
-            len(failed),
-            len(regions),
-            ", ".join(f"{r}: {type(e).__name__}" for r, e in failed),
-        )
-        raise failed[0][1]
-    return forks
 
 
 def _append_steps(
@@ -92,7 +59,7 @@ def _append_steps(
     session = repo.writable_session(branch)
     regions = extend_dataset(session, source, start, stop, chunks_per_region=chunks_per_region)
     fork = session.fork()
-    forks = _write_regions(fork, source, regions)
+    forks = write_regions(fork, source, regions)
     incoming = source.coordinate()
     first, last = incoming[start], incoming[stop - 1]
     metadata: dict[str, Any] = {

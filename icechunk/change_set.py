@@ -147,7 +147,7 @@ class ChangeSet:
         """
         if on_overlap not in ("warn", "error", "ignore"):
             raise ValueError(f"on_overlap must be 'warn', 'error' or 'ignore', not {on_overlap!r}")
-        theirs_from = ChangeSet()
+        theirs_from = other_base if other_base is not None else ChangeSet()
 
         def mine_chunk(node_id: bytes, coords: tuple[int, ...]) -> tuple[bool, ChunkPayload | None]:
             state = self.chunk_state(node_id, coords)

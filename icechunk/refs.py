@@ -432,6 +432,22 @@ class RefStoreV2(RefStore):
         super().__init__(storage, load_snapshot)
         self.num_updates_per_file = num_updates_per_file
         self.max_attempts = max_attempts
+        self._last: tuple[bytes, RepoInfo] | None = None
+        """The last ``repo`` bytes seen (read or written) and their decoded form."""
+
+    def _decode(self, data: bytes) -> RepoInfo:
+        """Decode ``repo`` bytes, reusing the last decoding when the bytes are unchanged.
+
+        Decoding costs time linear in the number of snapshots and every operation reads the
+        object at least once (a commit: the session's base, the update, a rebase...), so this
+        saves most decodes. Callers must not mutate the result (:meth:`update` copies it).
+        """
+        last = self._last
+        if last is not None and last[0] == data:
+            return last[1]
+        info = decode_repo_info(data, layout.REPO_INFO)
+        self._last = (data, info)
+        return info
 
     async def read(self) -> RepoInfo:
         try:
@@ -442,7 +458,7 @@ class RefStoreV2(RefStore):
             raise RepositoryNotFoundError(
                 "the repository doesn't exist", ErrorKind.REPOSITORY_NOT_FOUND
             ) from None
-        return decode_repo_info(data, layout.REPO_INFO)
+        return self._decode(data)
 
     async def branches(self) -> dict[str, bytes]:
         return {r.name: r.snapshot_id for r in (await self.read()).branches}
@@ -530,7 +546,7 @@ class RefStoreV2(RefStore):
                 raise RepositoryNotFoundError(
                     "the repository doesn't exist", ErrorKind.REPOSITORY_NOT_FOUND
                 ) from None
-            current = decode_repo_info(data, layout.REPO_INFO)
+            current = self._decode(data)
             if current.has_unknown_fields:
                 raise FormatError(
                     "the `repo` object has fields this version of icechunk-prefect does not "
@@ -561,14 +577,22 @@ class RefStoreV2(RefStore):
                 new.repo_before_updates = updates[self.num_updates_per_file].backup_path
                 updates = updates[: self.num_updates_per_file]
             new.latest_updates = updates
-            await self.storage.put(backup, data, WriteMode.CREATE)
+            # the backup must exist before the new object names it; write it while encoding
+            backup_written = asyncio.ensure_future(
+                self.storage.put(backup, data, WriteMode.CREATE)
+            )
             try:
-                await self.storage.put(layout.REPO_INFO, encode_repo_info(new), IfMatch(version))
+                encoded = encode_repo_info(new)
+            finally:
+                await backup_written
+            try:
+                await self.storage.put(layout.REPO_INFO, encoded, IfMatch(version))
             except PreconditionFailedError:
                 # jittered exponential backoff: 5 immediate tries, then growing waits
                 if attempt >= 5:
                     await asyncio.sleep(random.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 5))))
                 continue
+            self._last = (encoded, new)
             return new
         raise PreconditionFailedError(
             f"could not update the `repo` object after {self.max_attempts} attempts: "

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
+from prefect import task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 
 from icechunk import ForkSession, Repository, Session, StorageError
@@ -36,6 +37,7 @@ __all__ = [
     "plan_regions",
     "retry_transient_storage_errors",
     "write_region",
+    "write_regions",
 ]
 
 
@@ -56,6 +58,8 @@ def is_transient(error: BaseException | None) -> bool:
 def retry_transient_storage_errors(task: Any, task_run: Any, state: Any) -> bool:
     """``retry_condition_fn``: retry only environmental storage failures (never bad input,
     schema errors or conflicts, which would fail again)."""
+    if not (state.is_failed() or state.is_crashed()):
+        return False
     error = state.result(raise_on_failure=False)
     return isinstance(error, BaseException) and is_transient(error)
 
@@ -145,3 +149,37 @@ def merge_and_commit(
     snapshot = core.merge_and_commit(session, forks, message=message, metadata=metadata)
     get_run_logger().info("committed %s: %s", snapshot, message)
     return snapshot
+
+
+def write_regions(
+    fork: ForkSession, source: DatasetSource, regions: list[Region]
+) -> list[ForkSession]:
+    """Fan :func:`write_region` out over ``regions`` on the flow's task runner; return the
+    forks, in region order, for :func:`merge_and_commit`. Call it inside a flow.
+
+    Waits for every region before reporting a failure (so no write still runs when the flow
+    run ends), then raises the first region's error: nothing can be committed. Prefer this
+    to passing the futures of ``write_region.map`` straight to ``merge_and_commit``: Prefect
+    does not raise when a task called in a flow gets failed upstream futures, it returns
+    ``None`` (state ``NotReady``) and the flow run still completes.
+    """
+    logger = get_run_logger()
+    futures = write_region.map(unmapped(fork), unmapped(source), regions)
+    for i, _ in enumerate(as_completed(futures), start=1):
+        logger.info("progress: %d/%d regions done", i, len(regions))
+    forks: list[ForkSession] = []
+    failed: list[tuple[Region, BaseException]] = []
+    for region, future in zip(regions, futures, strict=True):
+        try:
+            forks.append(future.result())
+        except Exception as e:  # noqa: BLE001 -- any task failure: reported and re-raised below
+            failed.append((region, e))
+    if failed:
+        logger.error(
+            "%d of %d regions failed (%s); nothing is committed, re-run to complete",
+            len(failed),
+            len(regions),
+            ", ".join(f"{r}: {type(e).__name__}" for r, e in failed),
+        )
+        raise failed[0][1]
+    return forks

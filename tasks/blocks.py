@@ -26,6 +26,15 @@ class IcechunkRepositoryBlock(Block):
     _block_type_name = "Icechunk Repository"
     _block_type_slug = "icechunk-repository"
     _description = "Where an Icechunk repository lives (local path or s3://bucket/prefix)."
+    _documentation_url = "https://icechunk.io/en/latest/"
+    _code_example = """
+```python
+from tasks.blocks import IcechunkRepositoryBlock
+
+icechunk_repository_block = IcechunkRepositoryBlock.load("BLOCK_NAME")
+repo = icechunk_repository_block.open_repository()
+```
+"""
 
     location: str = Field(description="A local path, file://, memory:// or s3://bucket/prefix.")
     spec_version: int | None = Field(

@@ -43,7 +43,8 @@ ATTR_KEYS = ("title", "n")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**31), 2**31) | st.text(max_size=4),
-    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    lambda inner: st.lists(inner, max_size=2)
+    | st.dictionaries(st.text(st.characters(exclude_characters="\x00"), max_size=3), inner, max_size=2),
     max_leaves=4,
 )
 commit_metadata = st.none() | st.dictionaries(
@@ -657,7 +658,7 @@ def test_version_control(spec_version: int, storage_kind: str) -> None:
         lambda: VersionControlMachine(spec_version, storage_kind, config),
         settings=settings(
             max_examples=25 if storage_kind == "memory" else 10,
-            stateful_step_count=40,
+            stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),

@@ -46,6 +46,12 @@ def apply_ops(session: Session, ops: list[Op]) -> Session:
     return session
 
 
+def write_through_array(arr: zarr.Array, region: tuple[slice, ...], value: int) -> zarr.Array:
+    """Write ``value`` into ``arr[region]`` and return the array (its store holds the fork)."""
+    arr[region] = value
+    return arr
+
+
 def read_array(obj: Any, path: str | None = None) -> np.ndarray[Any, Any]:
     """The data of a zarr array, given a session, a store or the array itself."""
     if isinstance(obj, zarr.Array):
@@ -54,7 +60,7 @@ def read_array(obj: Any, path: str | None = None) -> np.ndarray[Any, Any]:
     return np.asarray(zarr.open_array(store, path=path, mode="r")[...])
 
 
-def try_write(obj: Any, path: str | None = None) -> BaseException | None:
+def try_write(obj: Any, path: str | None = None) -> Exception | None:
     """Attempt a write through a session, store or zarr array; return the error (or None)."""
     try:
         if isinstance(obj, zarr.Array):
@@ -63,7 +69,7 @@ def try_write(obj: Any, path: str | None = None) -> BaseException | None:
             store = obj.store if isinstance(obj, Session) else obj
             arr = zarr.open_array(store, path=path, mode="r+")
             arr[...] = 7
-    except BaseException as e:
+    except Exception as e:  # noqa: BLE001 - handed back to the test
         return e
     return None
 
@@ -80,17 +86,19 @@ def session_facts(obj: Any) -> dict[str, Any]:
     }
 
 
-def write_time_region(session: Session, itime: int, how: str) -> Session:
+def write_time_region(
+    session: Session, itime: int, how: str, group: str | None = None, ntime: int = 24
+) -> Session:
     """Write time step ``itime`` of the rasm-like dataset into ``session`` (a fork) with
     ``region="auto"``, through ``to_icechunk`` or xarray's ``to_zarr`` on ``session.store``."""
     from icechunk.xarray import to_icechunk
     from tests.datasets import rasm_like
 
-    ds = rasm_like().isel(time=[itime])
+    ds = rasm_like(ntime=ntime).isel(time=[itime])
     if how == "to_icechunk":
-        to_icechunk(ds, session, region="auto")
+        to_icechunk(ds, session, region="auto", group=group)
     else:
-        ds.to_zarr(session.store, region="auto", consolidated=False)
+        ds.to_zarr(session.store, region="auto", consolidated=False, group=group)
     return session
 
 

@@ -7,11 +7,9 @@ for forks of dirty sessions."""
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,11 +44,10 @@ MAX_CHUNKS = 4
 Key = tuple[str, tuple[int, ...]]
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPoolExecutor]:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as executor:
-        yield executor
+@pytest.fixture
+def pool(process_pool: ProcessPoolExecutor) -> ProcessPoolExecutor:
+    """The session's spawn pool (see ``conftest.py``)."""
+    return process_pool
 
 
 def _in_processes(
@@ -172,7 +169,9 @@ class ForkMergeMachine(RuleBasedStateMachine):
             old, new = self.shapes[op[1]], op[2]
             chunks = ARRAYS[op[1]][1]
             # a shrink stages deletions beyond the new bounds
-            for coords in itertools.product(*(range(o // c) for o, c in zip(old, chunks))):
+            for coords in itertools.product(
+                *(range(o // c) for o, c in zip(old, chunks, strict=True))
+            ):
                 if any(i >= n // c for i, n, c in zip(coords, new, chunks, strict=True)):
                     self.staged.add((op[1], coords))
             self.shapes[op[1]] = new
@@ -287,9 +286,9 @@ def test_fork_merge_matches_serial(pool: ProcessPoolExecutor) -> None:
     run_state_machine_as_test(
         ForkMergeMachine,
         settings=settings(
-            max_examples=40,
+            max_examples=30,
             stateful_step_count=20,
-            deadline=None, database=None,
+            deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )

@@ -101,8 +101,6 @@ def test_backfill_in_batches(tmp_path: Path, task_runner: Any) -> None:
     xr.testing.assert_identical(read_dataset(repo), source.load(0, 10))
     # a second backfill to the same stop has nothing to do; a longer one continues
     assert backfill.with_options(task_runner=task_runner)(source, str(repo), stop=10) == []
-    more = backfill.with_options(task_runner=task_runner)(
-        source, str(repo), stop=12, batch_size=4
-    )
+    more = backfill.with_options(task_runner=task_runner)(source, str(repo), stop=12, batch_size=4)
     assert len(more) == 1
     xr.testing.assert_identical(read_dataset(repo), source.load(0, 12))

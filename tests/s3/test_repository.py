@@ -101,7 +101,6 @@ def test_secrets_stay_out_of_repr_and_errors(s3_server: S3Server, bucket: str) -
            "session_token": token}
     )
     assert secret not in repr(storage) and token not in repr(storage)
-    assert secret not in repr(icechunk.Repository.__new__(icechunk.Repository).__class__)
     if s3_server.name == "moto":  # moto accepts any signature: force an error another way
         storage = s3_storage(
             **{**s3_server.storage_kwargs("no-such-bucket-x1", "p"), "secret_access_key": secret,

@@ -1,0 +1,241 @@
+"""Unit tests of the pipeline's pieces without a Prefect server or engine: region planning,
+append planning, the tasks' ``.fn`` bodies, the retry condition and the repository Block."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given
+from hypothesis import strategies as st
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import disable_run_logger
+from prefect.states import Completed, Failed
+from prefect.testing.standard_test_suites import BlockStandardTestSuite
+from pydantic import SecretStr
+
+import tasks
+from icechunk import InvalidInputError, StorageError
+from tasks import core
+from tasks.blocks import IcechunkRepositoryBlock
+from tasks.regions import Region, plan_regions
+from tasks.sources import NetCDFSource, SyntheticWeatherSource, source_from_spec
+from tests.pipeline.helpers import messages, read_dataset
+
+# --- region planning -------------------------------------------------------------------------
+
+
+@given(
+    source_start=st.integers(0, 50),
+    length=st.integers(0, 200),
+    target_start=st.integers(0, 100),
+    chunk_length=st.integers(1, 12),
+    chunks_per_region=st.integers(1, 5),
+)
+def test_plan_regions_cover_the_range_chunk_aligned_and_disjoint(
+    source_start: int, length: int, target_start: int, chunk_length: int, chunks_per_region: int
+) -> None:
+    source_stop = source_start + length
+    regions = plan_regions(source_start, source_stop, target_start, chunk_length, chunks_per_region)
+    # exact cover, in order, with the target offset preserved
+    assert sum(r.size for r in regions) == length
+    covered = [i for r in regions for i in range(r.source_start, r.source_stop)]
+    assert covered == list(range(source_start, source_stop))
+    for r in regions:
+        assert r.size > 0
+        assert r.target_start - r.source_start == target_start - source_start
+    # region boundaries inside the written range fall on target chunk boundaries
+    for a, b in itertools.pairwise(regions):
+        assert a.target_stop == b.target_start
+        assert b.target_start % chunk_length == 0
+    # so no target chunk is written by two regions, and none holds more than it should
+    chunk_sets = [
+        set(range(r.target_start // chunk_length, (r.target_stop - 1) // chunk_length + 1))
+        for r in regions
+    ]
+    for i, a_chunks in enumerate(chunk_sets):
+        assert len(a_chunks) <= chunks_per_region
+        for b_chunks in chunk_sets[i + 1 :]:
+            assert not a_chunks & b_chunks
+
+
+def test_plan_regions_examples() -> None:
+    assert plan_regions(0, 10, 0, 2, 2) == [Region(0, 4, 0), Region(4, 8, 4), Region(8, 10, 8)]
+    # appending at target 5 with chunks of 4: the first region fills the partial chunk
+    assert plan_regions(0, 6, 5, 4, 1) == [Region(0, 3, 5), Region(3, 6, 8)]
+    assert plan_regions(3, 3, 7, 4) == []
+    assert str(Region(0, 3, 5)) == "[5:8)"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(5, 4, 0, 1), (-1, 4, 0, 1), (0, 4, -1, 1), (0, 4, 0, 0), (0, 4, 0, 1, 0)],
+)
+def test_plan_regions_rejects_invalid_input(args: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError):
+        plan_regions(*args)
+
+
+# --- append planning -------------------------------------------------------------------------
+
+TIMES = np.arange("2024-01-01", "2024-01-11", dtype="datetime64[D]").astype("datetime64[ns]")
+
+
+def test_append_plan_starts_after_the_stored_prefix() -> None:
+    assert core.append_plan(TIMES[:0], TIMES) == 0
+    assert core.append_plan(TIMES[:4], TIMES) == 4
+    assert core.append_plan(TIMES, TIMES) == 10  # nothing new
+    assert core.append_plan(TIMES[:4], TIMES, until=6) == 4
+    assert core.append_plan(TIMES[:4], TIMES, until=2) == 2  # until before the stored end
+    # stored with another datetime resolution (as decoded from the store) still matches
+    assert core.append_plan(TIMES[:4].astype("datetime64[s]"), TIMES) == 4
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        pytest.param(np.concatenate([TIMES[:3], TIMES[4:5]]), id="gap"),
+        pytest.param(TIMES[1:5], id="shifted"),
+        pytest.param(TIMES[:4][::-1], id="reordered"),
+        pytest.param(
+            np.concatenate([TIMES, TIMES[-1:] + np.timedelta64(1, "D")]), id="longer-than-source"
+        ),
+    ],
+)
+def test_append_plan_refuses_stored_data_that_is_not_a_prefix(stored: np.ndarray) -> None:
+    with pytest.raises(InvalidInputError, match="refusing to append"):
+        core.append_plan(stored, TIMES)
+
+
+def test_append_plan_refuses_changed_values() -> None:
+    values = np.arange(10.0)
+    changed = values[:4].copy()
+    changed[2] += 0.5
+    with pytest.raises(InvalidInputError):
+        core.append_plan(changed, values)
+
+
+# --- the tasks' bodies, called with .fn() ----------------------------------------------------
+
+
+def test_task_functions_run_a_whole_ingest_without_the_engine(tmp_path: Path) -> None:
+    """The tasks' ``.fn`` compose into an ingest: the coordinator extends and forks, each
+    region is written on the fork (here in one process), the forks are merged and committed."""
+    source = SyntheticWeatherSource(ntime=9, nlat=4, nlon=6)
+    location = str(tmp_path / "repo")
+    with disable_run_logger():
+        repo = tasks.open_repository.fn(location)
+        assert tasks.initialize_dataset.fn(repo, source, chunks={"time": 2}) is not None
+        assert tasks.initialize_dataset.fn(repo, source) is None  # idempotent
+        start, stop = tasks.plan_append.fn(repo, source, until=7)
+        assert (start, stop) == (0, 7)
+        session = repo.writable_session("main")
+        regions = tasks.extend_dataset.fn(session, source, start, stop, chunks_per_region=2)
+        assert [(r.target_start, r.target_stop) for r in regions] == [(0, 4), (4, 7)]
+        fork = session.fork()
+        forks = [tasks.write_region.fn(fork, source, r) for r in regions]
+        snapshot = tasks.merge_and_commit.fn(session, forks, "seven steps", {"by": "test"})
+        # the next plan starts where this one stopped
+        assert tasks.plan_append.fn(repo, source) == (7, 9)
+    assert repo.lookup_branch("main") == snapshot
+    assert repo.lookup_snapshot(snapshot).metadata["by"] == "test"
+    assert messages(tmp_path / "repo")[:2] == ["seven steps", "initialize dataset"]
+    xr.testing.assert_identical(read_dataset(tmp_path / "repo"), source.load(0, 7))
+
+
+def test_initialize_dataset_refuses_a_different_schema(tmp_path: Path) -> None:
+    repo = core.open_repository(str(tmp_path / "repo"))
+    core.initialize_dataset(repo, SyntheticWeatherSource(ntime=3, nlat=4, nlon=6))
+    with pytest.raises(InvalidInputError, match="different dataset"):
+        core.initialize_dataset(repo, SyntheticWeatherSource(ntime=3, nlat=5, nlon=6))
+
+
+def test_regions_follow_the_stored_chunks_not_the_requested_ones(tmp_path: Path) -> None:
+    """An append that does not repeat ``chunks`` still writes chunk-aligned regions."""
+    source = SyntheticWeatherSource(ntime=10, nlat=4, nlon=6)
+    repo = core.open_repository(str(tmp_path / "repo"))
+    core.initialize_dataset(repo, source, chunks={"time": 3})
+    session = repo.writable_session("main")
+    assert core.target_chunk_length(session, "time") == 3
+    regions = core.extend_dataset(session, source, 0, 5, chunks_per_region=1)
+    assert [(r.target_start, r.target_stop) for r in regions] == [(0, 3), (3, 5)]
+    assert core.stored_length(session, "time") == 5
+
+
+def test_write_region_task_options() -> None:
+    write = tasks.write_region
+    assert write.retries == 3
+    assert write.retry_condition_fn is tasks.retry_transient_storage_errors
+    assert write.cache_policy is NO_CACHE
+    assert write.persist_result is False
+    assert "icechunk-write" in write.tags
+    for t in (tasks.open_repository, tasks.initialize_dataset, tasks.merge_and_commit):
+        assert t.cache_policy is NO_CACHE
+        assert t.retries == 0  # a commit is never retried blindly
+
+
+def _raised_from(cause: BaseException) -> BaseException:
+    try:
+        raise RuntimeError("wrapped") from cause
+    except RuntimeError as e:
+        return e
+
+
+@pytest.mark.parametrize(
+    ("state", "retry"),
+    [
+        (Failed(data=StorageError("503 slow down")), True),
+        (Failed(data=TimeoutError("read timed out")), True),
+        (Failed(data=ConnectionResetError("reset by peer")), True),
+        (Failed(data=_raised_from(StorageError("503"))), True),
+        (Failed(data=ValueError("bad data")), False),
+        (Failed(data=InvalidInputError("bad region")), False),
+        (Completed(data=None), False),
+    ],
+)
+def test_only_transient_errors_are_retried(state: object, retry: bool) -> None:
+    assert tasks.retry_transient_storage_errors(None, None, state) is retry
+
+
+def test_source_from_spec() -> None:
+    assert source_from_spec({"kind": "synthetic", "ntime": 5}) == SyntheticWeatherSource(ntime=5)
+    spec = {"kind": "netcdf", "paths": ["a.nc"], "dim": "month"}
+    assert source_from_spec(spec) == NetCDFSource(("a.nc",), dim="month")
+    source = SyntheticWeatherSource()
+    assert source_from_spec(source) is source
+    with pytest.raises(ValueError, match="unknown source kind"):
+        source_from_spec({"kind": "grib"})
+
+
+# --- the repository Block --------------------------------------------------------------------
+
+
+class TestIcechunkRepositoryBlockStandards(BlockStandardTestSuite):
+    @pytest.fixture
+    def block(self) -> type[IcechunkRepositoryBlock]:
+        return IcechunkRepositoryBlock
+
+
+def test_block_secrets_stay_hidden() -> None:
+    block = IcechunkRepositoryBlock(
+        location="s3://bucket/prefix",
+        region="eu-west-1",
+        access_key_id=SecretStr("AKIAEXAMPLEKEYID"),
+        secret_access_key=SecretStr("wJalrXUtnFEMI-very-secret"),
+    )
+    for text in (repr(block), str(block), block.model_dump_json(), str(block.model_dump())):
+        assert "AKIAEXAMPLEKEYID" not in text
+        assert "very-secret" not in text
+    options = block.storage_options()
+    assert options["secret_access_key"] == "wJalrXUtnFEMI-very-secret"
+    assert options["region"] == "eu-west-1"
+
+
+def test_block_opens_a_local_repository(tmp_path: Path) -> None:
+    block = IcechunkRepositoryBlock(location=str(tmp_path / "repo"), spec_version=1)
+    repo = block.open_repository()
+    assert repo.spec_version == 1
+    assert block.open_repository(create=False).lookup_branch("main")
