@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 from prefect.exceptions import MissingContextError
 
-from flows.runners import default_task_runner
+from flows.runners import default_task_runner, workers_report_to_this_api
 from icechunk import Repository
 from tasks import (
     IcechunkRepositoryBlock,
@@ -107,15 +107,16 @@ def append(
     """
     repo = open_repository(repository)
     source = source_from_spec(source)
-    return _append_steps(
-        repo,
-        source,
-        branch=branch,
-        until=until,
-        chunks=chunks,
-        chunks_per_region=chunks_per_region,
-        message=message,
-    )
+    with workers_report_to_this_api():
+        return _append_steps(
+            repo,
+            source,
+            branch=branch,
+            until=until,
+            chunks=chunks,
+            chunks_per_region=chunks_per_region,
+            message=message,
+        )
 
 
 @flow(name="icechunk-ingest", persist_result=False, task_runner=default_task_runner())
@@ -131,15 +132,16 @@ def ingest(
     steps), in one commit."""
     repo = open_repository(repository)
     source = source_from_spec(source)
-    return _append_steps(
-        repo,
-        source,
-        branch=branch,
-        until=until,
-        chunks=chunks,
-        chunks_per_region=chunks_per_region,
-        message=f"ingest {source.describe()}",
-    )
+    with workers_report_to_this_api():
+        return _append_steps(
+            repo,
+            source,
+            branch=branch,
+            until=until,
+            chunks=chunks,
+            chunks_per_region=chunks_per_region,
+            message=f"ingest {source.describe()}",
+        )
 
 
 @flow(name="icechunk-backfill", persist_result=False, task_runner=default_task_runner())
@@ -157,16 +159,17 @@ def backfill(
     source = source_from_spec(source)
     commits = []
     stored = len(core.stored_coordinate(repo, source.dim, branch=branch))
-    for until in range(stored + batch_size, stop + batch_size, batch_size):
-        snap = _append_steps(
-            repo,
-            source,
-            branch=branch,
-            until=min(until, stop),
-            chunks=chunks,
-            chunks_per_region=chunks_per_region,
-            message=None,
-        )
-        if snap is not None:
-            commits.append(snap)
+    with workers_report_to_this_api():
+        for until in range(stored + batch_size, stop + batch_size, batch_size):
+            snap = _append_steps(
+                repo,
+                source,
+                branch=branch,
+                until=min(until, stop),
+                chunks=chunks,
+                chunks_per_region=chunks_per_region,
+                message=None,
+            )
+            if snap is not None:
+                commits.append(snap)
     return commits

@@ -60,9 +60,18 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path.cwd()
     server = _prefect_environment(root)
-    os.environ.setdefault("ICECHUNK_PREFECT_DASK_N_WORKERS", str(args.workers))
     try:
-        return _run(args)
+        from distributed import LocalCluster
+
+        # One cluster for the job's three flow runs (each flow run would otherwise start and
+        # stop a cluster of its own), started after the API so its workers know the URL.
+        with LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+        ) as cluster:
+            return _run(args, cluster.scheduler_address)
     finally:
         _drain_prefect_workers()
         if server is not None:
@@ -78,14 +87,19 @@ def _drain_prefect_workers() -> None:
     EventsWorker.drain_all(timeout=10)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, dask_address: str) -> int:
     """Ingest, append, append again; print the commits and the read-back check."""
 
     import xarray as xr
 
     import icechunk
-    from flows.ingest import append, ingest
+    from flows import ingest as flows
+    from flows.runners import DaskConfig, make_task_runner
     from tasks.sources import NetCDFSource, SyntheticWeatherSource
+
+    runner = make_task_runner(DaskConfig(address=dask_address))
+    ingest = flows.ingest.with_options(task_runner=runner)
+    append = flows.append.with_options(task_runner=runner)
 
     repo_path = Path(args.repo).absolute()
     if repo_path.exists():

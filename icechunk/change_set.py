@@ -8,7 +8,7 @@ records a deletion.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from icechunk.errors import ErrorKind, SessionStateError
@@ -126,6 +126,7 @@ class ChangeSet:
         on_overlap: str = "warn",
         base: ChangeSet | None = None,
         other_base: ChangeSet | None = None,
+        node_path: Callable[[bytes], str] | None = None,
     ) -> None:
         """Fold ``other`` (a fork's own changes) into this change set; ``other`` wins.
 
@@ -134,6 +135,7 @@ class ChangeSet:
         is itself a fork's change set; all are relative to one base snapshot. Only what
         changed on this side *since* ``other`` was forked can conflict: a fork may freely
         rewrite (resize, delete, overwrite chunks of) what its parent staged before forking.
+        ``node_path`` names arrays (by node id) in the overlap report.
 
         Two sides that each created a node at one path with identical metadata are merged into
         one node (this side's), keeping the chunks both wrote.
@@ -223,7 +225,8 @@ class ChangeSet:
                         and mine_payload != payload
                         and (found, mine_payload) != theirs_from.chunk_state(node_id, coords)
                     ):
-                        overlaps.append(f"{node_id.hex()}:{list(coords)}")
+                        name = node_path(node_id) if node_path else node_id.hex()
+                        overlaps.append(f"`{name}` {list(coords)}")
                 if len(overlaps) > 20:
                     break
         if overlaps:
@@ -235,7 +238,7 @@ class ChangeSet:
             )
             if on_overlap == "error":
                 raise SessionStateError(msg, ErrorKind.MERGE_CONFLICT)
-            warnings.warn(msg, ChunkOverlapWarning, stacklevel=4)
+            warnings.warn(msg, ChunkOverlapWarning, stacklevel=3)
 
         for path, (node_id, is_array) in other.deleted.items():
             mine = self.nodes.get(path)

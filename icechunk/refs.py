@@ -112,6 +112,8 @@ class RefStore(ABC):
     def __init__(self, storage: Storage, load_snapshot: SnapshotLoader) -> None:
         self.storage = storage
         self.load_snapshot = load_snapshot
+        self.cas_failures = 0
+        """Compare-and-swap writes of refs lost to a concurrent writer (for diagnostics)."""
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -348,6 +350,7 @@ class RefStoreV1(RefStore):
         try:
             await self.storage.put(key, encode_ref(new), IfMatch(version))
         except PreconditionFailedError:
+            self.cas_failures += 1
             now = await self.branch_tip(name)
             raise _conflict(
                 conflict_kind, expected if expected is not None else current, now
@@ -588,6 +591,7 @@ class RefStoreV2(RefStore):
             try:
                 await self.storage.put(layout.REPO_INFO, encoded, IfMatch(version))
             except PreconditionFailedError:
+                self.cas_failures += 1
                 # jittered exponential backoff: 5 immediate tries, then growing waits
                 if attempt >= 5:
                     await asyncio.sleep(random.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 5))))

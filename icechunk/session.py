@@ -184,6 +184,17 @@ class Session:
         return self._mode == SessionMode.readonly
 
     @property
+    def _store_read_only(self) -> bool:
+        """What a store over this session should tell zarr about ``read_only``.
+
+        A pickled copy of a writable session (a read-only view in another process) reports
+        ``False``: zarr then lets code open it for writing (``mode="r+"``, ``to_zarr``), and
+        the first actual write raises a :class:`ReadOnlyError` that explains ``fork()``,
+        instead of zarr's own "Store is read-only but mode is 'r+'".
+        """
+        return self.read_only and not self._pickled_view
+
+    @property
     def mode(self) -> SessionMode:
         return self._mode
 
@@ -595,22 +606,30 @@ class Session:
         )
 
     def merge(self, *others: ForkSession, on_overlap: str = "warn") -> None:
-        """Fold the changes of forks into this session.
+        """Fold the changes of forks into this session, in order (later forks win).
+
+        A fork may rewrite anything this session had staged before forking (resize or delete
+        an array created here, overwrite chunks written here); only what changed here *after*
+        the fork, or in an earlier merged fork, can conflict with it. Merging is all or
+        nothing, and merging the same fork twice changes nothing.
 
         Parameters
         ----------
         others
-            Forks of this session (or of a session with the same base snapshot).
+            Forks of this session (or of a session with the same base snapshot). The session
+            itself is skipped (threads writing through one shared session).
         on_overlap
             What to do when merged forks wrote different bytes to the same chunk: ``"warn"``
-            (default, :class:`~icechunk.change_set.ChunkOverlapWarning`), ``"error"`` or
-            ``"ignore"``. The last merged fork wins.
+            (default, :class:`~icechunk.change_set.ChunkOverlapWarning`), ``"error"``
+            (:class:`SessionStateError`) or ``"ignore"``. The last merged fork wins.
 
         Raises
         ------
         SessionStateError
-            A fork has another base snapshot, or the changes conflict (see
-            :meth:`ChangeSet.merge`).
+            A fork has another base snapshot, the changes conflict (see
+            :meth:`ChangeSet.merge`), or overlapping chunk writes with ``on_overlap="error"``.
+        ReadOnlyError
+            This session is read-only (committed, or a pickled copy of a writable session).
         """
         self._require_writable()
         forks = [other for other in others if other is not self]
@@ -626,16 +645,40 @@ class Session:
                     "with the same base snapshot)",
                     ErrorKind.MERGE_NOT_ALLOWED,
                 )
-        # all or nothing: a conflict with the n-th fork leaves this session untouched
-        merged = self._changes.copy() if len(forks) > 1 else self._changes
+        # All or nothing: one merge checks before it changes anything; several are first
+        # rehearsed on a copy, so a conflict with the n-th fork leaves this session untouched.
+        # The real pass then updates the change set in place (never swapping it out, so
+        # writes made meanwhile by other threads through this session are kept).
+        if len(forks) > 1:
+            rehearsal = self._changes.copy()
+            for other in forks:
+                rehearsal.merge(
+                    other._changes,
+                    on_overlap=on_overlap,
+                    base=self._fork_base,
+                    other_base=other._fork_base,
+                    node_path=self._node_path,
+                )
+            on_overlap = "ignore"  # already reported
         for other in forks:
-            merged.merge(
+            self._changes.merge(
                 other._changes,
                 on_overlap=on_overlap,
                 base=self._fork_base,
                 other_base=other._fork_base,
+                node_path=self._node_path,
             )
-        self._changes = merged
+
+    def _node_path(self, node_id: bytes) -> str:
+        """The path of a node by id (for messages), or the id if it is unknown here."""
+        for cs in self._layers():
+            for change in cs.nodes.values():
+                if change.node_id == node_id:
+                    return change.path
+        for node in self._tree.snapshot.nodes:
+            if node.id == node_id:
+                return node.path
+        return encode_id(node_id)
 
     # -- commit ---------------------------------------------------------------------------
 

@@ -158,7 +158,10 @@ class IcechunkStore(Store):
     def _check_writable(self) -> None:
         if not self.read_only:
             return
-        reason = "this store is a read-only view of a writable session"
+        reason = (
+            "this store was opened read-only (zarr mode 'r' or `with_read_only(True)`) over a "
+            "writable session; write through `session.store`"
+        )
         kind = ErrorKind.READ_ONLY_STORE
         try:
             self._session._require_writable()
@@ -188,9 +191,7 @@ class IcechunkStore(Store):
             meta = self._session.node_metadata(path)
             if meta is not None and meta.is_array:
                 return path, tuple(int(t) for t in tail)
-        if candidates and all(
-            t.isdigit() and t.isascii() for t in segments[candidates[-1] + 1 :]
-        ):
+        if candidates and all(t.isdigit() and t.isascii() for t in segments[candidates[-1] + 1 :]):
             # well-formed chunk key of a node that does not exist (or is not an array)
             return _node_path(segments[: candidates[-1]]), tuple(
                 int(t) for t in segments[candidates[-1] + 1 :]
@@ -226,9 +227,7 @@ class IcechunkStore(Store):
         prototype: BufferPrototype,
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
-        return list(
-            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
-        )
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
         try:

@@ -116,12 +116,24 @@ class NetCDFSource:
         return "netCDF " + ", ".join(Path(p).name for p in self.paths)
 
     def _open(self) -> xr.Dataset:
-        datasets = [
-            xr.open_dataset(p, drop_variables=list(self.drop_variables) or None) for p in self.paths
-        ]
+        datasets = [self._open_one(p) for p in self.paths]
         if len(datasets) == 1:
             return datasets[0]
         return xr.concat(datasets, dim=self.dim)
+
+    def _open_one(self, path: str) -> xr.Dataset:
+        """``xr.open_dataset``, minus one common CF defect: packed integer variables with a
+        NaN ``_FillValue`` (ERA-Interim files have them). No integer equals NaN, so the
+        attribute masks nothing; xarray drops it too, but warns on every open, and a source
+        is opened once per region."""
+        raw = xr.open_dataset(
+            path, decode_cf=False, drop_variables=list(self.drop_variables) or None
+        )
+        for var in raw.variables.values():
+            fill = var.attrs.get("_FillValue")
+            if var.dtype.kind in "iu" and isinstance(fill, float) and np.isnan(fill):
+                del var.attrs["_FillValue"]
+        return xr.decode_cf(raw)
 
     def coordinate(self) -> np.ndarray:
         with self._open() as ds:

@@ -36,6 +36,7 @@ def _writer(
         repo = icechunk.Repository.open(icechunk.local_filesystem_storage(root))
         barrier.wait(timeout=120)
         started = time.perf_counter()
+        cpu = time.process_time()
         for i in range(COMMITS):
             session = repo.writable_session("main")
             arr = zarr.open_array(session.store, path="data", mode="r+")
@@ -45,9 +46,14 @@ def _writer(
                 metadata={"writer": p, "i": i},
                 rebase_with=icechunk.ConflictDetector(),
             )
-        results.put((p, time.perf_counter() - started, None))
+        stats = {
+            "wall": time.perf_counter() - started,
+            "cpu": time.process_time() - cpu,
+            "cas_failures": repo._refs.cas_failures,
+        }
+        results.put((p, stats, None))
     except BaseException as e:  # report instead of dying silently
-        results.put((p, 0.0, f"{type(e).__name__}: {e}"))
+        results.put((p, {}, f"{type(e).__name__}: {e}"))
         raise
 
 
@@ -90,7 +96,9 @@ def run_writers(root: Path, spec_version: int) -> dict[str, Any]:
         "history": history,
         "new": new,
         "wall": wall,
-        "per_writer": sorted(t for _, t, _ in outcomes),
+        "per_writer": sorted(stats["wall"] for _, stats, _ in outcomes),
+        "cpu": sum(stats["cpu"] for _, stats, _ in outcomes),
+        "cas_failures": sum(stats["cas_failures"] for _, stats, _ in outcomes),
         "retries": sum(attempts),
         "max_retries": max(attempts),
     }
@@ -135,7 +143,8 @@ def test_concurrent_uncooperative_commits(tmp_path: Path, spec_version: int) -> 
         f"{figures['wall']:.1f} s ({commits / figures['wall']:.1f} commits/s, "
         f"{os.cpu_count()} CPUs); rebase retries: {figures['retries']} in total, "
         f"{figures['retries'] / commits:.2f} per commit, at most {figures['max_retries']} for "
-        f"one commit; per-writer times {figures['per_writer'][0]:.1f}-"
-        f"{figures['per_writer'][-1]:.1f} s"
+        f"one commit; lost compare-and-swaps: {figures['cas_failures']}; per-writer times "
+        f"{figures['per_writer'][0]:.1f}-{figures['per_writer'][-1]:.1f} s; writers' CPU "
+        f"{figures['cpu']:.1f} s ({1000 * figures['cpu'] / commits:.0f} ms per commit)"
     )
     assert figures["wall"] < 120

@@ -492,3 +492,27 @@ def test_errors_pickle(base: icechunk.Repository) -> None:
     assert failed.conflicts == rebase_info.value.conflicts
     assert failed.conflicts[0].conflicted_chunks == [[0, 0]]
     assert str(failed) == str(rebase_info.value)
+
+
+def test_rebase_over_an_amended_commit_sees_its_changes(base: icechunk.Repository) -> None:
+    """Rebase reads transaction logs: an amend's log must also cover the commit it replaced.
+
+    Otherwise a chunk written by the amended commit is silently overwritten by a rebased
+    session (icechunk merges the two logs when amending).
+    """
+    if base.spec_version == 1:
+        pytest.skip("amend needs spec 2")
+    ours = base.writable_session("main")
+    _array(ours)[0, 0] = 2
+    theirs = base.writable_session("main")
+    _array(theirs)[0, 0] = 1
+    theirs.commit("theirs")
+    amender = base.writable_session("main")
+    _root(amender).attrs["fixed"] = True
+    amended = amender.amend("theirs, amended")
+    with pytest.raises(icechunk.RebaseFailedError) as info:
+        ours.rebase(ConflictDetector())
+    assert info.value.snapshot == amended
+    assert [(c.conflict_type, c.conflicted_chunks) for c in info.value.conflicts] == [
+        (ConflictType.ChunkDoubleUpdate, [[0, 0]])
+    ]

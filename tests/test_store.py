@@ -610,6 +610,9 @@ async def test_read_only_session_store_refuses_writes(repo: icechunk.Repository)
             await attempt
         assert e.value.kind == ErrorKind.READ_ONLY_STORE
         assert isinstance(e.value, ValueError)  # zarr's Store contract for read-only stores
+        copy = pickle.loads(pickle.dumps(e.value))
+        assert isinstance(copy, ReadOnlyError) and copy.kind == e.value.kind
+        assert str(copy) == str(e.value)
     assert await collect(store.list()) == TREE_KEYS
 
 

@@ -111,7 +111,7 @@ class IcechunkHierarchyStateMachine(ZarrHierarchyStateMachine):
 
 
 IcechunkHierarchyStateMachine.TestCase.settings = settings(
-    max_examples=50, stateful_step_count=25, deadline=None
+    max_examples=40, stateful_step_count=25, deadline=None
 )
 TestIcechunkHierarchy = IcechunkHierarchyStateMachine.TestCase
 
@@ -240,7 +240,9 @@ class IcechunkStoreStateMachine(ZarrStoreStateMachine):
             dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
         for d in sorted(dirs):
             head = f"{d}/" if d else ""
-            expected = sorted({k[len(head) :].split("/")[0] for k in self.model if k.startswith(head)})
+            expected = sorted(
+                {k[len(head) :].split("/")[0] for k in self.model if k.startswith(head)}
+            )
             observed = sorted(sync(_collect(inner.list_dir(d))))
             assert observed == expected, (d, observed, expected)
 

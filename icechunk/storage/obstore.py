@@ -13,9 +13,9 @@ Guarantees and how they are met
 * **A lost success response is not a conflict** (the problem of Icechunk's design document 017).
   An HTTP client that retries a conditional PUT whose response was lost gets ``412`` from its own,
   already applied, first attempt. Every conditional put therefore stores a fresh random id in the
-  object's user metadata (``icechunk_write_id``). When the put fails with a precondition error or
-  with a transient error, the object is read back (a ``HEAD``); if it carries our id, the write
-  happened and the put returns success.
+  object's user metadata (``icechunkwriteid``, the key real Icechunk 2.3 writes). When the put
+  fails with a precondition error or with a transient error, the object is read back (a
+  ``HEAD``); if it carries our id, the write happened and the put returns success.
 * **Retries.** obstore retries each request (connection errors, 5xx, timeouts of safe requests)
   with exponential backoff; :class:`StorageRetriesSettings` bounds how long. On top of that, reads
   interrupted after the response started (which obstore does not retry) are retried once, and
@@ -48,9 +48,9 @@ import json
 import os
 import random
 import re
-import secrets
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -100,8 +100,12 @@ __all__ = [
 
 type StoreKind = Literal["s3", "gcs", "azure"]
 
-WRITE_ID_METADATA_KEY = "icechunk_write_id"
-"""User-metadata key holding the per-attempt id of a conditional put (as the real Icechunk 2.x)."""
+WRITE_ID_METADATA_KEY = "icechunkwriteid"
+"""User-metadata key holding the per-attempt id of a conditional put.
+
+The same key, and the same kind of value (a random UUID), as real Icechunk 2.3 writes: observed
+as ``x-amz-meta-icechunkwriteid`` on objects it wrote through S3.
+"""
 
 _MULTIPART_CHUNK = 8 * 1024 * 1024
 _MULTIPART_CONCURRENCY = 8
@@ -132,6 +136,7 @@ _PERMANENT: tuple[type[BaseException], ...] = (
 _STATUS_RE = re.compile(r"status code: (\d{3})")
 _XML_CODE_RE = re.compile(r"<Code>([^<]{1,200})</Code>")
 _XML_MESSAGE_RE = re.compile(r"<Message>([^<]{1,500})</Message>")
+_QUERY_RE = re.compile(r"(https?://[^\s?]+)\?\S*")  # query strings may carry SAS tokens
 _RETRIED_RE = re.compile(r"after (\d+) retries")
 _TRANSPORT_MARKERS = (
     "http error", "error sending request", "timed out", "timeout", "connection", "error decoding",
@@ -338,6 +343,11 @@ def _already_retried(exc: BaseException) -> bool:
 def _never_sent(exc: BaseException) -> bool:
     """Whether the request failed while connecting, so the server cannot have applied it."""
     return "kind: Connect" in str(exc)
+
+
+def _is_range_refusal(exc: BaseException) -> bool:
+    text = str(exc)
+    return _status_of(text) == 416 or "NotPartial" in text or "non-partial" in text
 
 
 def _is_missing_bucket(exc: BaseException) -> bool:
@@ -599,7 +609,7 @@ class ObjectStoreStorage(Storage):
             first = text.split("\n\nDebug source", 1)[0].split("\n", 1)[0]
             first = re.sub(r"^Generic \w+ error: ", "", first)
             first = first.split(": <?xml", 1)[0]
-            parts.append(first[:400])
+            parts.append(_QUERY_RE.sub(r"\1", first)[:400])
         retried = _RETRIED_RE.search(text)
         if retried and int(retried.group(1)) > 0:
             parts.append(f"gave up after {retried.group(1)} retries")
@@ -627,7 +637,9 @@ class ObjectStoreStorage(Storage):
                 hint = "the object store is unreachable or failing"
             else:
                 hint = "the object store refused the request"
-            return StorageError(f"{self._kind} storage could not {action} {what}: {hint} ({detail})")
+            return StorageError(
+                f"{self._kind} storage could not {action} {what}: {hint} ({detail})"
+            )
         return exc if isinstance(exc, Exception) else StorageError(str(exc))
 
     def _raise(self, exc: BaseException, action: str, key: str) -> NoReturn:
@@ -672,24 +684,28 @@ class ObjectStoreStorage(Storage):
             case SuffixRange(suffix=suffix):
                 options["range"] = {"suffix": suffix}
 
-        async def op() -> bytes:
-            result = await obstore.get_async(store, key, options=options)
-            return bytes(await result.bytes_async())
-
-        if byte_range is None:
-            return await self._with_retries("read", key, op)
-        try:
-            return await self._with_retries("read", key, op)
-        except StorageError as exc:
-            if isinstance(exc, ObjectNotFoundError):
+        async def op() -> bytes | None:
+            try:
+                result = await obstore.get_async(store, key, options=options)
+                return bytes(await result.bytes_async())
+            except obx.BaseError as exc:
+                if byte_range is not None and _is_range_refusal(exc):
+                    return None
                 raise
-            # 416 (the range starts at or past the end) and "non-partial response" answers for
-            # ranges of empty objects: decide from the object's size instead.
-            size = await self._size(store, key)
-            start, end = resolve_byte_range(byte_range, size)
-            if start == end:
-                return b""
-            raise
+
+        data = await self._with_retries("read", key, op)
+        if data is not None:
+            return data
+        # The server refused the range: 416 when it starts at or past the end, or a whole-object
+        # answer for a range of an empty object. Decide from the object's size instead.
+        size = await self._size(store, key)
+        start, end = resolve_byte_range(byte_range, size)
+        if start == end:
+            return b""
+        raise StorageError(
+            f"{self._kind} storage could not read bytes [{start}, {end}) of {self.url}/{key}: "
+            "the server refused the range request"
+        )
 
     async def _size(self, store: ObjectStore, key: str) -> int:
         async def op() -> int:
@@ -777,7 +793,7 @@ class ObjectStoreStorage(Storage):
     async def _put_conditional(
         self, store: ObjectStore, key: str, data: bytes, mode: WriteMode | IfMatch
     ) -> VersionInfo:
-        write_id = secrets.token_hex(16)
+        write_id = str(uuid.uuid4())
         attributes = {WRITE_ID_METADATA_KEY: write_id}
         omode: Any = "create" if mode is WriteMode.CREATE else _update_version(
             cast(IfMatch, mode).version

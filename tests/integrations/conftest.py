@@ -24,7 +24,7 @@ def local_cluster() -> Iterator[object]:
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster
 

@@ -30,7 +30,7 @@ def client(request: pytest.FixtureRequest) -> Iterator[Client]:
     processes = request.param == "processes"
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as c,
     ):

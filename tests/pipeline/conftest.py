@@ -37,8 +37,8 @@ PREFECT_ENV = {
 # ``pytestmark`` in a conftest is not applied to test modules, hence the hook below).
 PIPELINE_WARNING_FILTERS = [
     # ERA-Interim's packed int16 variables carry _FillValue=NaN, which CF does not allow for
-    # integers; xarray drops it with this warning when the file is opened. A property of the
-    # data file, not of the pipeline.
+    # integers; xarray drops it with this warning when a test opens the file as the reference
+    # (NetCDFSource itself drops the attribute without a warning). A defect of the data file.
     "ignore:variable '.*' has non-conforming '_FillValue':xarray.SerializationWarning",
 ]
 
@@ -104,6 +104,8 @@ def dask_cluster(prefect_harness: None) -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
+        # the scheduler's HTTP server on a free port, not 8787: another test session on the
+        # machine may hold that one (distributed would warn, and warnings are errors here)
         scheduler_kwargs={"dashboard_address": ":0"},
     ) as cluster:
         yield cluster
@@ -115,15 +117,6 @@ def task_runner(dask_cluster: Any) -> Any:
     from flows.runners import DaskConfig, make_task_runner
 
     return make_task_runner(DaskConfig(address=dask_cluster.scheduler_address))
-
-
-@pytest.fixture
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def subprocess_env(prefect_home: Path, **extra: str) -> dict[str, str]:

@@ -86,6 +86,8 @@ class LossyProxy:
     upstream: tuple[str, int]
     rule: DropRule
     exchanges: list[Exchange] = field(default_factory=list)
+    max_in_flight: int = 0
+    _in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._listener = socket.socket()
@@ -132,14 +134,21 @@ class LossyProxy:
                 request_line, headers = _parse(head)
                 method, target = request_line.split(" ")[:2]
                 body = _body(client, cbuf, headers, none=False)
-                upstream.sendall(head + body)
-                rhead = _read_head(upstream, ubuf)
-                if rhead is None:
-                    return
-                status_line, rheaders = _parse(rhead)
-                status = int(status_line.split(" ")[1])
-                no_body = method == "HEAD" or status in (204, 304) or status < 200
-                rbody = _body(upstream, ubuf, rheaders, none=no_body)
+                with self._lock:
+                    self._in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self._in_flight)
+                try:
+                    upstream.sendall(head + body)
+                    rhead = _read_head(upstream, ubuf)
+                    if rhead is None:
+                        return
+                    status_line, rheaders = _parse(rhead)
+                    status = int(status_line.split(" ")[1])
+                    no_body = method == "HEAD" or status in (204, 304) or status < 200
+                    rbody = _body(upstream, ubuf, rheaders, none=no_body)
+                finally:
+                    with self._lock:
+                        self._in_flight -= 1
                 exchange = Exchange(method, target, headers, status)
                 with self._lock:
                     exchange.dropped = self.rule(exchange)
@@ -154,6 +163,23 @@ class LossyProxy:
                 client.shutdown(socket.SHUT_RDWR)
             client.close()
             upstream.close()
+
+
+def drop_first(method: str, key_suffix: str) -> DropRule:
+    """A rule dropping the response of the first ``method`` request for a key."""
+    state = {"left": 1}
+
+    def rule(ex: Exchange) -> bool:
+        if ex.method == method and ex.target.split("?")[0].endswith(key_suffix) and state["left"]:
+            state["left"] -= 1
+            return True
+        return False
+
+    return rule
+
+
+def never(ex: Exchange) -> bool:
+    return False
 
 
 def drop_first_conditional_put(key_suffix: str, count: int = 1) -> DropRule:

@@ -90,6 +90,7 @@ def _wait_ready(server: S3Server, alive: Any, timeout: float) -> None:
     """Wait until a signed create-bucket + put + delete round-trips."""
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
 
     s3 = boto3.client(
         "s3", endpoint_url=server.endpoint, aws_access_key_id=server.key,
@@ -107,7 +108,7 @@ def _wait_ready(server: S3Server, alive: Any, timeout: float) -> None:
             s3.put_object(Bucket="readiness-probe", Key="probe", Body=b"ok")
             s3.delete_object(Bucket="readiness-probe", Key="probe")
             return
-        except Exception as exc:  # connection refused or 5xx while starting
+        except (BotoCoreError, ClientError, OSError) as exc:  # refused, or 5xx while starting
             last = exc
             time.sleep(0.1)
     raise RuntimeError(f"{server.name} at {server.endpoint} did not become ready: {last!r}")

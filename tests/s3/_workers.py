@@ -54,3 +54,30 @@ def create_worker(storage: Storage, key: str, payload: bytes, start_at: float) -
     except PreconditionFailedError:
         return False
     return True
+
+
+CREDENTIAL_CALLS: list[float] = []
+
+
+def server_credentials() -> icechunk.storage.S3StaticCredentials:
+    """A ``get_credentials`` callable returning the test servers' keys (counts its calls)."""
+    from datetime import UTC, datetime, timedelta
+
+    from icechunk.storage import S3StaticCredentials
+    from tests.s3._servers import KEY, SECRET
+
+    CREDENTIAL_CALLS.append(time.time())
+    return S3StaticCredentials(KEY, SECRET, expires_after=datetime.now(UTC) + timedelta(hours=1))
+
+
+def wrong_credentials() -> icechunk.storage.S3StaticCredentials:
+    from icechunk.storage import S3StaticCredentials
+
+    return S3StaticCredentials("testkey", "wrong-secret-from-callable")
+
+
+def credential_calls_in_child(storage: Storage) -> tuple[int, bytes]:
+    """Read ``k`` through ``storage`` in this (child) process; return the callable's call count."""
+    CREDENTIAL_CALLS.clear()
+    data = asyncio.run(storage.get("k"))
+    return len(CREDENTIAL_CALLS), data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,7 +14,14 @@ from icechunk.errors import PreconditionFailedError
 from icechunk.storage import IfMatch, ObjectStoreStorage, RangeRequest, WriteMode, s3_storage
 from icechunk.storage.obstore import WRITE_ID_METADATA_KEY
 from icechunk.testing.storage import StorageTests
-from tests.s3._faults import DropRule, Exchange, LossyProxy, drop_first_conditional_put
+from tests.s3._faults import (
+    DropRule,
+    Exchange,
+    LossyProxy,
+    drop_first,
+    drop_first_conditional_put,
+    never,
+)
 from tests.s3._servers import S3Server
 
 
@@ -79,10 +87,12 @@ async def test_lost_response_of_compare_and_swap_is_not_a_conflict(
     s3_server: S3Server, bucket: str, lossy: Callable[[DropRule], LossyProxy]
 ) -> None:
     proxy = lossy(drop_first_conditional_put("/repo", count=1))
-    storage = s3_storage(**{**s3_server.storage_kwargs(bucket, "r"), "endpoint_url": proxy.endpoint})
+    kwargs = {**s3_server.storage_kwargs(bucket, "r"), "endpoint_url": proxy.endpoint}
+    storage = s3_storage(**kwargs)
     v1 = await storage.put("repo", b"one")
     v2 = await storage.put("repo", b"two", IfMatch(v1))
-    assert [(p.status, p.dropped) for p in _puts(proxy, "/repo")][-2:] == [(200, True), (412, False)]
+    statuses = [(p.status, p.dropped) for p in _puts(proxy, "/repo")]
+    assert statuses[-2:] == [(200, True), (412, False)]
     assert await storage.get_with_version("repo") == (b"two", v2)
     with pytest.raises(PreconditionFailedError):
         await storage.put("repo", b"three", IfMatch(v1))
@@ -113,7 +123,8 @@ async def test_large_object_round_trip(s3_server: S3Server, bucket: str) -> None
     data = np.random.default_rng(1).bytes(20 * 1024 * 1024 + 17)
     version = await storage.put("chunks/BIG", data)
     assert await storage.get("chunks/BIG") == data
-    assert await storage.get("chunks/BIG", RangeRequest(9_000_000, 9_000_100)) == data[9_000_000:9_000_100]
+    part = RangeRequest(9_000_000, 9_000_100)
+    assert await storage.get("chunks/BIG", part) == data[9_000_000:9_000_100]
     assert await storage.get_with_version("chunks/BIG") == (data, version)
     head = s3_server.client().head_object(Bucket=bucket, Key="big/chunks/BIG")
     assert head["ContentLength"] == len(data) and head["ETag"].strip('"').endswith("-3")
@@ -125,5 +136,30 @@ async def test_conditional_puts_carry_a_write_id(s3_server: S3Server, bucket: st
     first = s3_server.client().head_object(Bucket=bucket, Key="ids/repo")["Metadata"]
     await storage.put("repo", b"2", IfMatch(v1))
     second = s3_server.client().head_object(Bucket=bucket, Key="ids/repo")["Metadata"]
-    assert len(first[WRITE_ID_METADATA_KEY]) == 32
+    assert uuid.UUID(first[WRITE_ID_METADATA_KEY])
     assert first[WRITE_ID_METADATA_KEY] != second[WRITE_ID_METADATA_KEY]
+
+
+async def test_reads_are_retried_after_a_dropped_connection(
+    s3_server: S3Server, bucket: str, lossy: Callable[[DropRule], LossyProxy]
+) -> None:
+    proxy = lossy(drop_first("GET", "/chunks/A"))
+    kwargs = {**s3_server.storage_kwargs(bucket, "r"), "endpoint_url": proxy.endpoint}
+    storage = s3_storage(**kwargs)
+    await storage.put("chunks/A", b"payload")
+    assert await storage.get("chunks/A") == b"payload"
+    gets = [e.dropped for e in proxy.exchanges if e.method == "GET" and "chunks/A" in e.target]
+    assert gets == [True, False]
+
+
+async def test_concurrency_is_bounded(
+    s3_server: S3Server, bucket: str, lossy: Callable[[DropRule], LossyProxy]
+) -> None:
+    proxy = lossy(never)
+    kwargs = {**s3_server.storage_kwargs(bucket, "r"), "endpoint_url": proxy.endpoint}
+    storage = s3_storage(**kwargs, max_concurrent_requests=3)
+    await asyncio.gather(*(storage.put(f"chunks/{i}", b"x" * 1000) for i in range(24)))
+    assert sorted(await asyncio.gather(*(storage.get(f"chunks/{i}") for i in range(24)))) == [
+        b"x" * 1000
+    ] * 24
+    assert 1 < proxy.max_in_flight <= 3
