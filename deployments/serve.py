@@ -8,6 +8,7 @@ Runs ``ingest`` on demand and ``append`` on a cron schedule until interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from prefect import serve
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cron", default="5 */6 * * *")
     parser.add_argument("--ntime", type=int, default=48)
     args = parser.parse_args(argv)
+    # Without PREFECT_API_URL, serve() runs a temporary local API server; its telemetry
+    # heartbeat races the SQLite migrations and logs "database is locked" tracebacks.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     source = {"kind": "synthetic", "ntime": args.ntime}
     serve(*build_deployments(args.repository, source, args.cron))
 

@@ -125,3 +125,24 @@ __all__ = [
     "spec_version",
     "supported_spec_versions",
 ]
+
+_OBJECT_STORE_EXPORTS = frozenset(
+    {
+        "GcsBearerCredential",
+        "S3StaticCredentials",
+        "StorageRetriesSettings",
+        "azure_storage",
+        "from_url",
+        "gcs_storage",
+        "s3_storage",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    # Object-store factories need the optional obstore dependency: import on first use.
+    if name in _OBJECT_STORE_EXPORTS:
+        import icechunk.storage as _storage
+
+        return getattr(_storage, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

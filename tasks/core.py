@@ -59,11 +59,10 @@ def storage_from_location(location: str, **options: Any) -> icechunk.Storage:
     if url.scheme == "memory":
         return icechunk.in_memory_storage()
     if url.scheme == "s3":
-        from icechunk import storage as storage_module
-
-        factory = getattr(storage_module, "s3_storage", None)
-        if factory is None:
-            raise InvalidInputError(
+        return icechunk.s3_storage(  # type: ignore[no-any-return]
+            bucket=url.netloc, prefix=url.path.lstrip("/"), **options
+        )
+    raise InvalidInputError(
                 "S3 repositories need the object-storage backend, which is not available in "
                 "this installation"
             )

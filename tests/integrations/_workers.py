@@ -60,6 +60,12 @@ def read_array(obj: Any, path: str | None = None) -> np.ndarray[Any, Any]:
     return np.asarray(zarr.open_array(store, path=path, mode="r")[...])
 
 
+def read_via_open_group(obj: Any, path: str) -> np.ndarray[Any, Any]:
+    """Read an array through ``zarr.open_group`` in its default mode (``"a"``)."""
+    store = obj.store if isinstance(obj, Session) else obj
+    return np.asarray(zarr.open_group(store)[path][...])
+
+
 def try_write(obj: Any, path: str | None = None) -> Exception | None:
     """Attempt a write through a session, store or zarr array; return the error (or None)."""
     try:

@@ -36,6 +36,7 @@ from tests.datasets import rasm_like
 from tests.integrations._workers import (
     apply_ops,
     read_array,
+    read_via_open_group,
     session_facts,
     try_write,
     write_through_array,
@@ -175,22 +176,30 @@ def test_writable_session_pickles_as_read_only_view(
     np.testing.assert_array_equal(_committed_x(repo)[0:2, 0:2], 42)
 
 
-@pytest.mark.parametrize("how", ["zarr.open_array", "to_zarr"])
-def test_opening_a_view_for_writing_explains_fork(
+@pytest.mark.parametrize("how", ["zarr.open_group reads", "zarr.open_array r+", "to_zarr"])
+def test_view_store_opens_in_writable_zarr_modes(
     repo: Repository, process_pool: ProcessPoolExecutor, how: str
 ) -> None:
-    """The #1206 mistake: sending the writable session itself to worker processes. zarr opens
-    the store in mode ``r+`` first; that must fail with the fork() explanation as well, not
-    with zarr's "Store is read-only but mode is 'r+'".
+    """zarr refuses to open a read-only store in any mode but ``"r"`` with its own error.
 
-    Needs (in icechunk/store.py) a pickled view's store to report ``read_only=False`` to zarr
-    and to let the session refuse each write: see the hand-back notes."""
+    For a view (a writable session sent to another process) that means ``zarr.open_group``
+    (default mode ``"a"``) cannot even read, and the #1206 mistake (sending the writable
+    session itself to worker processes that call ``to_zarr(region=...)``) fails with zarr's
+    "Store is read-only but mode is 'r+'" instead of the fork() explanation.
+
+    Needs, in icechunk/store.py, a view's store to report ``read_only=False`` to zarr
+    (``Session._store_read_only``) and to let the session refuse each write: see the
+    hand-back notes."""
     session = repo.writable_session("main")
-    if how == "zarr.open_array":
+    if how == "zarr.open_group reads":
+        data = process_pool.submit(read_via_open_group, session, "x").result()
+        np.testing.assert_array_equal(data, np.arange(64).reshape(8, 8))
+        return
+    if how == "zarr.open_array r+":
         error = process_pool.submit(try_write, session, "x").result()
     else:
         to_icechunk(rasm_like(ntime=2), session, group="rasm", mode="w", compute=False)
-        future = process_pool.submit(write_time_region, session, 1, "to_zarr", "rasm")
+        future = process_pool.submit(write_time_region, session, 1, "to_zarr", "rasm", 2)
         error = future.exception()
     assert isinstance(error, ReadOnlyError), repr(error)
     assert "fork()" in str(error)
