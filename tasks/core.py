@@ -63,11 +63,6 @@ def storage_from_location(location: str, **options: Any) -> icechunk.Storage:
             bucket=url.netloc, prefix=url.path.lstrip("/"), **options
         )
     raise InvalidInputError(
-                "S3 repositories need the object-storage backend, which is not available in "
-                "this installation"
-            )
-        return factory(bucket=url.netloc, prefix=url.path.lstrip("/"), **options)  # type: ignore[no-any-return]
-    raise InvalidInputError(
         f"unsupported repository location {location!r}: use a path, file://, memory:// or s3://"
     )
 

@@ -169,6 +169,17 @@ def test_roundtrip_before_commit_and_split_every(repo: Repository) -> None:
     assert _chunk_count(repo, "/Tair") == 24
 
 
+def test_chunkmanager_store_kwargs_reach_dask(repo: Repository) -> None:
+    ds = rasm_like(ntime=4).chunk({"time": 1})
+    session = repo.writable_session("main")
+    # the distributed client is the default scheduler here; this runs on local threads
+    to_icechunk(ds, session, chunkmanager_store_kwargs={"scheduler": "threads"})
+    with pytest.raises(TypeError, match="compute"):
+        to_icechunk(ds, session, mode="w", chunkmanager_store_kwargs={"compute": False})
+    session.commit("threads")
+    xr.testing.assert_identical(_committed(repo), ds)
+
+
 # -- region writes from separate processes -----------------------------------------------------
 
 
