@@ -3,8 +3,12 @@ steps the repository lacks) and ``backfill`` (a range, in batches).
 
 Every data commit appends whole steps: the coordinator grows the arrays in its session, forks
 once, the Dask workers fill chunk-aligned regions on the fork (``write_regions``, a
-``write_region.map``), and the forks are merged and committed once in the flow process. A crash before the commit changes
-nothing; a re-run completes the work.
+``write_region.map``), and the forks are merged and committed once in the flow process. A
+crash before the commit changes nothing; a re-run completes the work.
+
+Called without ``PREFECT_API_URL``, a flow runs against a temporary local API server; set
+``PREFECT_SERVER_ANALYTICS_ENABLED=false`` then (its telemetry heartbeat races the SQLite
+migrations and logs "database is locked" tracebacks), or run ``prefect server start``.
 """
 
 from __future__ import annotations

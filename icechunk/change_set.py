@@ -7,7 +7,6 @@ records a deletion.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ __all__ = [
     "NativePayload",
     "NodeChange",
     "VirtualPayload",
+    "overlap_message",
 ]
 
 
@@ -57,6 +57,22 @@ type ChunkPayload = NativePayload | InlinePayload | VirtualPayload
 
 class ChunkOverlapWarning(UserWarning):
     """Two forks merged into one session wrote different bytes to the same chunk."""
+
+
+MAX_OVERLAPS = 20
+"""Overlapping chunks named in one report."""
+
+
+def overlap_message(overlaps: list[str]) -> str:
+    """The report of chunks that merged sessions wrote differently (last merged wins)."""
+    more = "+" if len(overlaps) > MAX_OVERLAPS else ""
+    return (
+        f"merged sessions wrote different data to the same chunks "
+        f"({min(len(overlaps), MAX_OVERLAPS)}{more} found, e.g. {', '.join(overlaps[:5])}); "
+        "the last merged session wins, so writes of the others to those chunks are lost. "
+        "Align your write regions with the zarr chunks, or pass on_overlap='ignore' if this "
+        "is intended."
+    )
 
 
 @dataclass(slots=True)
@@ -127,7 +143,7 @@ class ChangeSet:
         base: ChangeSet | None = None,
         other_base: ChangeSet | None = None,
         node_path: Callable[[bytes], str] | None = None,
-    ) -> None:
+    ) -> list[str]:
         """Fold ``other`` (a fork's own changes) into this change set; ``other`` wins.
 
         ``other_base`` is the state ``other`` started from (a fork's copy of its parent's
@@ -139,6 +155,9 @@ class ChangeSet:
 
         Two sides that each created a node at one path with identical metadata are merged into
         one node (this side's), keeping the chunks both wrote.
+
+        Returns the chunks both sides wrote differently (``"`path` [i, j]"``, at most
+        :data:`MAX_OVERLAPS` + 1; none with ``on_overlap="ignore"``): the caller reports them.
 
         Raises
         ------
@@ -227,18 +246,10 @@ class ChangeSet:
                     ):
                         name = node_path(node_id) if node_path else node_id.hex()
                         overlaps.append(f"`{name}` {list(coords)}")
-                if len(overlaps) > 20:
+                if len(overlaps) > MAX_OVERLAPS:
                     break
-        if overlaps:
-            msg = (
-                f"merged sessions wrote different data to the same chunks ({len(overlaps)}"
-                f"{'+' if len(overlaps) > 20 else ''} found, e.g. {', '.join(overlaps[:5])}); "
-                "the last merged session wins. Align your write regions with the zarr chunks, "
-                "or pass on_overlap='ignore' if this is intended."
-            )
-            if on_overlap == "error":
-                raise SessionStateError(msg, ErrorKind.MERGE_CONFLICT)
-            warnings.warn(msg, ChunkOverlapWarning, stacklevel=3)
+        if overlaps and on_overlap == "error":
+            raise SessionStateError(overlap_message(overlaps), ErrorKind.MERGE_CONFLICT)
 
         for path, (node_id, is_array) in other.deleted.items():
             mine = self.nodes.get(path)
@@ -263,3 +274,4 @@ class ChangeSet:
             self.nodes[path] = change
         for other_id, writes in other.chunks.items():
             self.chunks.setdefault(same_node.get(other_id, other_id), {}).update(writes)
+        return overlaps

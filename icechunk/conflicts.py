@@ -95,8 +95,10 @@ class Conflict:
         return f"{self.path}: {self.conflict_type}"
 
     def __hash__(self) -> int:
-        chunks = None if self.conflicted_chunks is None else tuple(
-            tuple(c) for c in self.conflicted_chunks
+        chunks = (
+            None
+            if self.conflicted_chunks is None
+            else tuple(tuple(c) for c in self.conflicted_chunks)
         )
         return hash((self.conflict_type, self.path, chunks))
 
@@ -264,8 +266,10 @@ def detect_conflicts(session: Session, tx: TransactionLog, theirs: _BaseTree) ->
     deleted = sorted(cs.deleted.items())
     for path, (_, is_array) in deleted:
         their_node = theirs.by_path.get(path)
-        if is_array and their_node is not None and (
-            their_node.id in their_updated_arrays or their_node.id in their_chunks
+        if (
+            is_array
+            and their_node is not None
+            and (their_node.id in their_updated_arrays or their_node.id in their_chunks)
         ):
             add(ConflictType.DeleteOfUpdatedArray, path)
     for path, (_, is_array) in deleted:
@@ -273,8 +277,7 @@ def detect_conflicts(session: Session, tx: TransactionLog, theirs: _BaseTree) ->
         if is_array or their_node is None:
             continue
         if their_node.id in their_updated_groups or any(
-            _is_below(p, path) and p not in cs.deleted and p not in cs.nodes
-            for p in theirs.by_path
+            _is_below(p, path) and p not in cs.deleted and p not in cs.nodes for p in theirs.by_path
         ):
             # they changed the group, or created nodes in it that our delete would remove
             add(ConflictType.DeleteOfUpdatedGroup, path)

@@ -105,12 +105,7 @@ def store_dask(
 
     There is no ``compute`` argument: the write always happens now.
     """
-    for name in _FORBIDDEN:
-        if name in store_kwargs:
-            raise TypeError(
-                f"store_dask() got an unexpected keyword argument {name!r}: writes always "
-                "compute immediately and are merged into a session"
-            )
+    _check_store_kwargs("store_dask", store_kwargs)
     targets = list(targets)
     fork: ForkSession | None = None
     if session is not None:
@@ -130,6 +125,16 @@ def store_dask(
         return merged
     session.merge(merged)  # type: ignore[arg-type]
     return session
+
+
+def _check_store_kwargs(caller: str, store_kwargs: Any) -> None:
+    """Refuse the ``dask.array.store`` arguments the fork/merge protocol fixes itself."""
+    for name in _FORBIDDEN:
+        if name in store_kwargs:
+            raise TypeError(
+                f"{caller}() got an unexpected keyword argument {name!r}: writes always "
+                "compute immediately and are merged into a session"
+            )
 
 
 def _on_store(target: Any, store: Any) -> Any:

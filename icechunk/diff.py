@@ -61,12 +61,8 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
     diff.new_arrays = {paths[i] for i in new_arrays - transient if i in paths}
     diff.deleted_groups = {paths[i] for i in deleted_groups - transient if i in paths}
     diff.deleted_arrays = {paths[i] for i in deleted_arrays - transient if i in paths}
-    diff.updated_groups = {
-        paths[i] for i in updated_groups - deleted_ids if i in paths
-    }
-    diff.updated_arrays = {
-        paths[i] for i in updated_arrays - deleted_ids if i in paths
-    }
+    diff.updated_groups = {paths[i] for i in updated_groups - deleted_ids if i in paths}
+    diff.updated_arrays = {paths[i] for i in updated_arrays - deleted_ids if i in paths}
     diff.updated_chunks = {
         paths[i]: sorted(list(c) for c in coords)
         for i, coords in chunk_sets.items()

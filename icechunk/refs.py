@@ -330,9 +330,7 @@ class RefStoreV1(RefStore):
 
     async def delete_branch(self, name: str) -> None:
         if name == MAIN:
-            raise SessionStateError(
-                "main branch cannot be deleted", ErrorKind.CANNOT_DELETE_MAIN
-            )
+            raise SessionStateError("main branch cannot be deleted", ErrorKind.CANNOT_DELETE_MAIN)
         await self.branch_tip(name)
         await self.storage.delete([layout.branch_key(name)])
 
@@ -372,8 +370,7 @@ class RefStoreV1(RefStore):
         except PreconditionFailedError:
             if await self.storage.exists(layout.tag_deleted_key(name)):
                 raise AlreadyExistsError(
-                    "icechunk does not allow tag reuse and tag was already deleted "
-                    f"`{name}`",
+                    f"icechunk does not allow tag reuse and tag was already deleted `{name}`",
                     ErrorKind.TAG_PREVIOUSLY_DELETED,
                 ) from None
             raise AlreadyExistsError(
@@ -572,18 +569,14 @@ class RefStoreV2(RefStore):
             )
             updates = [dataclasses.replace(entry, updated_at=stamp, backup_path=None)]
             if current.latest_updates:
-                updates.append(
-                    dataclasses.replace(current.latest_updates[0], backup_path=backup)
-                )
+                updates.append(dataclasses.replace(current.latest_updates[0], backup_path=backup))
                 updates.extend(current.latest_updates[1:])
             if len(updates) > self.num_updates_per_file:
                 new.repo_before_updates = updates[self.num_updates_per_file].backup_path
                 updates = updates[: self.num_updates_per_file]
             new.latest_updates = updates
             # the backup must exist before the new object names it; write it while encoding
-            backup_written = asyncio.ensure_future(
-                self.storage.put(backup, data, WriteMode.CREATE)
-            )
+            backup_written = asyncio.ensure_future(self.storage.put(backup, data, WriteMode.CREATE))
             try:
                 encoded = encode_repo_info(new)
             finally:
@@ -624,9 +617,7 @@ class RefStoreV2(RefStore):
 
     async def delete_branch(self, name: str) -> None:
         if name == MAIN:
-            raise SessionStateError(
-                "main branch cannot be deleted", ErrorKind.CANNOT_DELETE_MAIN
-            )
+            raise SessionStateError("main branch cannot be deleted", ErrorKind.CANNOT_DELETE_MAIN)
 
         def apply(info: RepoInfo) -> UpdateRecord:
             ref = _pop_ref(info.branches, name)

@@ -106,6 +106,39 @@ def _resolve_range(length: int, byte_range: ByteRange | None) -> tuple[int, int]
     raise InvalidInputError(f"unsupported byte range {byte_range!r}")
 
 
+class _ListIterator[T]:
+    """An iterator over a ready list that is also an async iterator (like icechunk's).
+
+    ``repo.ancestry(...)`` can be consumed with ``for`` and with ``async for``.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[T]) -> None:
+        self._items = iter(items)
+
+    def __iter__(self) -> _ListIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._items)
+
+    def __aiter__(self) -> _ListIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return next(self._items)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        self._items = iter(())
+
+    async def aclose(self) -> None:
+        self.close()
+
+
 def _snapshot_id_arg(snapshot_id: str) -> bytes:
     return parse_snapshot_id(snapshot_id)
 
@@ -364,8 +397,10 @@ class Repository:
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> Repository:
         merged = self._config if config is None else self._config.merge(config)
-        auth = self._authorized if authorize_virtual_chunk_access is None else (
-            authorize_virtual_chunk_access
+        auth = (
+            self._authorized
+            if authorize_virtual_chunk_access is None
+            else (authorize_virtual_chunk_access)
         )
         repo = Repository(self._storage, self._spec_version, merged, auth)
         repo._default_metadata = dict(self._default_metadata)
@@ -532,9 +567,7 @@ class Repository:
 
     # -- history ----------------------------------------------------------------------------
 
-    async def _resolve(
-        self, branch: str | None, tag: str | None, snapshot_id: str | None
-    ) -> bytes:
+    async def _resolve(self, branch: str | None, tag: str | None, snapshot_id: str | None) -> bytes:
         given = [x is not None for x in (branch, tag, snapshot_id)]
         if sum(given) != 1:
             raise ValueError("Must provide one of branch, tag, or snapshot_id")
@@ -552,8 +585,11 @@ class Repository:
         tag: str | None = None,
         snapshot_id: str | None = None,
     ) -> Iterator[SnapshotInfo]:
-        """The snapshot and its ancestors, newest first, ending at the root snapshot."""
-        return iter(sync(self._ancestry_list(branch, tag, snapshot_id)))
+        """The snapshot and its ancestors, newest first, ending at the root snapshot.
+
+        The result is an iterator and an async iterator.
+        """
+        return _ListIterator(sync(self._ancestry_list(branch, tag, snapshot_id)))
 
     async def _ancestry_list(
         self, branch: str | None, tag: str | None, snapshot_id: str | None
@@ -586,7 +622,7 @@ class Repository:
 
     def ops_log(self) -> Iterator[Update]:
         """Every repository mutation, newest first (spec 2 only)."""
-        return iter(sync(self.ops_log_async()))
+        return _ListIterator(sync(self.ops_log_async()))
 
     async def ops_log_async(self) -> list[Update]:
         out = []

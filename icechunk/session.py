@@ -15,18 +15,22 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import warnings
 from collections.abc import Iterable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from icechunk._sync import sync
 from icechunk.change_set import (
+    MAX_OVERLAPS,
     ChangeSet,
+    ChunkOverlapWarning,
     ChunkPayload,
     InlinePayload,
     NativePayload,
     NodeChange,
     VirtualPayload,
+    overlap_message,
 )
 from icechunk.chunk_refs import merge_refs, payload_at
 from icechunk.errors import (
@@ -176,6 +180,9 @@ class Session:
         """For forks: the parent's uncommitted changes at fork time (read-only layer)."""
         self._pickled_view = False
         self._committed = False
+        self._overlaps: list[str] = []
+        """For forks: overlapping chunk writes found by merges into this fork, reported
+        when the fork is merged into a non-fork session (tree reductions run on workers)."""
 
     # -- properties -----------------------------------------------------------------------
 
@@ -242,6 +249,7 @@ class Session:
             "fork_base": self._fork_base,
             "pickled_view": self._pickled_view,
             "committed": self._committed,
+            "overlaps": self._overlaps,
         }
         if self._mode != SessionMode.readonly and not isinstance(self, ForkSession):
             # A writable session travels as a read-only view of its current state: reads
@@ -262,6 +270,7 @@ class Session:
         self._fork_base = state["fork_base"]
         self._pickled_view = state["pickled_view"]
         self._committed = state["committed"]
+        self._overlaps = list(state.get("overlaps", ()))
 
     def __eq__(self, other: object) -> bool:
         return self is other
@@ -572,6 +581,7 @@ class Session:
         if self._mode == SessionMode.readonly:
             raise ReadOnlyError("cannot discard changes of a read-only session")
         self._changes = ChangeSet()
+        self._overlaps = []
 
     # -- fork / merge ---------------------------------------------------------------------
 
@@ -621,7 +631,9 @@ class Session:
         on_overlap
             What to do when merged forks wrote different bytes to the same chunk: ``"warn"``
             (default, :class:`~icechunk.change_set.ChunkOverlapWarning`), ``"error"``
-            (:class:`SessionStateError`) or ``"ignore"``. The last merged fork wins.
+            (:class:`SessionStateError`) or ``"ignore"``. The last merged fork wins. A
+            :class:`ForkSession` (merging on a worker, in a tree reduction) does not warn but
+            records the overlaps; they are reported when it is merged into a session.
 
         Raises
         ------
@@ -645,6 +657,12 @@ class Session:
                     "with the same base snapshot)",
                     ErrorKind.MERGE_NOT_ALLOWED,
                 )
+        if on_overlap not in ("warn", "error", "ignore"):
+            raise ValueError(f"on_overlap must be 'warn', 'error' or 'ignore', not {on_overlap!r}")
+        # overlaps found by merges that already happened inside the forks (on workers)
+        found = [o for other in forks for o in other._overlaps]
+        if found and on_overlap == "error":
+            raise SessionStateError(overlap_message(found), ErrorKind.MERGE_CONFLICT)
         # All or nothing: one merge checks before it changes anything; several are first
         # rehearsed on a copy, so a conflict with the n-th fork leaves this session untouched.
         # The real pass then updates the change set in place (never swapping it out, so
@@ -652,22 +670,30 @@ class Session:
         if len(forks) > 1:
             rehearsal = self._changes.copy()
             for other in forks:
-                rehearsal.merge(
+                found += rehearsal.merge(
                     other._changes,
                     on_overlap=on_overlap,
                     base=self._fork_base,
                     other_base=other._fork_base,
                     node_path=self._node_path,
                 )
-            on_overlap = "ignore"  # already reported
         for other in forks:
-            self._changes.merge(
+            found_here = self._changes.merge(
                 other._changes,
-                on_overlap=on_overlap,
+                on_overlap=on_overlap if len(forks) == 1 else "ignore",
                 base=self._fork_base,
                 other_base=other._fork_base,
                 node_path=self._node_path,
             )
+            if len(forks) == 1:
+                found += found_here
+        if not found or on_overlap == "ignore":
+            return
+        if isinstance(self, ForkSession):
+            # report where the user merges into their session (usually not on this worker)
+            self._overlaps = (self._overlaps + found)[: MAX_OVERLAPS + 1]
+        else:
+            warnings.warn(overlap_message(found), ChunkOverlapWarning, stacklevel=2)
 
     def _node_path(self, node_id: bytes) -> str:
         """The path of a node by id (for messages), or the id if it is unknown here."""

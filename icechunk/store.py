@@ -86,7 +86,7 @@ class IcechunkStore(Store):
     supports_partial_writes = False
 
     def __init__(self, session: Session, read_only: bool | None = None) -> None:
-        super().__init__(read_only=session.read_only if read_only is None else read_only)
+        super().__init__(read_only=session._store_read_only if read_only is None else read_only)
         self._session = session
         # Like every zarr store, a new store is not "open" yet: zarr opens it on first use
         # (``StorePath`` calls ``_ensure_open``). Opening only flips this flag.
@@ -99,7 +99,7 @@ class IcechunkStore(Store):
 
     @property
     def read_only(self) -> bool:
-        return self._read_only or self._session.read_only
+        return self._read_only or self._session._store_read_only
 
     @property
     def supports_consolidated_metadata(self) -> bool:
@@ -144,7 +144,7 @@ class IcechunkStore(Store):
         # A writable (non-fork) session unpickles as a read-only view (see Session), so the
         # store copy is read-only too; its writes raise ReadOnlyError pointing to fork().
         self._session = state["session"]
-        self._read_only = state["read_only"] or self._session.read_only
+        self._read_only = state["read_only"]
         self._is_open = False
 
     def with_read_only(self, read_only: bool = False) -> IcechunkStore:

@@ -18,7 +18,7 @@ from xarray.backends.writers import (
     get_writable_zarr_store,
 )
 
-from icechunk.dask import _on_store, store_dask
+from icechunk.dask import _check_store_kwargs, _on_store, store_dask
 from icechunk.session import Session
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ def to_icechunk(
     if not isinstance(session, Session):
         raise TypeError(f"expected an icechunk Session, received {type(session).__name__!r}")
     session._require_writable()
+    _check_store_kwargs("to_icechunk", chunkmanager_store_kwargs or {})
 
     dataset = _as_dataset(obj)
     _validate_dataset_names(dataset)

@@ -4,6 +4,25 @@ Every task is a thin wrapper around a plain function in :mod:`tasks.core` (usabl
 Prefect). Tasks that carry sessions use ``cache_policy=NO_CACHE`` (a session must never be
 replayed from a cache, and a writable one cannot be hashed); ``write_region`` retries transient
 storage errors only; nothing retries a commit blindly.
+
+A flow of your own, with one commit per run (``merge_and_commit`` and ``extend_dataset`` take
+the coordinator's writable session: call them directly in the flow, never ``.submit`` them)::
+
+    from prefect import flow
+    from tasks import (extend_dataset, initialize_dataset, merge_and_commit, open_repository,
+                       plan_append, write_regions)
+
+    @flow
+    def my_ingest(location: str, source) -> str | None:
+        repo = open_repository(location)
+        initialize_dataset(repo, source, chunks={"time": 4})
+        start, stop = plan_append(repo, source)
+        if start == stop:
+            return None                      # nothing new: no commit
+        session = repo.writable_session("main")
+        regions = extend_dataset(session, source, start, stop)
+        forks = write_regions(session.fork(), source, regions)  # write_region.map + checks
+        return merge_and_commit(session, forks, "my ingest")
 """
 
 from __future__ import annotations
@@ -30,10 +49,10 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "extend_dataset",
     "initialize_dataset",
+    "is_transient",
     "merge_and_commit",
     "open_repository",
     "plan_append",
-    "is_transient",
     "plan_regions",
     "retry_transient_storage_errors",
     "write_region",
@@ -66,7 +85,7 @@ def retry_transient_storage_errors(task: Any, task_run: Any, state: Any) -> bool
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def open_repository(location: str | IcechunkRepositoryBlock, create: bool = True) -> Repository:
-    """Open (or create) a repository from a location string or an :class:`IcechunkRepositoryBlock`."""
+    """Open (or create) a repository from a location string or an IcechunkRepositoryBlock."""
     if isinstance(location, IcechunkRepositoryBlock):
         return location.open_repository(create=create)
     return core.open_repository(location, create=create)

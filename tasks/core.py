@@ -209,6 +209,14 @@ def plan_append(
     return start, max(start, stop)
 
 
+def _dimension_names(array: zarr.Array) -> tuple[str, ...]:
+    """Zarr v3 ``dimension_names``, or xarray's ``_ARRAY_DIMENSIONS`` for zarr v2."""
+    names = getattr(array.metadata, "dimension_names", None)
+    if names is None:
+        names = array.attrs.get("_ARRAY_DIMENSIONS", ())
+    return tuple(str(n) for n in names)
+
+
 def target_chunk_length(session: Session, dim: str, *, group: str | None = None) -> int:
     """The length along ``dim`` of the write unit (shard, else chunk) of the data arrays.
 
@@ -224,7 +232,7 @@ def target_chunk_length(session: Session, dim: str, *, group: str | None = None)
     root = zarr.open_group(session.store, path=group or "", mode="r")
     lengths = set()
     for name, array in root.arrays():
-        dims = array.metadata.dimension_names or ()
+        dims = _dimension_names(array)
         if name != dim and dim in dims:
             unit = array.shards or array.chunks
             lengths.add(int(unit[dims.index(dim)]))
@@ -237,7 +245,7 @@ def stored_length(session: Session, dim: str, *, group: str | None = None) -> in
     """The current length of the data arrays along ``dim`` in ``session``."""
     root = zarr.open_group(session.store, path=group or "", mode="r")
     for name, array in root.arrays():
-        dims = array.metadata.dimension_names or ()
+        dims = _dimension_names(array)
         if name != dim and dim in dims:
             return int(array.shape[dims.index(dim)])
     raise InvalidInputError(f"no data variable of the dataset has the dimension {dim!r}")

@@ -13,7 +13,7 @@ __all__ = ["Region", "plan_regions"]
 
 @dataclass(frozen=True)
 class Region:
-    """Source positions ``[source_start, source_stop)`` written at target position ``target_start``."""
+    """Source positions ``[source_start, source_stop)`` written from target ``target_start`` on."""
 
     source_start: int
     source_stop: int

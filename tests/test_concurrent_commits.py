@@ -8,6 +8,7 @@ end with exactly 200 new commits in a linear history, and every chunk must read 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import time
@@ -29,9 +30,7 @@ def value(p: int, i: int) -> int:
     return 1000 * (p + 1) + i
 
 
-def _writer(
-    root: str, p: int, barrier: Any, results: Any
-) -> None:  # runs in a spawned process
+def _writer(root: str, p: int, barrier: Any, results: Any) -> None:  # runs in a spawned process
     try:
         repo = icechunk.Repository.open(icechunk.local_filesystem_storage(root))
         barrier.wait(timeout=120)
@@ -63,7 +62,11 @@ def run_writers(root: Path, spec_version: int) -> dict[str, Any]:
     )
     session = repo.writable_session("main")
     zarr.create_array(
-        session.store, name="data", shape=(PROCESSES, COMMITS), chunks=(1, 1), dtype="i4",
+        session.store,
+        name="data",
+        shape=(PROCESSES, COMMITS),
+        chunks=(1, 1),
+        dtype="i4",
         fill_value=0,
     )
     base = session.commit("create the array")
@@ -114,7 +117,7 @@ def test_concurrent_uncooperative_commits(tmp_path: Path, spec_version: int) -> 
     # exactly one new commit per writer commit, in one linear chain ending at our base commit
     assert len(new) == PROCESSES * COMMITS
     assert history[-2].id == figures["base"] and history[-1].parent_id is None
-    for child, parent in zip(history, history[1:], strict=False):
+    for child, parent in itertools.pairwise(history):
         assert child.parent_id == parent.id
         assert child.written_at > parent.written_at
     assert len({h.id for h in history}) == len(history)

@@ -73,7 +73,9 @@ def _paths(repo: icechunk.Repository, **ref: str) -> set[str]:
     async def keys() -> list[str]:
         return [k async for k in session.store.list()]
 
-    found = {k.removesuffix("zarr.json").strip("/") for k in sync(keys()) if k.endswith("zarr.json")}
+    found = {
+        k.removesuffix("zarr.json").strip("/") for k in sync(keys()) if k.endswith("zarr.json")
+    }
     return found - {""}
 
 
@@ -100,7 +102,7 @@ def test_stale_commit_raises_and_publishes_nothing(base: icechunk.Repository) ->
     assert ours.has_uncommitted_changes and not ours.read_only and ours.branch == "main"
     if base.spec_version == 2:
         (newest, *_) = base.ops_log()
-        assert newest.kind.new_snap_id == tip  # type: ignore[attr-defined]
+        assert newest.kind.new_snap_id == tip
     ours.rebase(ConflictDetector())
     assert ours.snapshot_id == tip
     new_tip = ours.commit("ours")
@@ -172,7 +174,9 @@ def test_basic_solver_version_selection(
     _array(ours)[:, 0] = 2
     theirs.commit("theirs")
     with pytest.raises(icechunk.RebaseFailedError) as info:
-        ours.commit("ours", rebase_with=BasicConflictSolver(on_chunk_conflict=VersionSelection.Fail))
+        ours.commit(
+            "ours", rebase_with=BasicConflictSolver(on_chunk_conflict=VersionSelection.Fail)
+        )
     (conflict,) = info.value.conflicts
     assert conflict.conflicted_chunks == [[i, 0] for i in range(10)]
     ours.commit("ours", rebase_with=BasicConflictSolver(on_chunk_conflict=choice))
@@ -284,9 +288,9 @@ def test_chunks_in_resized_array(base: icechunk.Repository, new_shape: tuple[int
     _array(theirs).resize(new_shape)
     theirs.commit("theirs")
     _array(ours)[0, 0] = 1
-    assert _rebase_conflicts(ours, BasicConflictSolver(on_chunk_conflict=VersionSelection.UseOurs)) == [
-        (ConflictType.ChunksUpdatedInUpdatedArray, "/" + ARRAY)
-    ]
+    assert _rebase_conflicts(
+        ours, BasicConflictSolver(on_chunk_conflict=VersionSelection.UseOurs)
+    ) == [(ConflictType.ChunksUpdatedInUpdatedArray, "/" + ARRAY)]
 
 
 def test_chunks_in_array_whose_attrs_changed(base: icechunk.Repository) -> None:
@@ -295,9 +299,7 @@ def test_chunks_in_array_whose_attrs_changed(base: icechunk.Repository) -> None:
     _array(theirs).attrs["units"] = "m"
     theirs.commit("theirs")
     _array(ours)[0, 0] = 1
-    assert _rebase_conflicts(ours) == [
-        (ConflictType.ChunksUpdatedInUpdatedArray, "/" + ARRAY)
-    ]
+    assert _rebase_conflicts(ours) == [(ConflictType.ChunksUpdatedInUpdatedArray, "/" + ARRAY)]
 
 
 def test_attrs_edit_over_their_chunk_writes_is_fine(base: icechunk.Repository) -> None:
@@ -307,9 +309,10 @@ def test_attrs_edit_over_their_chunk_writes_is_fine(base: icechunk.Repository) -
     _array(ours).attrs["repo"] = 2
     ours.commit("ours", rebase_with=ConflictDetector())
     assert (_read(base) == 1).all()
-    assert zarr.open_array(
-        base.readonly_session("main").store, path=ARRAY, mode="r"
-    ).attrs["repo"] == 2
+    assert (
+        zarr.open_array(base.readonly_session("main").store, path=ARRAY, mode="r").attrs["repo"]
+        == 2
+    )
 
 
 # -- deletes -----------------------------------------------------------------------------------
@@ -516,3 +519,23 @@ def test_rebase_over_an_amended_commit_sees_its_changes(base: icechunk.Repositor
     assert [(c.conflict_type, c.conflicted_chunks) for c in info.value.conflicts] == [
         (ConflictType.ChunkDoubleUpdate, [[0, 0]])
     ]
+
+
+async def test_async_commit_conflict_and_rebase(base: icechunk.Repository) -> None:
+    ours = await base.writable_session_async("main")
+    theirs = await base.writable_session_async("main")
+    _array(theirs)[:] = 3
+    _array(ours)[:] = 2
+    tip = await theirs.commit_async("theirs")
+    with pytest.raises(icechunk.ConflictError):
+        await ours.commit_async("ours")
+    with pytest.raises(icechunk.RebaseFailedError) as info:
+        await ours.rebase_async(ConflictDetector())
+    (conflict,) = info.value.conflicts
+    assert len(conflict.conflicted_chunks or []) == 100
+    await ours.rebase_async(BasicConflictSolver(on_chunk_conflict=VersionSelection.UseOurs))
+    assert ours.snapshot_id == tip
+    await ours.commit_async("ours")
+    assert (_read(base) == 2).all()
+    history = [s.id async for s in base.ancestry(branch="main")]
+    assert history[1] == tip

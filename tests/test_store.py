@@ -199,7 +199,9 @@ class TestIcechunkStore(StoreTests[IcechunkStore, cpu.Buffer]):
         await self.set(store, "c/0", buf(b"\x01\x02\x03\x04"))
         copy: IcechunkStore = pickle.loads(pickle.dumps(store))
         assert copy != store
-        assert copy.read_only and not store.read_only
+        # the view reports writable to zarr (so `mode="r+"` opens and the first write explains
+        # fork() instead of zarr's generic read-only message), but its session is read-only
+        assert copy.session.read_only and not store.read_only
         assert_bytes_equal(await copy.get("c/0", PROTO), buf(b"\x01\x02\x03\x04"))
         with pytest.raises(ReadOnlyError, match=r"fork\(\)"):
             await copy.set("c/1", buf(b"\x05"))
@@ -911,7 +913,7 @@ from zarr.core.sync import sync, _collect_aiterator
 store = pickle.load(open(sys.argv[1], "rb"))
 from zarr.core.buffer import cpu
 keys = sorted(sync(_collect_aiterator(store.list())))
-print(store.read_only, zarr.open_array(store, path="b", mode="r")[:].tolist(), len(keys))
+print(store.session.read_only, zarr.open_array(store, path="b", mode="r")[:].tolist(), len(keys))
 try:
     sync(store.set("b/c/0", cpu.Buffer.from_bytes(b"0")))
 except Exception as e:
@@ -954,7 +956,7 @@ async def test_writable_store_unpickles_as_a_read_only_view(
     make_tree(session)  # uncommitted: the view carries the staged changes
     store = session.store
     view: IcechunkStore = pickle.loads(pickle.dumps(store))
-    assert view.read_only and not store.read_only
+    assert view.session.read_only and not store.read_only
     assert view != store
     assert await collect(view.list()) == TREE_KEYS
     with pytest.raises(ReadOnlyError, match=r"fork\(\)") as e:

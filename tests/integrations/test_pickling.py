@@ -414,6 +414,36 @@ def test_overlapping_fork_writes_error_on_request(repo: Repository) -> None:
         f1.merge(f2, on_overlap="error")
 
 
+def test_overlaps_found_on_workers_are_reported_on_the_client(
+    repo: Repository, dask_client: Any
+) -> None:
+    """dask chunks (2, 2) straddle zarr chunks (4, 4): every zarr chunk is rewritten by four
+    tasks, each in its own fork; the tree reduction merging them runs on the workers, yet the
+    warning (or error) comes where the user merges into the session."""
+    session = repo.writable_session("main")
+    target = zarr.group(session.store).create_array(
+        "coarse", shape=(8, 8), chunks=(4, 4), dtype="i4", fill_value=0
+    )
+    source = da.ones((8, 8), chunks=(2, 2), dtype="i4")
+    merged = store_dask(sources=[source], targets=[_on_fork(target, session)], split_every=2)
+    with pytest.warns(ChunkOverlapWarning, match="/coarse"):
+        session.merge(merged)
+    assert (zarr.open_array(session.store, path="coarse")[:] == 1).sum() < 64  # writes lost
+
+    session = repo.writable_session("main")
+    target = zarr.group(session.store).create_array(
+        "coarse", shape=(8, 8), chunks=(4, 4), dtype="i4", fill_value=0
+    )
+    merged = store_dask(sources=[source], targets=[_on_fork(target, session)])
+    with pytest.raises(SessionStateError, match="same chunks"):
+        session.merge(merged, on_overlap="error")
+    assert not session.status().updated_chunks
+
+
+def _on_fork(array: zarr.Array, session: Session) -> zarr.Array:
+    return zarr.open_array(session.fork().store, path=array.path, mode="r+")
+
+
 def test_identical_writes_do_not_overlap(repo: Repository) -> None:
     session = repo.writable_session("main")
     f1, f2 = session.fork(), session.fork()

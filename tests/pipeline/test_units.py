@@ -239,3 +239,56 @@ def test_block_opens_a_local_repository(tmp_path: Path) -> None:
     repo = block.open_repository()
     assert repo.spec_version == 1
     assert block.open_repository(create=False).lookup_branch("main")
+
+
+# --- runners and deployments, built without an API ------------------------------------------
+
+
+def test_task_runner_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.runners import DaskConfig, config_from_env, make_task_runner
+
+    remote = make_task_runner(DaskConfig(address="tcp://10.0.0.1:8786"))
+    assert remote.address == "tcp://10.0.0.1:8786"
+    local = make_task_runner(DaskConfig(n_workers=3, adapt_max=6))
+    assert local.cluster_class == "flows.runners.local_cluster"
+    assert local.cluster_kwargs["n_workers"] == 3
+    assert local.cluster_kwargs["log_level"] == "warning"
+    assert local.adapt_kwargs == {"minimum": 0, "maximum": 6}
+    monkeypatch.setenv("ICECHUNK_PREFECT_DASK_N_WORKERS", "4")
+    monkeypatch.setenv("ICECHUNK_PREFECT_DASK_LOG_LEVEL", "info")
+    assert config_from_env() == DaskConfig(n_workers=4, log_level="info")
+    monkeypatch.setenv("ICECHUNK_PREFECT_DASK_ADDRESS", "tcp://scheduler:8786")
+    assert config_from_env().address == "tcp://scheduler:8786"
+
+
+def test_work_pool_deployments_are_built_from_the_project_source() -> None:
+    from prefect.schedules import Interval
+
+    from deployments.deploy import PROJECT_ROOT, build_deployments
+
+    source = {"kind": "synthetic", "ntime": 8}
+    ingest, append = build_deployments(
+        "/data/repo", source, work_pool="pool", extra_schedules=[Interval(60)]
+    )
+    assert (ingest.name, append.name) == ("ingest-on-demand", "append-every-6h")
+    for deployment in (ingest, append):
+        assert deployment.work_pool_name == "pool"
+        assert deployment.parameters == {"source": source, "repository": "/data/repo"}
+        assert deployment.entrypoint in ("flows/ingest.py:ingest", "flows/ingest.py:append")
+        assert deployment.storage.to_pull_step() == {
+            "prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}
+        }
+    assert ingest.schedules in (None, [])
+    assert [type(s.schedule).__name__ for s in append.schedules] == [
+        "CronSchedule",
+        "IntervalSchedule",
+    ]
+    assert append.schedules[0].schedule.cron == "5 */6 * * *"
+
+
+def test_served_deployments() -> None:
+    from deployments.serve import build_deployments
+
+    ingest, append = build_deployments("/data/repo", {"kind": "synthetic"}, cron="0 * * * *")
+    assert ingest.name == "ingest-on-demand"
+    assert append.schedules[0].schedule.cron == "0 * * * *"
