@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from icechunk.change_set import ChunkOverlapWarning
 from icechunk.config import (
     CachingConfig,
     CompressionAlgorithm,
@@ -79,6 +80,7 @@ __all__ = [
     "AlreadyExistsError",
     "BasicConflictSolver",
     "CachingConfig",
+    "ChunkOverlapWarning",
     "ChunkType",
     "CompressionAlgorithm",
     "CompressionConfig",

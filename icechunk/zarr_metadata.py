@@ -79,6 +79,8 @@ def parse_node_metadata(path: str, user_data: bytes) -> NodeMetadata:
         raise _bad(path, "only regular chunk grids with one chunk length per dimension work")
     if not all(type(c) is int and c > 0 for c in chunk_shape):
         raise _bad(path, "chunk lengths must be positive integers")
+    if any(-(-n // c) >= 2**32 for n, c in zip(shape, chunk_shape, strict=True)):
+        raise _bad(path, "more than 2**32 - 1 chunks along a dimension; use larger chunks")
     names = doc.get("dimension_names")
     dims: tuple[str | None, ...] | None = None
     if isinstance(names, list) and len(names) == len(shape):

@@ -75,6 +75,13 @@ def _build_manifest_ref(b: Any, ref: ManifestRef) -> int:
 
 
 def _build_array(b: Any, array: ArrayData, spec: int) -> int:
+    for d in array.shape:
+        if not (0 <= d.array_length < 2**64 and 0 <= d.num_chunks < 2**32):
+            raise InvalidInputError(
+                f"array dimension of length {d.array_length} with {d.num_chunks} chunks does "
+                "not fit the format (at most 2**32 - 1 chunks per dimension): use larger chunks",
+                ErrorKind.INVALID_METADATA,
+            )
     if spec == 1:
         raw = b"".join(
             _DIMENSION_SHAPE.pack(d.array_length, _v1_chunk_length(d)) for d in array.shape

@@ -193,8 +193,9 @@ node_paths = st.lists(_segment, max_size=3).map(lambda parts: "/" + "/".join(par
 
 @st.composite
 def dimension_shapes(draw: st.DrawFn) -> DimensionShape:
-    length = draw(st.integers(0, 2**40))
     chunk = draw(st.integers(1, 2**20))
+    # the format stores the number of chunks per dimension as a u32
+    length = draw(st.integers(0, min(2**40, chunk * (2**32 - 1))))
     return DimensionShape(length, -(-length // chunk), chunk)
 
 

@@ -165,3 +165,17 @@ def test_unsupported_spec_version() -> None:
     with pytest.raises(InvalidInputError) as e:
         encode_snapshot(sample_snapshot(2), 3)
     assert e.value.kind == ErrorKind.UNSUPPORTED_SPEC_VERSION
+
+
+def test_too_many_chunks_per_dimension_is_refused() -> None:
+    """A u32 holds the number of chunks per dimension: beyond it the encoder refuses clearly."""
+    import pytest
+
+    from icechunk.errors import InvalidInputError
+
+    node = NodeSnapshot(
+        rid(8), "/x", b"{}", ArrayData((DimensionShape(2**33, 2**33, 1),), None, ())
+    )
+    snap = Snapshot(rid(12), None, [node], 0, "", {}, [], 2)
+    with pytest.raises(InvalidInputError, match="2\\*\\*32"):
+        encode_snapshot(snap, 2)
