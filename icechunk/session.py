@@ -43,6 +43,7 @@ from icechunk.errors import (
 )
 from icechunk.format import layout
 from icechunk.format.ids import encode_id, new_id8, new_id12
+from icechunk.format.metadata import encode_json_value
 from icechunk.format.model import (
     ArrayData,
     ArrayManifest,
@@ -789,8 +790,10 @@ class Session:
                 if rebase_with is None or attempts >= rebase_tries:
                     raise
                 attempts += 1
-                await self.rebase_async(rebase_with)
+                # back off first, then rebase onto the freshest tip (jittered exponential:
+                # the real Icechunk retries at once and livelocks under contention)
                 await asyncio.sleep(random.uniform(0, min(1.0, 0.005 * 2 ** min(attempts, 8))))
+                await self.rebase_async(rebase_with)
                 continue
             self._after_commit(snapshot)
             return encode_id(snapshot.id)
@@ -882,6 +885,8 @@ class Session:
         except (TypeError, ValueError) as e:
             raise _metadata_error(f"commit metadata must be JSON-serializable: {e}") from None
         assert isinstance(normalized, dict)
+        # encode now, so anything the on-disk encoding refuses fails before a byte is written
+        encode_json_value(normalized, self._repo.spec_version)
         return normalized
 
     def _after_commit(self, snapshot: Snapshot) -> None:
@@ -985,9 +990,11 @@ class Session:
                 )
         for node_id, is_array in cs.deleted.values():
             (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
-        if self._fork_base is not None:  # not reachable for commits, kept for safety
-            pass
         tx.updated_chunks = updated_chunks
+        if tx_parent is not None:
+            # An amend replaces the tip: its log must also carry the replaced commit's changes,
+            # or diffs and rebases over the amended commit would miss them.
+            _absorb_log(tx, await repo._load_transaction_log(tx_parent))
         for lst in (
             tx.new_groups, tx.new_arrays, tx.deleted_groups, tx.deleted_arrays,
             tx.updated_arrays, tx.updated_groups,
@@ -1023,6 +1030,19 @@ class Session:
         self, array_path: str, batch_size: int = 1000
     ) -> Iterable[tuple[int, ...]]:
         return sync(self.list_chunks(_normalize_path(array_path)))
+
+
+def _absorb_log(tx: TransactionLog, older: TransactionLog) -> None:
+    """Fold ``older``'s changes into ``tx`` (sorted unions), for amends."""
+    for name in (
+        "new_groups", "new_arrays", "deleted_groups", "deleted_arrays",
+        "updated_arrays", "updated_groups",
+    ):
+        merged = set(getattr(tx, name)) | set(getattr(older, name))
+        setattr(tx, name, sorted(merged))
+    for node_id, coords in older.updated_chunks.items():
+        tx.updated_chunks[node_id] = sorted(set(tx.updated_chunks.get(node_id, [])) | set(coords))
+    tx.moved_nodes = [*older.moved_nodes, *tx.moved_nodes]
 
 
 def _normalize_path(path: str) -> str:

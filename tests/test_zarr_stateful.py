@@ -106,7 +106,7 @@ class IcechunkHierarchyStateMachine(ZarrHierarchyStateMachine):
     @rule()
     def pickled_store_is_a_read_only_view(self) -> None:
         view = pickle.loads(pickle.dumps(self.store))
-        assert view.read_only
+        assert view.session.read_only
         assert snapshot(view) == snapshot(self.session.store)
 
 

@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import fastapi
 import pytest
 import xarray as xr
 
@@ -234,18 +233,6 @@ def test_scheduled_append_deployment_runs_on_a_worker_and_commits(
     xr.testing.assert_identical(read_dataset(repo_path), source.load(0, 24))
 
 
-FASTAPI_NULL_BODY_BUG = tuple(int(p) for p in fastapi.__version__.split(".")[:2]) >= (0, 151)
-
-
-@pytest.mark.xfail(
-    FASTAPI_NULL_BODY_BUG,
-    reason=(
-        "FastAPI >= 0.151 rejects the explicit nulls prefect 3.8's client sends for "
-        "limit/offset (HTTP 422 from /work_pools/{name}/workers/filter at the end of "
-        "`prefect deploy`); prefect 3.9.1 pins fastapi<0.151"
-    ),
-    strict=True,
-)
 def test_prefect_yaml_deploys(tmp_path: Path, server: Server) -> None:
     env = {
         **server.env,

@@ -40,8 +40,7 @@ def test_ingest_synthetic(tmp_path: Path, task_runner: Any) -> None:
 
 def test_ingest_era_interim_netcdf(tmp_path: Path, task_runner: Any) -> None:
     path = DATA / "eraint_uvz.nc"
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
+    assert path.exists(), f"{path} is missing: the tests need ../shared/data beside the checkout"
     source = NetCDFSource((str(path),), dim="month")
     repo = tmp_path / "repo"
     # one region per month: both months are written by different Dask tasks
