@@ -38,9 +38,7 @@ def computing_meta(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def merge_sessions_array_kwargs(
-    *sessions: Any, axis: Any = None, keepdims: Any = None
-) -> Session:
+def merge_sessions_array_kwargs(*sessions: Any, axis: Any = None, keepdims: Any = None) -> Session:
     """``merge_sessions`` with the signature dask's reduction ``aggregate`` expects."""
     return merge_sessions(*sessions)
 

@@ -287,8 +287,11 @@ class Session:
         if self._mode == SessionMode.readonly:
             raise ReadOnlyError(
                 "cannot write through a read-only session"
-                + (" (this session already committed; open a new writable session)"
-                   if self._committed else ""),
+                + (
+                    " (this session already committed; open a new writable session)"
+                    if self._committed
+                    else ""
+                ),
                 ErrorKind.READ_ONLY_STORE,
             )
 
@@ -491,8 +494,10 @@ class Session:
             change = cs.nodes.pop(p, None)
             if change is not None:
                 cs.chunks.pop(change.node_id, None)
-            is_new = change.is_new if change is not None else (
-                node.change.is_new if node.change is not None else False
+            is_new = (
+                change.is_new
+                if change is not None
+                else (node.change.is_new if node.change is not None else False)
             )
             if not is_new:
                 cs.deleted[p] = (node.node_id, node.meta.is_array)
@@ -985,9 +990,7 @@ class Session:
             if change.is_new:
                 (tx.new_arrays if change.is_array else tx.new_groups).append(change.node_id)
             else:
-                (tx.updated_arrays if change.is_array else tx.updated_groups).append(
-                    change.node_id
-                )
+                (tx.updated_arrays if change.is_array else tx.updated_groups).append(change.node_id)
         for node_id, is_array in cs.deleted.values():
             (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
         tx.updated_chunks = updated_chunks
@@ -996,8 +999,12 @@ class Session:
             # or diffs and rebases over the amended commit would miss them.
             _absorb_log(tx, await repo._load_transaction_log(tx_parent))
         for lst in (
-            tx.new_groups, tx.new_arrays, tx.deleted_groups, tx.deleted_arrays,
-            tx.updated_arrays, tx.updated_groups,
+            tx.new_groups,
+            tx.new_arrays,
+            tx.deleted_groups,
+            tx.deleted_arrays,
+            tx.updated_arrays,
+            tx.updated_groups,
         ):
             lst.sort()
         writes.append((layout.transaction_key(snapshot_id), repo._encode_transaction_log(tx)))
@@ -1035,8 +1042,12 @@ class Session:
 def _absorb_log(tx: TransactionLog, older: TransactionLog) -> None:
     """Fold ``older``'s changes into ``tx`` (sorted unions), for amends."""
     for name in (
-        "new_groups", "new_arrays", "deleted_groups", "deleted_arrays",
-        "updated_arrays", "updated_groups",
+        "new_groups",
+        "new_arrays",
+        "deleted_groups",
+        "deleted_arrays",
+        "updated_arrays",
+        "updated_groups",
     ):
         merged = set(getattr(tx, name)) | set(getattr(older, name))
         setattr(tx, name, sorted(merged))

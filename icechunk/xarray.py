@@ -143,4 +143,3 @@ def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
         dataset.attrs[DATAARRAY_NAME] = obj.name
         return dataset
     return obj.to_dataset()
-

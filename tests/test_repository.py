@@ -173,7 +173,11 @@ def test_ops_log_and_metadata_spec2(tmp_path: Path) -> None:
     log = list(repo.ops_log())
     kinds = [u.kind.kind for u in log]
     assert kinds == [
-        "MetadataChanged", "TagDeleted", "TagCreated", "BranchCreated", "NewCommit",
+        "MetadataChanged",
+        "TagDeleted",
+        "TagCreated",
+        "BranchCreated",
+        "NewCommit",
         "RepoInitialized",
     ]
     stamps = [u.updated_at for u in log]

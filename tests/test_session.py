@@ -111,7 +111,9 @@ def test_stale_commit_raises_conflict(repo: icechunk.Repository) -> None:
 
 
 @pytest.mark.parametrize("choice", [VersionSelection.UseOurs, VersionSelection.UseTheirs])
-def test_basic_solver_version_selection(repo: icechunk.Repository, choice: VersionSelection) -> None:
+def test_basic_solver_version_selection(
+    repo: icechunk.Repository, choice: VersionSelection
+) -> None:
     session = repo.writable_session("main")
     zarr.create_array(session.store, name="cells", shape=(5, 5), chunks=(1, 1), dtype="i4")
     session.commit("init")
@@ -246,7 +248,9 @@ def test_invalid_keys_and_chunk_indices(repo: icechunk.Repository) -> None:
             zarr.core.sync.sync(store.set(key, buf))
     with pytest.raises(icechunk.InvalidInputError) as info:
         zarr.core.sync.sync(
-            store.set("data/c/0/0", zarr.core.buffer.default_buffer_prototype().buffer.from_bytes(b""))
+            store.set(
+                "data/c/0/0", zarr.core.buffer.default_buffer_prototype().buffer.from_bytes(b"")
+            )
         )
     assert info.value.kind == ErrorKind.ZERO_LENGTH_CHUNK
     assert not session.has_uncommitted_changes

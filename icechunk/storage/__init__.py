@@ -67,6 +67,7 @@ def __getattr__(name: str) -> Any:
         return getattr(_obstore_backend, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "AzureRefreshableCredential",
     "ByteRange",

@@ -114,14 +114,24 @@ _CONDITIONAL_TRIES = 3
 _READ_TRIES = 2
 _SECRET_CONFIG_KEYS = frozenset(
     {
-        "secret_access_key", "session_token", "token", "bearer_token", "service_account_key",
-        "account_key", "access_key", "sas_key", "sas_token", "client_secret",
+        "secret_access_key",
+        "session_token",
+        "token",
+        "bearer_token",
+        "service_account_key",
+        "account_key",
+        "access_key",
+        "sas_key",
+        "sas_token",
+        "client_secret",
     }
 )
 # obstore raises the builtin FileNotFoundError for a missing object.
 _NOT_FOUND: tuple[type[BaseException], ...] = (obx.NotFoundError, FileNotFoundError)
 _CONFLICT: tuple[type[BaseException], ...] = (
-    obx.AlreadyExistsError, obx.PreconditionError, FileExistsError
+    obx.AlreadyExistsError,
+    obx.PreconditionError,
+    FileExistsError,
 )
 _PERMANENT: tuple[type[BaseException], ...] = (
     *_NOT_FOUND,
@@ -139,8 +149,15 @@ _XML_MESSAGE_RE = re.compile(r"<Message>([^<]{1,500})</Message>")
 _QUERY_RE = re.compile(r"(https?://[^\s?]+)\?\S*")  # query strings may carry SAS tokens
 _RETRIED_RE = re.compile(r"after (\d+) retries")
 _TRANSPORT_MARKERS = (
-    "http error", "error sending request", "timed out", "timeout", "connection", "error decoding",
-    "body", "broken pipe", "reset by peer",
+    "http error",
+    "error sending request",
+    "timed out",
+    "timeout",
+    "connection",
+    "error decoding",
+    "body",
+    "broken pipe",
+    "reset by peer",
 )
 
 
@@ -453,12 +470,18 @@ class ObjectStoreStorage(Storage):
         self._secrets = tuple(
             sorted(
                 {
-                    str(v) for k, v in self._config.items()
-                    if k.lower().removeprefix("aws_").removeprefix("google_")
-                    .removeprefix("azure_storage_") in _SECRET_CONFIG_KEYS
-                    and isinstance(v, str) and len(v) >= 4
+                    str(v)
+                    for k, v in self._config.items()
+                    if k.lower()
+                    .removeprefix("aws_")
+                    .removeprefix("google_")
+                    .removeprefix("azure_storage_")
+                    in _SECRET_CONFIG_KEYS
+                    and isinstance(v, str)
+                    and len(v) >= 4
                 },
-                key=len, reverse=True,
+                key=len,
+                reverse=True,
             )
         )
 
@@ -493,8 +516,14 @@ class ObjectStoreStorage(Storage):
         return (
             _rebuild,
             (
-                self._kind, self._bucket, self._prefix, self._config, self._client_options,
-                self._retries, self._credential_provider, self._max_concurrent,
+                self._kind,
+                self._bucket,
+                self._prefix,
+                self._config,
+                self._client_options,
+                self._retries,
+                self._credential_provider,
+                self._max_concurrent,
                 self._check_bucket,
             ),
         )
@@ -508,7 +537,10 @@ class ObjectStoreStorage(Storage):
         if not isinstance(other, ObjectStoreStorage):
             return NotImplemented
         return (self._kind, self._bucket, self._prefix, self._endpoint) == (
-            other._kind, other._bucket, other._prefix, other._endpoint
+            other._kind,
+            other._bucket,
+            other._prefix,
+            other._endpoint,
         )
 
     def __hash__(self) -> int:
@@ -777,7 +809,10 @@ class ObjectStoreStorage(Storage):
     async def _put_overwrite(self, store: ObjectStore, key: str, data: bytes) -> VersionInfo:
         async def op() -> VersionInfo:
             result = await obstore.put_async(
-                store, key, data, chunk_size=_MULTIPART_CHUNK,
+                store,
+                key,
+                data,
+                chunk_size=_MULTIPART_CHUNK,
                 max_concurrency=_MULTIPART_CONCURRENCY,
             )
             return self._put_version(result)
@@ -795,8 +830,8 @@ class ObjectStoreStorage(Storage):
     ) -> VersionInfo:
         write_id = str(uuid.uuid4())
         attributes = {WRITE_ID_METADATA_KEY: write_id}
-        omode: Any = "create" if mode is WriteMode.CREATE else _update_version(
-            cast(IfMatch, mode).version
+        omode: Any = (
+            "create" if mode is WriteMode.CREATE else _update_version(cast(IfMatch, mode).version)
         )
         for attempt in range(_CONDITIONAL_TRIES):
             try:
@@ -873,13 +908,25 @@ def _utc(value: datetime) -> datetime:
 
 
 def _rebuild(
-    kind: StoreKind, bucket: str, prefix: str, config: dict[str, Any],
-    client_options: dict[str, Any], retries: StorageRetriesSettings,
-    credential_provider: Callable[[], Any] | None, max_concurrent: int, check_bucket: bool,
+    kind: StoreKind,
+    bucket: str,
+    prefix: str,
+    config: dict[str, Any],
+    client_options: dict[str, Any],
+    retries: StorageRetriesSettings,
+    credential_provider: Callable[[], Any] | None,
+    max_concurrent: int,
+    check_bucket: bool,
 ) -> ObjectStoreStorage:
     return ObjectStoreStorage(
-        kind, bucket, prefix, config, client_options, retries=retries,
-        credential_provider=credential_provider, max_concurrent_requests=max_concurrent,
+        kind,
+        bucket,
+        prefix,
+        config,
+        client_options,
+        retries=retries,
+        credential_provider=credential_provider,
+        max_concurrent_requests=max_concurrent,
         check_bucket=check_bucket,
     )
 
@@ -887,9 +934,7 @@ def _rebuild(
 # -- factories --------------------------------------------------------------------------------
 
 
-def _client_options(
-    allow_http: bool, network_stream_timeout_seconds: int | None
-) -> dict[str, Any]:
+def _client_options(allow_http: bool, network_stream_timeout_seconds: int | None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "allow_http": bool(allow_http),
         "connect_timeout": timedelta(seconds=5),
@@ -974,8 +1019,10 @@ def s3_storage(
         Retry policy and concurrency bound (extensions of this library).
     """
     _one_credential_source(
-        static_credentials=access_key_id or secret_access_key, anonymous=anonymous,
-        from_env=from_env, get_credentials=get_credentials,
+        static_credentials=access_key_id or secret_access_key,
+        anonymous=anonymous,
+        from_env=from_env,
+        get_credentials=get_credentials,
     )
     if bool(access_key_id) != bool(secret_access_key):
         raise InvalidInputError("access_key_id and secret_access_key must be given together")
@@ -998,7 +1045,10 @@ def s3_storage(
         config["request_payer"] = True
     del expires_after  # static credentials are used as given
     return ObjectStoreStorage(
-        "s3", bucket, prefix or "", config,
+        "s3",
+        bucket,
+        prefix or "",
+        config,
         _client_options(allow_http, network_stream_timeout_seconds),
         retries=retries,
         credential_provider=_bridge("s3", get_credentials, scatter_initial_credentials),
@@ -1028,9 +1078,13 @@ def gcs_storage(
     instance); the other parameters are as in the real Icechunk's ``gcs_storage``.
     """
     _one_credential_source(
-        service_account_file=service_account_file, service_account_key=service_account_key,
-        application_credentials=application_credentials, bearer_token=bearer_token,
-        anonymous=anonymous, from_env=from_env, get_credentials=get_credentials,
+        service_account_file=service_account_file,
+        service_account_key=service_account_key,
+        application_credentials=application_credentials,
+        bearer_token=bearer_token,
+        anonymous=anonymous,
+        from_env=from_env,
+        get_credentials=get_credentials,
     )
     options: dict[str, Any] = dict(config or {})
     if service_account_file:
@@ -1045,7 +1099,10 @@ def gcs_storage(
         options["skip_signature"] = True
     base_url = str(options.get("base_url", ""))
     return ObjectStoreStorage(
-        "gcs", bucket, prefix or "", options,
+        "gcs",
+        bucket,
+        prefix or "",
+        options,
         _client_options(base_url.startswith("http://"), 60),
         retries=retries,
         credential_provider=_bridge("gcs", get_credentials, scatter_initial_credentials),
@@ -1076,8 +1133,12 @@ def azure_storage(
     ``azure_storage``.
     """
     _one_credential_source(
-        access_key=access_key, sas_token=sas_token, bearer_token=bearer_token,
-        from_env=from_env, anonymous=anonymous, get_credentials=get_credentials,
+        access_key=access_key,
+        sas_token=sas_token,
+        bearer_token=bearer_token,
+        from_env=from_env,
+        anonymous=anonymous,
+        get_credentials=get_credentials,
     )
     options: dict[str, Any] = {"account_name": account, **(config or {})}
     if access_key:
@@ -1091,7 +1152,10 @@ def azure_storage(
     endpoint = str(options.get("endpoint", ""))
     emulator = str(options.get("use_emulator", "")).lower() in ("true", "1")
     return ObjectStoreStorage(
-        "azure", container, prefix or "", options,
+        "azure",
+        container,
+        prefix or "",
+        options,
         _client_options(endpoint.startswith("http://") or emulator, 60),
         retries=retries,
         credential_provider=_bridge("azure", get_credentials, scatter_initial_credentials),

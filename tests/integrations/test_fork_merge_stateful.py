@@ -145,8 +145,7 @@ class ForkMergeMachine(RuleBasedStateMachine):
             key = data.draw(st.sampled_from(["x", "y"]))
             return ("attr", path, key, data.draw(st.integers(0, 3))), None
         coords = tuple(
-            data.draw(st.integers(0, s // c - 1))
-            for s, c in zip(shapes[path], chunks, strict=True)
+            data.draw(st.integers(0, s // c - 1)) for s, c in zip(shapes[path], chunks, strict=True)
         )
         if kind == "write":
             return ("write", path, coords, data.draw(st.integers(1, 3))), (path, coords)
@@ -340,9 +339,7 @@ def test_fork_of_dirty_session_sees_and_rewrites_parent_changes(
         session.merge(f2, f1, f3)
     session.commit("forks of a dirty session")
     ro = repo.readonly_session("main")
-    np.testing.assert_array_equal(
-        zarr.open_array(ro.store, path="new")[:], [20, 0, 12, 13, 14, 15]
-    )
+    np.testing.assert_array_equal(zarr.open_array(ro.store, path="new")[:], [20, 0, 12, 13, 14, 15])
     old = zarr.open_array(ro.store, path="old")
     np.testing.assert_array_equal(old[:], [200, 2, 3, 4])
     assert old.attrs["units"] == "m"

@@ -498,4 +498,3 @@ def test_fork_allowed_on_dirty_session_and_sees_its_changes(repo: Repository) ->
     assert _x(fork)[0, 1] == 1
     session.merge(fork)
     assert _x(session)[0, 1] == 78
-

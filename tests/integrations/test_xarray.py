@@ -199,9 +199,7 @@ def test_region_writes_from_worker_processes(
         session.commit("template")
         session = repo.writable_session("main")
     futures = [
-        client.submit(
-            write_time_region, session.fork(), i, how, "rasm", ntime, pure=False
-        )
+        client.submit(write_time_region, session.fork(), i, how, "rasm", ntime, pure=False)
         for i in range(ntime)
     ]
     forks = client.gather(futures)
@@ -275,9 +273,7 @@ def test_append_along_two_dimensions_in_one_session(repo: Repository) -> None:
 
     session = repo.writable_session("main")
     to_icechunk(_grid(range(4, 8), range(4)).chunk(2), session, append_dim="x")
-    to_icechunk(
-        _grid(range(8), range(4, 10)).drop_vars("w").chunk(2), session, append_dim="y"
-    )
+    to_icechunk(_grid(range(8), range(4, 10)).drop_vars("w").chunk(2), session, append_dim="y")
     to_icechunk(_grid(range(8, 10), range(10)).chunk(2), session, append_dim="x")
     session.commit("appended along x, y, x")
     xr.testing.assert_identical(_committed(repo), _grid(range(10), range(10)))

@@ -57,7 +57,10 @@ def _find_interpreter(minor: str) -> str:
         try:
             out = subprocess.run(
                 [cand, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True, text=True, timeout=30, check=False,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             continue
@@ -82,7 +85,8 @@ def ensure(name: str) -> Oracle:
         env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
         subprocess.run(
             [str(oracle.python), "-m", "pip", "install", "--quiet", *oracle.requirements],
-            check=True, env=env,
+            check=True,
+            env=env,
         )
         stamp.write_text(want)
     return oracle
@@ -98,7 +102,12 @@ def run(name: str, script: str, *args: str, timeout: float = 300) -> str:
     env["ICECHUNK_LOG"] = "error"
     proc = subprocess.run(
         [str(oracle.python), str(SCRIPTS / script), *args],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd=str(SCRIPTS), check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=str(SCRIPTS),
+        check=False,
     )
     if proc.returncode != 0:
         raise AssertionError(

@@ -25,8 +25,16 @@ from typing import Any
 KEY, SECRET, REGION = "testkey", "testsecret", "us-east-1"
 
 _WEED_PORTS = (
-    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-    "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
 )
 
 
@@ -47,10 +55,17 @@ class S3Server:
         from botocore.config import Config
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.key,
-            aws_secret_access_key=self.secret, region_name=self.region,
-            config=Config(s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=30,
-                          retries={"max_attempts": 2}),
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.key,
+            aws_secret_access_key=self.secret,
+            region_name=self.region,
+            config=Config(
+                s3={"addressing_style": "path"},
+                connect_timeout=2,
+                read_timeout=30,
+                retries={"max_attempts": 2},
+            ),
         )
 
     def new_bucket(self) -> str:
@@ -61,9 +76,14 @@ class S3Server:
     def storage_kwargs(self, bucket: str, prefix: str) -> dict[str, Any]:
         """Keyword arguments for :func:`icechunk.storage.s3_storage` (and the real icechunk's)."""
         return {
-            "bucket": bucket, "prefix": prefix, "endpoint_url": self.endpoint, "allow_http": True,
-            "access_key_id": self.key, "secret_access_key": self.secret,
-            "force_path_style": True, "region": self.region,
+            "bucket": bucket,
+            "prefix": prefix,
+            "endpoint_url": self.endpoint,
+            "allow_http": True,
+            "access_key_id": self.key,
+            "secret_access_key": self.secret,
+            "force_path_style": True,
+            "region": self.region,
         }
 
 
@@ -93,10 +113,17 @@ def _wait_ready(server: S3Server, alive: Any, timeout: float) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     s3 = boto3.client(
-        "s3", endpoint_url=server.endpoint, aws_access_key_id=server.key,
-        aws_secret_access_key=server.secret, region_name=server.region,
-        config=Config(s3={"addressing_style": "path"}, connect_timeout=1, read_timeout=5,
-                      retries={"max_attempts": 1}),
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.key,
+        aws_secret_access_key=server.secret,
+        region_name=server.region,
+        config=Config(
+            s3={"addressing_style": "path"},
+            connect_timeout=1,
+            read_timeout=5,
+            retries={"max_attempts": 1},
+        ),
     )
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
@@ -133,20 +160,35 @@ def seaweedfs(workdir: Path, timeout: float = 60.0) -> Iterator[S3Server]:
         data.mkdir(parents=True, exist_ok=True)
         ports = {flag: free_port() for flag in _WEED_PORTS}
         cmd = [
-            weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false",
-            "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.telemetry=false", "-volume.preStopSeconds=0",
+            weed,
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            "-volume.preStopSeconds=0",
             *(f"-{flag}={port}" for flag, port in ports.items()),
         ]
         # `weed mini` creates an admin identity from these variables and enforces SigV4 with it
         env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET}
         with open(data / "weed.log", "wb") as log:
             proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
                 start_new_session=True,
             )
-        server = S3Server("seaweedfs", f"http://127.0.0.1:{ports['s3.port']}",
-                          extra={"pid": proc.pid, "log": str(data / "weed.log")})
+        server = S3Server(
+            "seaweedfs",
+            f"http://127.0.0.1:{ports['s3.port']}",
+            extra={"pid": proc.pid, "log": str(data / "weed.log")},
+        )
         try:
             _wait_ready(server, lambda p=proc: p.poll() is None, timeout)
         except RuntimeError as exc:

@@ -75,15 +75,17 @@ def test_concurrent_committers_lose_nothing(
     repo = icechunk.Repository.create(storage)
     session = repo.writable_session("main")
     zarr.create_array(
-        session.store, name="data", shape=(processes, commits), chunks=(1, 1), dtype="i4",
+        session.store,
+        name="data",
+        shape=(processes, commits),
+        chunks=(1, 1),
+        dtype="i4",
         fill_value=-1,
     )
     base = session.commit("create the array")
 
     start_at = time.time() + 1.0
-    futures = [
-        pool.submit(commit_worker, storage, w, commits, start_at) for w in range(processes)
-    ]
+    futures = [pool.submit(commit_worker, storage, w, commits, start_at) for w in range(processes)]
     busy = [f.result(timeout=600) for f in futures]
     elapsed = time.time() - start_at
 

@@ -22,15 +22,17 @@ from icechunk.storage import (
 
 def test_s3_arguments() -> None:
     with pytest.raises(InvalidInputError, match="choose one credential source"):
-        s3_storage(bucket="b", prefix="p", access_key_id="k", secret_access_key="s",
-                   anonymous=True)
+        s3_storage(bucket="b", prefix="p", access_key_id="k", secret_access_key="s", anonymous=True)
     with pytest.raises(InvalidInputError, match="given together"):
         s3_storage(bucket="b", prefix="p", access_key_id="k")
     with pytest.raises(InvalidInputError, match="invalid bucket"):
         s3_storage(bucket="", prefix="p")
     storage = s3_storage(bucket="b", prefix="/a/b/", region="eu-west-1")
     assert (storage.kind, storage.bucket, storage.prefix, storage.url) == (
-        "s3", "b", "a/b", "s3://b/a/b"
+        "s3",
+        "b",
+        "a/b",
+        "s3://b/a/b",
     )
     assert repr(storage) == "ObjectStoreStorage('s3://b/a/b')"
 
@@ -64,8 +66,13 @@ def test_from_url_other_schemes(tmp_path: Path) -> None:
 
 def test_every_kind_pickles_with_credentials_and_hides_them() -> None:
     storages = [
-        s3_storage(bucket="b", prefix="p", access_key_id="AKIA", secret_access_key="s3-SECRET",
-                   session_token="s3-TOKEN"),
+        s3_storage(
+            bucket="b",
+            prefix="p",
+            access_key_id="AKIA",
+            secret_access_key="s3-SECRET",
+            session_token="s3-TOKEN",
+        ),
         gcs_storage(bucket="b", prefix="p", bearer_token="gcs-SECRET"),
         azure_storage(account="a", container="c", prefix="p", access_key="az-SECRET"),
         azure_storage(account="a", container="c", prefix="p", sas_token="sv=az-SAS-SECRET"),

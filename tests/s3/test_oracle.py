@@ -27,8 +27,13 @@ def run_ic2(*args: str) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_"))}
     env["ICECHUNK_LOG"] = "error"
     proc = subprocess.run(
-        [str(python), str(SCRIPT), *args], capture_output=True, text=True, timeout=180,
-        env=env, cwd=str(SCRIPT.parent), check=False,
+        [str(python), str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=str(SCRIPT.parent),
+        check=False,
     )
     assert proc.returncode == 0, f"real icechunk failed:\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout)

@@ -68,8 +68,12 @@ def test_large_chunks_use_multipart_upload(s3_server: S3Server, bucket: str) -> 
     repo = icechunk.Repository.create(storage)
     session = repo.writable_session("main")
     arr = zarr.create_array(
-        session.store, name="big", shape=(3 * 1024 * 1024,), chunks=(3 * 1024 * 1024,),
-        dtype="f8", compressors=None,
+        session.store,
+        name="big",
+        shape=(3 * 1024 * 1024,),
+        chunks=(3 * 1024 * 1024,),
+        dtype="f8",
+        compressors=None,
     )
     data = np.random.default_rng(0).random(3 * 1024 * 1024)
     arr[:] = data
@@ -98,14 +102,20 @@ def test_repository_pickles_with_credentials(s3_server: S3Server, bucket: str) -
 def test_secrets_stay_out_of_repr_and_errors(s3_server: S3Server, bucket: str) -> None:
     secret, token = "SUPER-SECRET-key-0123456789", "SESSION-token-9876543210"
     storage = s3_storage(
-        **{**s3_server.storage_kwargs(bucket, "p"), "secret_access_key": secret,
-           "session_token": token}
+        **{
+            **s3_server.storage_kwargs(bucket, "p"),
+            "secret_access_key": secret,
+            "session_token": token,
+        }
     )
     assert secret not in repr(storage) and token not in repr(storage)
     if s3_server.name == "moto":  # moto accepts any signature: force an error another way
         storage = s3_storage(
-            **{**s3_server.storage_kwargs("no-such-bucket-x1", "p"), "secret_access_key": secret,
-               "session_token": token}
+            **{
+                **s3_server.storage_kwargs("no-such-bucket-x1", "p"),
+                "secret_access_key": secret,
+                "session_token": token,
+            }
         )
     with pytest.raises(StorageError) as info:
         icechunk.Repository.create(storage)
@@ -130,8 +140,9 @@ def _bucket_exists(server: S3Server, bucket: str) -> bool:
 # moto does not verify request signatures, so only the real server can refuse credentials
 @pytest.mark.parametrize("s3_server", ["seaweedfs"], indirect=True)
 def test_wrong_credentials(s3_server: S3Server, bucket: str) -> None:
-    storage = s3_storage(**{**s3_server.storage_kwargs(bucket, "repo"),
-                            "secret_access_key": "not-the-secret"})
+    storage = s3_storage(
+        **{**s3_server.storage_kwargs(bucket, "repo"), "secret_access_key": "not-the-secret"}
+    )
     for action in (icechunk.Repository.create, icechunk.Repository.open):
         start = time.monotonic()
         with pytest.raises(StorageError, match="access denied: check the credentials"):
@@ -158,8 +169,10 @@ def _closed_port() -> int:
 
 
 def test_unreachable_endpoint(s3_server: S3Server, bucket: str) -> None:
-    kwargs = {**s3_server.storage_kwargs(bucket, "repo"),
-              "endpoint_url": f"http://127.0.0.1:{_closed_port()}"}
+    kwargs = {
+        **s3_server.storage_kwargs(bucket, "repo"),
+        "endpoint_url": f"http://127.0.0.1:{_closed_port()}",
+    }
     storage = s3_storage(**kwargs)
     for action in (icechunk.Repository.create, icechunk.Repository.open):
         start = time.monotonic()
@@ -200,8 +213,13 @@ def silent_server() -> Iterator[int]:
 
 def test_silent_endpoint_times_out(silent_server: int) -> None:
     storage = s3_storage(
-        bucket="b", prefix="p", endpoint_url=f"http://127.0.0.1:{silent_server}",
-        allow_http=True, access_key_id="k", secret_access_key="s", region="us-east-1",
+        bucket="b",
+        prefix="p",
+        endpoint_url=f"http://127.0.0.1:{silent_server}",
+        allow_http=True,
+        access_key_id="k",
+        secret_access_key="s",
+        region="us-east-1",
         network_stream_timeout_seconds=1,
         retries=StorageRetriesSettings(max_tries=2, initial_backoff_ms=50, max_backoff_ms=100),
     )

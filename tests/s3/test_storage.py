@@ -109,8 +109,12 @@ async def test_without_write_ids_a_lost_response_is_a_false_conflict(
     proxy = lossy(drop_first_conditional_put("/k"))
     store = S3Store(
         bucket,
-        config={"endpoint": proxy.endpoint, "access_key_id": s3_server.key,
-                "secret_access_key": s3_server.secret, "region": s3_server.region},
+        config={
+            "endpoint": proxy.endpoint,
+            "access_key_id": s3_server.key,
+            "secret_access_key": s3_server.secret,
+            "region": s3_server.region,
+        },
         client_options={"allow_http": True},
     )
     with pytest.raises(obstore.exceptions.AlreadyExistsError):
@@ -159,7 +163,8 @@ async def test_concurrency_is_bounded(
     kwargs = {**s3_server.storage_kwargs(bucket, "r"), "endpoint_url": proxy.endpoint}
     storage = s3_storage(**kwargs, max_concurrent_requests=3)
     await asyncio.gather(*(storage.put(f"chunks/{i}", b"x" * 1000) for i in range(24)))
-    assert sorted(await asyncio.gather(*(storage.get(f"chunks/{i}") for i in range(24)))) == [
-        b"x" * 1000
-    ] * 24
+    assert (
+        sorted(await asyncio.gather(*(storage.get(f"chunks/{i}") for i in range(24))))
+        == [b"x" * 1000] * 24
+    )
     assert 1 < proxy.max_in_flight <= 3
