@@ -171,6 +171,11 @@ def seaweedfs(workdir: Path, timeout: float = 60.0) -> Iterator[S3Server]:
             "-s3.port.lance=0",
             "-master.telemetry=false",
             "-volume.preStopSeconds=0",
+            # every bucket is a collection that takes several volumes; with the defaults
+            # (128 MB volumes, count from free disk) a few hundred test buckets exhaust them
+            # and writes fail with HTTP 500 "No writable volumes and no free volumes left"
+            "-master.volumeSizeLimitMB=16",
+            "-volume.max=4000",
             *(f"-{flag}={port}" for flag, port in ports.items()),
         ]
         # `weed mini` creates an admin identity from these variables and enforces SigV4 with it
