@@ -177,6 +177,12 @@ class IcechunkStore(Store):
         """``(node path, None)`` for metadata keys, ``(array path, coords)`` for chunk keys."""
         if not key or key.startswith("/") or key.endswith("/"):
             raise _invalid_key(key)
+        if any(ord(c) < 32 for c in key) or "\\" in key:
+            raise _invalid_key(key, "control characters and backslashes are not allowed")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _invalid_key(key, "keys must be valid Unicode") from None
         segments = key.split("/")
         if any(s in ("", ".", "..") for s in segments):
             raise _invalid_key(key, "empty, `.` or `..` path segments are not allowed")

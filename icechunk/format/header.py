@@ -77,7 +77,10 @@ def compress(
 ) -> bytes:
     """One zstd frame of ``payload``, with its content size recorded in the frame header."""
     threads = -1 if len(payload) >= 8 << 20 else 0
-    cctx = zstandard.ZstdCompressor(level=level, write_content_size=True, threads=threads)
+    # the frame checksum makes readers detect corrupted metadata instead of decoding it
+    cctx = zstandard.ZstdCompressor(
+        level=level, write_content_size=True, write_checksum=True, threads=threads
+    )
     return cctx.compress(payload)
 
 

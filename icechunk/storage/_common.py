@@ -12,6 +12,14 @@ from icechunk.storage.base import ByteRange, OffsetRange, RangeRequest, SuffixRa
 __all__ = ["check_byte_range", "resolve_byte_range", "validate_key"]
 
 
+def _is_valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_key(key: str) -> str:
     """Check that ``key`` is a well-formed object key and return it unchanged.
 
@@ -38,6 +46,10 @@ def validate_key(key: str) -> str:
         problem = "it contains a backslash"
     elif key.startswith("/"):
         problem = "it is absolute (starts with '/')"
+    elif not key.isprintable() and any(ord(c) < 32 for c in key):
+        problem = "it contains a control character"
+    elif not _is_valid_unicode(key):
+        problem = "it is not valid Unicode (it contains a lone surrogate)"
     else:
         for segment in key.split("/"):
             if not segment:
