@@ -128,23 +128,11 @@ __all__ = [
     "supported_spec_versions",
 ]
 
-_OBJECT_STORE_EXPORTS = frozenset(
-    {
-        "GcsBearerCredential",
-        "S3StaticCredentials",
-        "StorageRetriesSettings",
-        "azure_storage",
-        "from_url",
-        "gcs_storage",
-        "s3_storage",
-    }
-)
-
 
 def __getattr__(name: str) -> object:
     # Object-store factories need the optional obstore dependency: import on first use.
-    if name in _OBJECT_STORE_EXPORTS:
-        import icechunk.storage as _storage
+    import icechunk.storage as _storage
 
+    if name in _storage._OBJECT_STORE_NAMES:
         return getattr(_storage, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

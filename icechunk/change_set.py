@@ -7,7 +7,7 @@ records a deletion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from icechunk.errors import ErrorKind, SessionStateError
@@ -110,14 +110,6 @@ class ChangeSet:
         self, node_id: bytes, coords: tuple[int, ...], payload: ChunkPayload | None
     ) -> None:
         self.chunks.setdefault(node_id, {})[coords] = payload
-
-    def chunk_count(self) -> int:
-        return sum(len(v) for v in self.chunks.values())
-
-    def iter_chunks(self) -> Iterator[tuple[bytes, tuple[int, ...], ChunkPayload | None]]:
-        for node_id, writes in self.chunks.items():
-            for coords, payload in writes.items():
-                yield node_id, coords, payload
 
     def node_state(self, path: str) -> NodeChange | tuple[bytes, bool] | None:
         """What this change set says about ``path``: a change, a deletion, or ``None``."""

@@ -139,10 +139,6 @@ class _ListIterator[T]:
         self.close()
 
 
-def _snapshot_id_arg(snapshot_id: str) -> bytes:
-    return parse_snapshot_id(snapshot_id)
-
-
 class Repository:
     """An Icechunk repository in some :class:`~icechunk.storage.Storage`.
 
@@ -520,7 +516,7 @@ class Repository:
         sync(self.create_branch_async(branch, snapshot_id))
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
-        await self._refs.create_branch(branch, _snapshot_id_arg(snapshot_id))
+        await self._refs.create_branch(branch, parse_snapshot_id(snapshot_id))
 
     def reset_branch(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
@@ -530,8 +526,8 @@ class Repository:
     async def reset_branch_async(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
-        expected = None if from_snapshot_id is None else _snapshot_id_arg(from_snapshot_id)
-        await self._refs.reset_branch(branch, _snapshot_id_arg(snapshot_id), expected)
+        expected = None if from_snapshot_id is None else parse_snapshot_id(from_snapshot_id)
+        await self._refs.reset_branch(branch, parse_snapshot_id(snapshot_id), expected)
 
     def delete_branch(self, branch: str) -> None:
         sync(self.delete_branch_async(branch))
@@ -557,7 +553,7 @@ class Repository:
         sync(self.create_tag_async(tag, snapshot_id))
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
-        await self._refs.create_tag(tag, _snapshot_id_arg(snapshot_id))
+        await self._refs.create_tag(tag, parse_snapshot_id(snapshot_id))
 
     def delete_tag(self, tag: str) -> None:
         sync(self.delete_tag_async(tag))
@@ -576,7 +572,7 @@ class Repository:
         if tag is not None:
             return await self._refs.tag_target(tag)
         assert snapshot_id is not None
-        return _snapshot_id_arg(snapshot_id)
+        return parse_snapshot_id(snapshot_id)
 
     def ancestry(
         self,
@@ -611,10 +607,10 @@ class Repository:
         return sync(self.lookup_snapshot_async(snapshot_id))
 
     async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
-        return _public_info(await self._refs.snapshot_info(_snapshot_id_arg(snapshot_id)))
+        return _public_info(await self._refs.snapshot_info(parse_snapshot_id(snapshot_id)))
 
     def list_manifest_files(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
-        snap = sync(self._load_snapshot(_snapshot_id_arg(snapshot_id)))
+        snap = sync(self._load_snapshot(parse_snapshot_id(snapshot_id)))
         return [
             PublicManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
             for m in snap.manifest_files

@@ -142,13 +142,6 @@ class _BaseTree:
         return meta
 
 
-def _parent(path: str) -> str:
-    if path == "/":
-        return ""
-    head = path.rsplit("/", 1)[0]
-    return head or "/"
-
-
 def _is_descendant(path: str, ancestor: str) -> bool:
     if ancestor == "/":
         return path != "/"
@@ -539,12 +532,6 @@ class Session:
             chunk_id = new_id12()
             await self._repo.storage.put(layout.chunk_key(chunk_id), bytes(data))
             payload = NativePayload(chunk_id, 0, len(data))
-        self._changes.set_chunk(node.node_id, coords, payload)
-
-    async def set_payload(self, path: str, coords: tuple[int, ...], payload: ChunkPayload) -> None:
-        """Stage a ready-made chunk reference (virtual refs, batch ref APIs)."""
-        self._require_writable()
-        node = self._array_for_write(path, coords)
         self._changes.set_chunk(node.node_id, coords, payload)
 
     async def delete_chunk(self, path: str, coords: tuple[int, ...]) -> None:

@@ -7,6 +7,7 @@ the snapshot).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -47,8 +48,12 @@ def _bad(path: str, why: str) -> InvalidInputError:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_node_metadata(path: str, user_data: bytes) -> NodeMetadata:
     """Parse a zarr v3 ``zarr.json``.
+
+    Memoized: sessions look a node's metadata up on every chunk read and write, and
+    ``NodeMetadata`` is immutable (bytes hash once), so repeated calls cost a dict lookup.
 
     Raises
     ------
