@@ -48,6 +48,9 @@ from icechunk.storage.base import IfMatch, Storage, WriteMode
 
 __all__ = ["RefStore", "RefStoreV1", "RefStoreV2", "now_us", "validate_ref_name"]
 
+_JITTER = random.Random()
+"""Private RNG for retry jitter: a library must not draw from (or disturb) the global one."""
+
 MAIN = "main"
 _YEAR_3000_MS = 32503680000000
 
@@ -587,7 +590,7 @@ class RefStoreV2(RefStore):
                 self.cas_failures += 1
                 # jittered exponential backoff: 5 immediate tries, then growing waits
                 if attempt >= 5:
-                    await asyncio.sleep(random.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 5))))
+                    await asyncio.sleep(_JITTER.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 5))))
                 continue
             self._last = (encoded, new)
             return new

@@ -67,6 +67,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkType", "ForkSession", "Session", "SessionMode"]
 
+_JITTER = random.Random()
+"""Private RNG for retry jitter: a library must not draw from (or disturb) the global one."""
+
 _PICKLE_HELP = (
     "This session is a read-only copy of a writable session that was sent to another process "
     "(for example a Dask worker). Writes made here could never reach the original session's "
@@ -784,7 +787,7 @@ class Session:
                 attempts += 1
                 # back off first, then rebase onto the freshest tip (jittered exponential:
                 # the real Icechunk retries at once and livelocks under contention)
-                await asyncio.sleep(random.uniform(0, min(1.0, 0.005 * 2 ** min(attempts, 8))))
+                await asyncio.sleep(_JITTER.uniform(0, min(1.0, 0.005 * 2 ** min(attempts, 8))))
                 await self.rebase_async(rebase_with)
                 continue
             self._after_commit(snapshot)

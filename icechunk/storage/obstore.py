@@ -98,6 +98,9 @@ __all__ = [
     "s3_storage",
 ]
 
+_JITTER = random.Random()
+"""Private RNG for retry jitter: a library must not draw from (or disturb) the global one."""
+
 type StoreKind = Literal["s3", "gcs", "azure"]
 
 WRITE_ID_METADATA_KEY = "icechunkwriteid"
@@ -692,7 +695,7 @@ class ObjectStoreStorage(Storage):
 
     def _backoff(self, attempt: int) -> float:
         cap = self._retries.max_backoff_ms / 1000
-        return random.uniform(0, min(cap, self._retries.initial_backoff_ms / 1000 * 2**attempt))
+        return _JITTER.uniform(0, min(cap, self._retries.initial_backoff_ms / 1000 * 2**attempt))
 
     # -- Storage: reads -------------------------------------------------------------------------
 
