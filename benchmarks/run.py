@@ -2,91 +2,201 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python -m benchmarks.run [--quick] [--out results.json] [--only commit,merge]
+    .venv/bin/python -m benchmarks.run --quick            # about 2 minutes
+    .venv/bin/python -m benchmarks.run                    # full mode, about 10-15 minutes
+    .venv/bin/python -m benchmarks.run --only dask,commit # a subset of the workloads
 
-Every (workload, implementation) pair runs in a fresh subprocess of ``benchmarks/workloads.py``:
+Every repetition of every (workload, implementation) pair runs in a fresh subprocess of
+``benchmarks/workloads.py``, and the repetitions are interleaved across implementations
+(ours, real, zarr, ours, real, zarr, ...) so that the load of a shared machine hits all alike:
 
 * ``ours``  -- ``.venv/bin/python`` (imports this repository's ``icechunk``)
-* ``real``  -- the ic2 oracle interpreter (real icechunk 2.3.0), started from a temporary
-  working directory so that this repository's ``icechunk/`` package cannot shadow it
+* ``real``  -- the ``ic2bench`` oracle venv (icechunk 2.3.0 with the project's zarr, numpy,
+  dask, distributed and xarray versions; built on first use by ``tests/interop/oracle.py``),
+  started from a temporary working directory so that this repository's ``icechunk/`` cannot
+  shadow it
 * ``zarr``  -- ``.venv/bin/python`` with ``zarr.storage.LocalStore`` (where meaningful)
 
-The runner prints a table of medians with the ratios ours/real and ours/zarr, and writes all
-raw timings (and per-process peak RSS) to a JSON file.
+The runner prints a Markdown table of medians with the ratios ours/real and ours/zarr
+(< 1: we are faster) and the peak RSS, and writes every raw timing to a JSON file.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
+import select
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "benchmarks" / "workloads.py"
 OURS_PY = ROOT / ".venv" / "bin" / "python"
-REAL_PY = ROOT / ".cache" / "oracles" / "ic2" / "bin" / "python"
+REAL_ORACLE = "ic2bench"
+IMPLS = ("ours", "real", "zarr")
+WORKLOAD_NAMES = ("dask", "commit", "merge", "open_read", "full_read", "xr_region")
 
-# (label, worker arguments, metric keys, run the zarr baseline too?)
-Case = tuple[str, list[str], list[str], bool]
+
+@dataclass
+class Case:
+    """One benchmarked workload configuration.
+
+    ``args`` are the worker's arguments (the first is the workload name); ``metrics`` the
+    timing keys reported; ``impls`` the implementations run; ``reps`` the repetitions per
+    implementation (``impl_reps`` overrides it for one implementation); ``reuse_setup``
+    gives each implementation a persistent ``--workdir`` so the untimed setup is built once.
+    """
+
+    label: str
+    args: list[str]
+    metrics: list[str]
+    impls: tuple[str, ...] = IMPLS
+    reps: int = 3
+    impl_reps: dict[str, int] = field(default_factory=dict)
+    reuse_setup: bool = False
+    serve: bool = False
+
+    @property
+    def workload(self) -> str:
+        return self.args[0]
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(mode: str) -> list[Case]:
+    """The workloads of ``mode`` (``quick``, ``full`` or ``tiny``, the smoke test's)."""
+    quick, tiny = mode == "quick", mode == "tiny"
+    reps = 1 if tiny else 3
+    workers = "1" if tiny else "2"  # one worker process starts faster: tiny is a smoke test
     out: list[Case] = []
-    sizes = [10_000] if quick else [10_000, 100_000]
-    for n in sizes:
-        for kind in ("inline", "native"):
-            label = (
-                f"commit {n // 1000}k refs ({'1 B inline' if kind == 'inline' else '1 KiB native'})"
-            )
-            reps = "1" if quick and kind == "native" else "3"
-            out.append(
-                (
-                    label,
-                    ["commit", "--n", str(n), "--kind", kind, "--reps", reps],
-                    ["commit", "write"],
-                    True,
-                )
-            )
-    out.extend(
-        (f"merge_sessions {k} forks", ["merge", "--k", str(k)], ["merge"], False) for k in (64, 256)
-    )
-    n_open = 10_000 if quick else 100_000
+    # (a) + (d): dask write / commit / dask read on a LocalCluster of 2 worker processes
+    mib = 4 if tiny else 32 if quick else 512
     out.append(
-        (
-            f"open ro session + read 1 chunk ({n_open // 1000}k-chunk array)",
-            ["open_read", "--n", str(n_open)],
-            ["open_read"],
-            True,
+        Case(
+            f"dask {mib} MiB f32, 1 MiB chunks, {workers} workers",
+            ["dask", "--mib", str(mib), "--workers", workers],
+            ["write", "write_cpu", "commit", "read", "read_cpu"],
+            reps=reps,
+            serve=True,
         )
     )
-    mib = 16 if quick else 64
+    # (b) commit of N refs: written chunks (inline / native) and virtual refs
+    if tiny:
+        written = [(1000, "inline")]
+        virtual = [1000]
+    elif quick:
+        written = [(10_000, "inline")]
+        virtual = [100_000]
+    else:
+        written = [(10_000, "inline"), (10_000, "native"), (100_000, "inline")]
+        virtual = [100_000, 1_000_000]
+    for n, kind in written:
+        what = "1 B inline" if kind == "inline" else "1 KiB native"
+        out.append(
+            Case(
+                f"commit {_count(n)} refs ({what})",
+                ["commit", "--n", str(n), "--kind", kind],
+                ["commit", "write"],
+                reps=reps,
+                # plain zarr only gives a write-time reference here (writing 10k-100k chunk
+                # files is slow and would dominate the run): one repetition
+                impl_reps={"zarr": 1},
+            )
+        )
+    out.extend(
+        Case(
+            f"commit {_count(n)} virtual refs",
+            ["commit", "--n", str(n), "--kind", "virtual"],
+            ["commit", "write"],
+            impls=("ours", "real"),
+            reps=reps,
+        )
+        for n in virtual
+    )
+    # (c) merge_sessions of K forks
+    out.extend(
+        Case(
+            f"merge_sessions {k} forks",
+            ["merge", "--k", str(k)],
+            ["merge"],
+            impls=("ours", "real"),
+            reps=reps,
+        )
+        for k in ((8,) if tiny else (64, 256))
+    )
+    # (d) open a session + read one chunk of an N-chunk array (fresh process per open)
+    n_open = 1000 if tiny else 10_000 if quick else 100_000
     out.append(
-        (
-            f"full in-process read {mib} MiB (1 MiB chunks)",
-            ["full_read", "--mib", str(mib), "--reps", "3" if quick else "5"],
-            ["full_read"],
-            True,
+        Case(
+            f"open ro session + read 1 chunk ({_count(n_open)}-chunk array)",
+            ["open_read", "--n", str(n_open)],
+            ["open_read"],
+            reps=reps,
+            reuse_setup=True,
+        )
+    )
+    # in-process full read (no dask)
+    if not tiny:
+        fr = 16 if quick else 64
+        out.append(
+            Case(
+                f"in-process arr[...] read {fr} MiB (1 MiB chunks)",
+                ["full_read", "--mib", str(fr)],
+                ["full_read"],
+                reps=reps,
+                reuse_setup=True,
+            )
+        )
+    # (e) the seed's region-per-time-step pattern: forks on the cluster, merge, commit
+    steps = 4 if tiny else 12 if quick else 36
+    out.append(
+        Case(
+            f"xarray region per time step, {steps} steps (205x275 f64), {workers} workers",
+            ["xr_region", "--steps", str(steps), "--workers", workers],
+            ["total", "write", "write_cpu", "merge", "commit"],
+            reps=reps,
+            serve=True,
         )
     )
     return out
 
 
-def run_worker(impl: str, args: list[str], timeout: float) -> dict[str, Any]:
-    py = REAL_PY if impl == "real" else OURS_PY
-    if impl == "zarr" and args[0] == "commit":
-        # plain zarr is only a write-time reference here (no commit): one repetition
-        # (writing 10k-100k chunk files is slow and would dominate the run)
-        args = [*args, "--reps", "1"]
-    cmd = [str(py), str(WORKER), *args, "--impl", "zarr" if impl == "zarr" else "icechunk"]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+def _count(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+
+
+def real_python(build: bool) -> Path:
+    """Interpreter of the ``ic2bench`` venv, built through ``tests/interop/oracle.py``."""
+    spec = importlib.util.spec_from_file_location(
+        "_bench_oracle", ROOT / "tests" / "interop" / "oracle.py"
+    )
+    assert spec is not None and spec.loader is not None
+    oracle = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = oracle  # dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(oracle)
+    if build:
+        return Path(oracle.ensure(REAL_ORACLE).python)
+    return Path(oracle.EXTRA_ORACLES[REAL_ORACLE].python)
+
+
+def run_worker(
+    py: Path, impl: str, args: list[str], timeout: float, workdir: Path | None
+) -> dict[str, Any]:
+    """Run one worker process for one repetition; its JSON result, or ``{"error": ...}``."""
+    cmd = [str(py), str(WORKER), *args, "--reps", "1"]
+    cmd += ["--impl", "zarr" if impl == "zarr" else "icechunk"]
+    if workdir is not None:
+        cmd += ["--workdir", str(workdir)]
+    env = _worker_env()
     with tempfile.TemporaryDirectory(prefix="icbench-cwd-") as cwd:
         t0 = time.perf_counter()
         try:
@@ -109,80 +219,194 @@ def run_worker(impl: str, args: list[str], timeout: float) -> dict[str, Any]:
     return result
 
 
-def fmt_t(x: float | None) -> str:
+def _worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["ICECHUNK_LOG"] = "error"  # the real icechunk warns about local storage on stderr
+    return env
+
+
+class Server:
+    """A worker process in ``--serve`` mode: one repetition per request, one process (and
+    one dask cluster) for all repetitions of one (workload, implementation)."""
+
+    def __init__(self, py: Path, impl: str, args: list[str]) -> None:
+        self.cwd = tempfile.mkdtemp(prefix="icbench-cwd-")
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
+        cmd = [str(py), str(WORKER), *args, "--serve"]
+        cmd += ["--impl", "zarr" if impl == "zarr" else "icechunk"]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.cwd,
+            env=_worker_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self._buf = b""
+
+    def request(self, rep: int, timeout: float) -> dict[str, Any]:
+        """Run repetition ``rep``; its JSON result, or ``{"error": ...}``."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        t0 = time.perf_counter()
+        try:
+            self.proc.stdin.write(json.dumps({"rep": rep}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return {"error": f"worker exited: {self._stderr_tail()}"}
+        while True:
+            line = self._readline(t0 + timeout)
+            if line is None:
+                self.proc.kill()
+                self.proc.wait()
+                return {"error": f"timeout after {timeout:.0f} s"}
+            if not line:
+                self.proc.wait()
+                return {"error": f"exit {self.proc.returncode}: {self._stderr_tail()}"}
+            if line.startswith("{"):
+                break
+        result: dict[str, Any] = json.loads(line)
+        if "error" in result:
+            result["error"] += f"\n{self._stderr_tail()}"
+        result["process_wall"] = time.perf_counter() - t0
+        return result
+
+    def _readline(self, deadline: float) -> str | None:
+        """Next stdout line ('' at EOF, None at the deadline), read unbuffered so that
+        ``select`` never waits on a line already sitting in a buffer."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            left = deadline - time.perf_counter()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            data = os.read(fd, 1 << 16)
+            if not data:
+                return ""
+            self._buf += data
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode() + "\n"
+
+    def _stderr_tail(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().strip()[-600:]
+
+    def close(self) -> None:
+        """End the worker (EOF on its stdin lets it shut its cluster down cleanly)."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+def run_case(case: Case, pys: dict[str, Path], timeout: float) -> dict[str, Any]:
+    """All repetitions of ``case``, interleaved across implementations; the raw results."""
+    per_impl: dict[str, dict[str, Any]] = {
+        impl: {"all": {}, "peak_rss_mib": None, "workers_peak_rss_mib": None} for impl in case.impls
+    }
+    workdirs = {
+        impl: Path(tempfile.mkdtemp(prefix=f"icbench-{impl}-"))
+        for impl in case.impls
+        if case.reuse_setup
+    }
+    servers: dict[str, Server] = {}  # started on first use, so their start-ups do not overlap
+    try:
+        for rep in range(case.reps):
+            for impl in case.impls:
+                rec = per_impl[impl]
+                if "skipped" in rec or "error" in rec or rep >= case.impl_reps.get(impl, case.reps):
+                    continue
+                if case.serve:
+                    if impl not in servers:
+                        servers[impl] = Server(pys[impl], impl, case.args)
+                    r = servers[impl].request(rep, timeout)
+                else:
+                    r = run_worker(pys[impl], impl, case.args, timeout, workdirs.get(impl))
+                if "error" in r or "skipped" in r:
+                    key = "error" if "error" in r else "skipped"
+                    rec[key] = r[key]
+                    print(f"  [{case.label}] {impl}: {key}: {r[key]}", file=sys.stderr, flush=True)
+                    continue
+                rec["info"] = r.get("info")
+                for m, t in r.get("timings", {}).items():
+                    rec["all"].setdefault(m, []).extend(t["all"])
+                rec["peak_rss_mib"] = max(rec["peak_rss_mib"] or 0.0, r["peak_rss_mib"])
+                wrss = r.get("extra", {}).get("workers_peak_rss_mib")
+                if wrss is not None:
+                    rec["workers_peak_rss_mib"] = max(rec["workers_peak_rss_mib"] or 0.0, wrss)
+    finally:
+        for server in servers.values():
+            server.close()
+        for d in workdirs.values():
+            shutil.rmtree(d, ignore_errors=True)
+    for rec in per_impl.values():
+        rec["median"] = {m: statistics.median(v) for m, v in rec["all"].items()}
+    return per_impl
+
+
+def fmt_t(x: float | None, cpu: bool = False) -> str:
     if x is None:
         return "-"
     if x < 1e-3:
-        return f"{x * 1e6:.0f} us"
-    if x < 1:
-        return f"{x * 1e3:.1f} ms"
-    return f"{x:.2f} s"
+        s = f"{x * 1e6:.0f} us"
+    elif x < 1:
+        s = f"{x * 1e3:.1f} ms"
+    else:
+        s = f"{x:.2f} s"
+    return s + " cpu" if cpu else s
 
 
-def fmt_r(a: float | None, b: float | None) -> str:
-    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--quick", action="store_true", help="small sizes, finishes in < 60 s")
-    p.add_argument("--out", default="benchmarks/results.json", help="JSON output path")
-    p.add_argument(
-        "--only",
-        default="",
-        help="comma-separated workload names (commit,merge,open_read,full_read)",
-    )
-    p.add_argument("--timeout", type=float, default=1800, help="per-subprocess timeout (s)")
-    a = p.parse_args(argv)
+def fmt_r(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}"
 
-    for py in (OURS_PY, REAL_PY):
-        if not py.exists():
-            print(f"missing interpreter: {py}", file=sys.stderr)
-            return 2
-    only = {w for w in a.only.split(",") if w}
-    started = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    for label, args, metrics, with_zarr in cases(a.quick):
-        if only and args[0] not in only:
+
+def fmt_mib(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
+def rows_of(case: Case, per_impl: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One JSON row per metric of ``case``."""
+    rows = []
+    for m in case.metrics:
+        med = {impl: per_impl[impl]["median"].get(m) for impl in case.impls}
+        if all(v is None for v in med.values()) and not any(
+            "skipped" in r or "error" in r for r in per_impl.values()
+        ):
             continue
-        impls = ["ours", "real"] + (["zarr"] if with_zarr else [])
-        res = {impl: run_worker(impl, args, a.timeout) for impl in impls}
-        for impl, r in res.items():
-            if "error" in r:
-                print(f"[{label}] {impl}: {r['error']}", file=sys.stderr)
-        for m in metrics:
-            med = {impl: r.get("timings", {}).get(m, {}).get("median") for impl, r in res.items()}
-            if all(v is None for v in med.values()):
-                continue
-            row = {
-                "workload": label,
+        rows.append(
+            {
+                "workload": case.label,
+                "workload_id": case.workload,
                 "metric": m,
                 "median_s": med,
-                "all_s": {
-                    impl: r.get("timings", {}).get(m, {}).get("all") for impl, r in res.items()
+                "all_s": {impl: per_impl[impl]["all"].get(m) for impl in case.impls},
+                "ratio_ours_real": ratio(med.get("ours"), med.get("real")),
+                "ratio_ours_zarr": ratio(med.get("ours"), med.get("zarr")),
+                "peak_rss_mib": {impl: per_impl[impl]["peak_rss_mib"] for impl in case.impls},
+                "workers_peak_rss_mib": {
+                    impl: per_impl[impl]["workers_peak_rss_mib"] for impl in case.impls
                 },
-                "ratio_ours_real": None
-                if not med.get("ours") or not med.get("real")
-                else med["ours"] / med["real"],
-                "ratio_ours_zarr": None
-                if not med.get("ours") or not med.get("zarr")
-                else med["ours"] / med["zarr"],
-                "peak_rss_mib": {impl: r.get("peak_rss_mib") for impl, r in res.items()},
-                "errors": {impl: r["error"] for impl, r in res.items() if "error" in r},
+                "skipped": {i: r["skipped"] for i, r in per_impl.items() if "skipped" in r},
+                "errors": {i: r["error"] for i, r in per_impl.items() if "error" in r},
             }
-            rows.append(row)
-            print(
-                f"  {label:52s} {m:9s} ours {fmt_t(med.get('ours')):>9s}  real {fmt_t(med.get('real')):>9s}"
-                f"  zarr {fmt_t(med.get('zarr')):>9s}",
-                flush=True,
-            )
-        info = {impl: r.get("info") for impl, r in res.items() if "info" in r}
-        if rows:
-            rows[-1].setdefault("info", info)
+        )
+    return rows
 
-    # table
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table (medians, ratios, peak RSS)."""
     hdr = (
         "workload",
         "metric",
@@ -192,44 +416,101 @@ def main(argv: list[str] | None = None) -> int:
         "ours/real",
         "ours/zarr",
         "peak RSS MiB o/r/z",
+        "workers' peak RSS MiB o/r/z",
     )
-    table = [hdr]
+    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    prev = None
     for r in rows:
         m = r["median_s"]
-        rss = "/".join(
-            "-" if r["peak_rss_mib"].get(i) is None else f"{r['peak_rss_mib'][i]:.0f}"
-            for i in ("ours", "real", "zarr")
-        )
-        table.append(
-            (
-                r["workload"],
-                r["metric"],
-                fmt_t(m.get("ours")),
-                fmt_t(m.get("real")),
-                fmt_t(m.get("zarr")),
-                fmt_r(m.get("ours"), m.get("real")),
-                fmt_r(m.get("ours"), m.get("zarr")),
-                rss,
-            )
-        )
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(hdr))]
-    print()
-    for i, row in enumerate(table):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    total = time.perf_counter() - started
-    print(f"\ntotal {total:.1f} s ({'quick' if a.quick else 'full'} mode)")
+        cpu = r["metric"].endswith("_cpu")
+        cells = [
+            r["workload"] if r["workload"] != prev else "",
+            r["metric"],
+            *(
+                "skipped"
+                if i in r["skipped"]
+                else "error"
+                if i in r["errors"]
+                else fmt_t(m.get(i), cpu)
+                for i in IMPLS
+            ),
+            fmt_r(r["ratio_ours_real"]),
+            fmt_r(r["ratio_ours_zarr"]),
+            "/".join(fmt_mib(r["peak_rss_mib"].get(i)) for i in IMPLS),
+            "/".join(fmt_mib(r["workers_peak_rss_mib"].get(i)) for i in IMPLS),
+        ]
+        if r["workload"] == prev:
+            cells[-2:] = ["", ""]
+        if not any(r["workers_peak_rss_mib"].values()):
+            cells[-1] = "" if r["workload"] == prev else "-"
+        prev = r["workload"]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = sorted(
+        {f"{i}: {why}" for r in rows for i, why in {**r["skipped"], **r["errors"]}.items()}
+    )
+    if notes:
+        lines += ["", *(f"- {n}" for n in notes)]
+    return "\n".join(lines)
 
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="small sizes, about 2 minutes")
+    g.add_argument("--tiny", action="store_true", help="smallest sizes, 1 repetition (smoke test)")
+    p.add_argument("--out", default="", help="JSON output (default benchmarks/results-<mode>.json)")
+    p.add_argument(
+        "--only", default="", help=f"comma-separated workloads ({','.join(WORKLOAD_NAMES)})"
+    )
+    p.add_argument("--timeout", type=float, default=1800, help="per-subprocess timeout (s)")
+    a = p.parse_args(argv)
+    mode = "tiny" if a.tiny else "quick" if a.quick else "full"
+    only = {w for w in a.only.split(",") if w}
+    if only - set(WORKLOAD_NAMES):
+        p.error(f"unknown workloads {sorted(only - set(WORKLOAD_NAMES))}")
+
+    if not OURS_PY.exists():
+        print(f"missing interpreter: {OURS_PY}", file=sys.stderr)
+        return 2
+    pys = {"ours": OURS_PY, "zarr": OURS_PY, "real": real_python(build=True)}
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    raw: list[dict[str, Any]] = []
+    for case in cases(mode):
+        if only and case.workload not in only:
+            continue
+        t0 = time.perf_counter()
+        per_impl = run_case(case, pys, a.timeout)
+        new = rows_of(case, per_impl)
+        rows += new
+        raw.append({"workload": case.label, "args": case.args, "results": per_impl})
+        for r in new:
+            med = r["median_s"]
+            print(
+                f"  {case.label[:58]:58s} {r['metric']:9s}"
+                + "".join(f"  {i} {fmt_t(med.get(i)):>9s}" for i in IMPLS),
+                flush=True,
+            )
+        print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    table = markdown_table(rows)
+    total = time.perf_counter() - started
+    print()
+    print(table)
+    print(f"\ntotal {total:.1f} s ({mode} mode)")
     doc = {
         "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if a.quick else "full",
+        "mode": mode,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "interpreters": {"ours": str(OURS_PY), "real": str(REAL_PY)},
+        "interpreters": {k: str(v) for k, v in pys.items()},
         "total_s": total,
         "rows": rows,
+        "raw": raw,
+        "markdown": table,
     }
-    out = Path(a.out)
+    out = Path(a.out or ROOT / "benchmarks" / f"results-{mode}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2))
     print(f"wrote {out}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from icechunk import credentials
 from icechunk.change_set import ChunkOverlapWarning
 from icechunk.config import (
     CachingConfig,
@@ -46,12 +47,32 @@ from icechunk.errors import (
     SnapshotNotFoundError,
     StorageError,
 )
+from icechunk.inspect import AncestryGraph
+from icechunk.maintenance import ChunkStorageStats, GCSummary
 from icechunk.ops import Update, UpdateType
 from icechunk.repository import Repository
 from icechunk.session import ChunkType, ForkSession, Session, SessionMode
 from icechunk.snapshots import Diff, ManifestFileInfo, SnapshotInfo
 from icechunk.storage import Storage, in_memory_storage, local_filesystem_storage
 from icechunk.store import IcechunkStore
+from icechunk.virtual import (
+    ObjectStoreConfig,
+    S3Options,
+    VirtualChunkContainer,
+    VirtualChunkModifiedError,
+    VirtualChunkSpec,
+    azure_store,
+    containers_credentials,
+    gcs_store,
+    http_store,
+    local_filesystem_store,
+    s3_anonymous_credentials,
+    s3_credentials,
+    s3_from_env_credentials,
+    s3_refreshable_credentials,
+    s3_static_credentials,
+    s3_store,
+)
 
 __version__ = "0.1.0"
 
@@ -77,10 +98,29 @@ def supported_spec_versions() -> list[SpecVersion]:
 
 
 __all__ = [
+    "credentials",
+    "ObjectStoreConfig",
+    "S3Options",
+    "VirtualChunkContainer",
+    "VirtualChunkModifiedError",
+    "VirtualChunkSpec",
+    "azure_store",
+    "containers_credentials",
+    "gcs_store",
+    "http_store",
+    "local_filesystem_store",
+    "s3_anonymous_credentials",
+    "s3_credentials",
+    "s3_from_env_credentials",
+    "s3_refreshable_credentials",
+    "s3_static_credentials",
+    "s3_store",
     "AlreadyExistsError",
+    "AncestryGraph",
     "BasicConflictSolver",
     "CachingConfig",
     "ChunkOverlapWarning",
+    "ChunkStorageStats",
     "ChunkType",
     "CompressionAlgorithm",
     "CompressionConfig",
@@ -93,6 +133,7 @@ __all__ = [
     "ErrorKind",
     "ForkSession",
     "FormatError",
+    "GCSummary",
     "IcechunkError",
     "IcechunkStore",
     "InternalError",

@@ -7,10 +7,14 @@ records a deletion.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from icechunk.errors import ErrorKind, SessionStateError
+
+if TYPE_CHECKING:
+    from icechunk.format.model import ChunkRefs
 
 __all__ = [
     "ChangeSet",
@@ -93,8 +97,11 @@ class ChangeSet:
     """Live new or updated nodes by path."""
     deleted: dict[str, tuple[bytes, bool]] = field(default_factory=dict)
     """Base-snapshot nodes deleted in this session: path -> (node id, is array)."""
-    chunks: dict[bytes, dict[tuple[int, ...], ChunkPayload | None]] = field(default_factory=dict)
-    """Chunk writes (payload) and deletions (``None``) per array node id."""
+    chunks: dict[bytes, MutableMapping[tuple[int, ...], ChunkPayload | None]] = field(
+        default_factory=dict
+    )
+    """Chunk writes (payload) and deletions (``None``) per array node id: a ``dict``, or a
+    :class:`~icechunk.chunk_refs.ChunkWrites` once references were staged in bulk."""
 
     def is_empty(self) -> bool:
         return not (self.nodes or self.deleted or any(self.chunks.values()))
@@ -103,13 +110,38 @@ class ChangeSet:
         return ChangeSet(
             nodes=dict(self.nodes),
             deleted=dict(self.deleted),
-            chunks={k: dict(v) for k, v in self.chunks.items()},
+            chunks={k: _copy_writes(v) for k, v in self.chunks.items()},
         )
 
     def set_chunk(
         self, node_id: bytes, coords: tuple[int, ...], payload: ChunkPayload | None
     ) -> None:
         self.chunks.setdefault(node_id, {})[coords] = payload
+
+    def set_chunk_refs(self, node_id: bytes, refs: ChunkRefs) -> None:
+        """Stage many chunk references of one array at once, kept in numpy columns.
+
+        The bulk counterpart of :meth:`set_chunk` (for virtual references or pre-computed
+        native ones): ``refs`` replace whatever this change set staged at their coordinates.
+        Costs a few dozen bytes per reference and no Python object per reference, so millions
+        of references stage and commit quickly. Bounds against the array's chunk grid are the
+        caller's to check.
+
+        Raises
+        ------
+        InvalidInputError
+            Inconsistent columns, two references with the same coordinates, an unknown chunk
+            kind, or inline/virtual references without their bytes/location. Nothing is staged.
+        """
+        from icechunk.chunk_refs import ChunkWrites
+        from icechunk.format.manifest import checked_refs
+
+        refs = checked_refs(refs)
+        writes = self.chunks.get(node_id)
+        if not isinstance(writes, ChunkWrites):
+            writes = ChunkWrites(writes)
+            self.chunks[node_id] = writes
+        writes.add_refs(refs)
 
     def node_state(self, path: str) -> NodeChange | tuple[bytes, bool] | None:
         """What this change set says about ``path``: a change, a deletion, or ``None``."""
@@ -264,6 +296,17 @@ class ChangeSet:
             if mine is not None and mine.node_id != change.node_id:
                 self.chunks.pop(mine.node_id, None)
             self.nodes[path] = change
+        from icechunk.chunk_refs import absorb_writes
+
         for other_id, writes in other.chunks.items():
-            self.chunks.setdefault(same_node.get(other_id, other_id), {}).update(writes)
+            node_id = same_node.get(other_id, other_id)
+            self.chunks[node_id] = absorb_writes(self.chunks.get(node_id, {}), writes)
         return overlaps
+
+
+def _copy_writes(
+    writes: MutableMapping[tuple[int, ...], ChunkPayload | None],
+) -> MutableMapping[tuple[int, ...], ChunkPayload | None]:
+    """An independent copy of one array's staged writes (bulk columns are shared: immutable)."""
+    copy = getattr(writes, "copy", None)
+    return copy() if callable(copy) else dict(writes)

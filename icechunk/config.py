@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from icechunk.errors import ErrorKind, InvalidInputError
+
 __all__ = [
     "CachingConfig",
     "CompressionAlgorithm",
@@ -26,6 +28,8 @@ __all__ = [
 DEFAULT_INLINE_CHUNK_THRESHOLD_BYTES = 512
 DEFAULT_NUM_UPDATES_PER_REPO_INFO_FILE = 1000
 DEFAULT_MAX_CONCURRENT_REQUESTS = 256
+MAX_SPLIT_SIZE = 2**32 - 1
+"""Largest manifest split size (the real Icechunk's default, meaning "unsplit")."""
 
 
 class CompressionAlgorithm(Enum):
@@ -100,6 +104,16 @@ class ManifestSplitCondition:
             return all(c.matches(path) for c in self.arg)
         raise ValueError(f"unknown split condition {self.kind!r}")
 
+    def to_json(self) -> Any:
+        """The JSON form the real Icechunk records in ``rewrite_manifests`` commits."""
+        if self.kind == "any":
+            return "any_array"
+        if self.kind in ("path", "name"):
+            return {f"{self.kind}_matches": {"regex": self.arg.pattern}}
+        if self.kind in ("or", "and"):
+            return {self.kind: [c.to_json() for c in self.arg]}
+        raise ValueError(f"unknown split condition {self.kind!r}")
+
     def __repr__(self) -> str:
         return f"ManifestSplitCondition.{self.kind}({self.arg!r})"
 
@@ -130,6 +144,14 @@ class ManifestSplitDimCondition:
             return name is not None and bool(self.arg.search(name))
         return True
 
+    def to_json(self) -> str | dict[str, object]:
+        """The JSON form the real Icechunk records in ``rewrite_manifests`` commits."""
+        if self.kind == "axis":
+            return {"Axis": self.arg}
+        if self.kind == "name":
+            return {"DimensionName": self.arg.pattern}
+        return "Any"
+
     def __repr__(self) -> str:
         return f"ManifestSplitDimCondition.{self.kind}({self.arg!r})"
 
@@ -139,10 +161,42 @@ class ManifestSplittingConfig:
     """Split sizes (in chunks) per array condition and dimension condition.
 
     The first matching array condition wins; within it, the first matching dimension condition
-    gives that dimension's split size. Dimensions with no match are not split.
+    gives that dimension's split size. Dimensions with no match are not split. A split size is a
+    number of chunks: along that dimension each manifest covers the chunk indices
+    ``[k * size, (k + 1) * size)``.
+
+    Raises
+    ------
+    InvalidInputError
+        A split size is not between 1 and 2**32 - 1.
+    TypeError
+        A split size is not an ``int``.
     """
 
     split_sizes: list[tuple[ManifestSplitCondition, list[tuple[ManifestSplitDimCondition, int]]]]
+
+    def __post_init__(self) -> None:
+        for _, dims in self.split_sizes:
+            for dcond, n in dims:
+                if isinstance(n, bool) or not isinstance(n, int):
+                    raise TypeError(
+                        f"manifest split size for {dcond!r} must be an int, got {type(n).__name__}"
+                    )
+                if not 1 <= n <= MAX_SPLIT_SIZE:
+                    raise InvalidInputError(
+                        f"manifest split size for {dcond!r} must be between 1 and "
+                        f"{MAX_SPLIT_SIZE} chunks, got {n}",
+                        ErrorKind.INVALID_ARGUMENT,
+                    )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form the real Icechunk records under ``"splitting_config"``."""
+        return {
+            "split_sizes": [
+                [cond.to_json(), [{"condition": d.to_json(), "num_chunks": n} for d, n in dims]]
+                for cond, dims in self.split_sizes
+            ]
+        }
 
     @staticmethod
     def from_dict(

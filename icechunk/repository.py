@@ -7,7 +7,8 @@ twin.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,8 @@ from icechunk.storage.base import (
 if TYPE_CHECKING:
     from icechunk.change_set import ChunkPayload
     from icechunk.conflicts import ConflictSolver
+    from icechunk.inspect import AncestryGraph
+    from icechunk.maintenance import ChunkStorageStats, GCSummary
     from icechunk.store import IcechunkStore
 
 __all__ = ["Repository"]
@@ -156,6 +159,10 @@ class Repository:
         self._spec_version = spec_version
         self._config = config if config is not None else RepositoryConfig()
         self._authorized = dict(authorize_virtual_chunk_access or {})
+        if self._authorized:
+            from icechunk.virtual import check_authorizations
+
+            check_authorizations(self._authorized)
         self._default_metadata: dict[str, Any] = {}
         self._refs = self._make_refs()
 
@@ -354,7 +361,12 @@ class Repository:
             )
         repo = cls(storage, version, config, authorize_virtual_chunk_access)
         if version == 2:
-            await repo._refs.branches()  # validates the repo object now, not on first use
+            assert isinstance(repo._refs, RefStoreV2)
+            info = await repo._refs.read()  # validates the repo object now, not on first use
+            if info.config:
+                from icechunk.virtual import with_persisted_containers
+
+                repo._config = with_persisted_containers(repo._config, info.config)
         return repo
 
     @classmethod
@@ -676,6 +688,90 @@ class Repository:
         end = await self._resolve(to_branch, to_tag, to_snapshot_id)
         return await diff_snapshots(self, start, end)
 
+    # -- manifest layout --------------------------------------------------------------------
+
+    def rewrite_manifests(
+        self,
+        message: str,
+        *,
+        branch: str,
+        metadata: dict[str, Any] | None = None,
+        commit_method: str = "new_commit",
+    ) -> str:
+        """Rewrite every array's manifests on ``branch`` to the current splitting config.
+
+        Commits the rewritten layout (data and history are unchanged) as a new commit on
+        ``branch`` (``commit_method="new_commit"``), or replaces the branch tip with it
+        (``"amend"``, spec 2 only). Like the real Icechunk 2.3, the commit metadata is
+        ``metadata`` over :meth:`default_commit_metadata`, with the splitting config in effect
+        recorded as ``metadata["__icechunk"]["splitting_config"]`` (the "no splitting" default
+        is recorded as one split of ``2**32 - 1`` chunks along every dimension of every array).
+        The transaction log lists no changes.
+
+        Returns
+        -------
+        str
+            The id of the new snapshot.
+
+        Raises
+        ------
+        InvalidInputError
+            ``commit_method`` is neither ``"new_commit"`` nor ``"amend"`` (also a
+            ``ValueError``), or ``metadata`` is not a JSON-serializable dict.
+        SessionStateError
+            ``"amend"`` on a spec 1 repository, or on the first commit.
+        ConflictError
+            The branch moved while the manifests were being rewritten; nothing was published.
+        """
+        return sync(
+            self.rewrite_manifests_async(
+                message, branch=branch, metadata=metadata, commit_method=commit_method
+            )
+        )
+
+    async def rewrite_manifests_async(
+        self,
+        message: str,
+        *,
+        branch: str,
+        metadata: dict[str, Any] | None = None,
+        commit_method: str = "new_commit",
+    ) -> str:
+        from icechunk.config import (
+            MAX_SPLIT_SIZE,
+            ManifestSplitCondition,
+            ManifestSplitDimCondition,
+            ManifestSplittingConfig,
+        )
+        from icechunk.manifest_writer import mark_for_rewrite
+
+        if commit_method not in ("new_commit", "amend"):
+            raise InvalidInputError(
+                f"Invalid commit method: {commit_method!r}. Expected 'new_commit' or 'amend'.",
+                ErrorKind.INVALID_ARGUMENT,
+            )
+        splitting = self._config.splitting or ManifestSplittingConfig(
+            [
+                (
+                    ManifestSplitCondition.path_matches(".*"),
+                    [(ManifestSplitDimCondition.Any(), MAX_SPLIT_SIZE)],
+                )
+            ]
+        )
+        props: Any = metadata
+        if metadata is None or isinstance(metadata, dict):  # anything else: the session refuses it
+            props = dict(metadata or {})
+            internal = props.get("__icechunk", self._default_metadata.get("__icechunk"))
+            props["__icechunk"] = {
+                **(internal if isinstance(internal, dict) else {}),
+                "splitting_config": splitting.to_json(),
+            }
+        session = await self.writable_session_async(branch)
+        mark_for_rewrite(session)
+        if commit_method == "amend":
+            return await session.amend_async(message, metadata=props, allow_empty=True)
+        return await session.commit_async(message, props, allow_empty=True)
+
     # -- metadata ---------------------------------------------------------------------------
 
     def set_default_commit_metadata(self, metadata: dict[str, Any]) -> None:
@@ -762,3 +858,272 @@ class Repository:
         session = self.writable_session(branch)
         yield session.store
         session.commit(message, metadata, rebase_with=rebase_with, rebase_tries=rebase_tries)
+
+    # -- maintenance and inspection (icechunk.maintenance, icechunk.inspect) -----------------
+
+    def expire_snapshots(
+        self,
+        older_than: datetime,
+        *,
+        delete_expired_branches: bool = False,
+        delete_expired_tags: bool = False,
+    ) -> set[str]:
+        """Cut the snapshots committed strictly before ``older_than`` out of the history.
+
+        The root snapshot and the tip of ``main`` are never expired; other ref tips are kept
+        unless ``delete_expired_branches`` / ``delete_expired_tags`` delete those refs. Nothing
+        is deleted from storage (see :meth:`garbage_collect`). The full rules, per spec
+        version, are in :mod:`icechunk.maintenance`.
+
+        Returns
+        -------
+        set[str]
+            The ids of the snapshots released from the history.
+
+        Raises
+        ------
+        InvalidInputError
+            ``older_than`` is not a datetime.
+        ReadOnlyError
+            The repository is not online (spec 2).
+        """
+        return sync(
+            self.expire_snapshots_async(
+                older_than,
+                delete_expired_branches=delete_expired_branches,
+                delete_expired_tags=delete_expired_tags,
+            )
+        )
+
+    async def expire_snapshots_async(
+        self,
+        older_than: datetime,
+        *,
+        delete_expired_branches: bool = False,
+        delete_expired_tags: bool = False,
+    ) -> set[str]:
+        from icechunk import maintenance
+
+        return await maintenance.expire_snapshots(
+            self,
+            older_than,
+            delete_expired_branches=delete_expired_branches,
+            delete_expired_tags=delete_expired_tags,
+        )
+
+    def garbage_collect(
+        self,
+        delete_object_older_than: datetime,
+        *,
+        dry_run: bool = False,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+        max_concurrent_deletes: int = 10,
+        max_consecutive_delete_failures: int = 50,
+        max_concurrent_listings: int | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> GCSummary:
+        """Delete the objects unreachable from every branch and tag created before the cutoff.
+
+        ``dry_run`` only counts. ``progress(phase, done, total)`` is called as the collection
+        advances. The full rules are in :mod:`icechunk.maintenance`.
+
+        Raises
+        ------
+        InvalidInputError
+            Bad arguments.
+        ReadOnlyError
+            The repository is not online (spec 2).
+        """
+        return sync(
+            self.garbage_collect_async(
+                delete_object_older_than,
+                dry_run=dry_run,
+                max_snapshots_in_memory=max_snapshots_in_memory,
+                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
+                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+                max_concurrent_deletes=max_concurrent_deletes,
+                max_consecutive_delete_failures=max_consecutive_delete_failures,
+                max_concurrent_listings=max_concurrent_listings,
+                progress=progress,
+            )
+        )
+
+    async def garbage_collect_async(
+        self,
+        delete_object_older_than: datetime,
+        *,
+        dry_run: bool = False,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+        max_concurrent_deletes: int = 10,
+        max_consecutive_delete_failures: int = 50,
+        max_concurrent_listings: int | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> GCSummary:
+        from icechunk import maintenance
+
+        return await maintenance.garbage_collect(
+            self,
+            delete_object_older_than,
+            dry_run=dry_run,
+            max_snapshots_in_memory=max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+            max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            max_concurrent_deletes=max_concurrent_deletes,
+            max_consecutive_delete_failures=max_consecutive_delete_failures,
+            max_concurrent_listings=max_concurrent_listings,
+            progress=progress,
+        )
+
+    def chunk_storage_stats(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> ChunkStorageStats:
+        """Chunk bytes (native, virtual, inline) referenced from every branch and tag."""
+        return sync(
+            self.chunk_storage_stats_async(
+                max_snapshots_in_memory=max_snapshots_in_memory,
+                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
+                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            )
+        )
+
+    async def chunk_storage_stats_async(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> ChunkStorageStats:
+        from icechunk import maintenance
+
+        return await maintenance.chunk_storage_stats(
+            self,
+            max_snapshots_in_memory=max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+            max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        )
+
+    def total_chunks_storage(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> int:
+        """Deprecated: ``chunk_storage_stats(...).native_bytes``."""
+        warnings.warn(
+            "`total_chunks_storage` is deprecated: use `chunk_storage_stats(...).native_bytes`",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.chunk_storage_stats(
+            max_snapshots_in_memory=max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+            max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        ).native_bytes
+
+    async def total_chunks_storage_async(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> int:
+        """Deprecated: ``(await chunk_storage_stats_async(...)).native_bytes``."""
+        warnings.warn(
+            "`total_chunks_storage_async` is deprecated: use "
+            "`chunk_storage_stats_async(...).native_bytes`",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        stats = await self.chunk_storage_stats_async(
+            max_snapshots_in_memory=max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+            max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        )
+        return stats.native_bytes
+
+    def inspect_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        """The snapshot file as a dict (see :func:`icechunk.inspect.inspect_snapshot`)."""
+        return sync(self.inspect_snapshot_async(snapshot_id))
+
+    async def inspect_snapshot_async(self, snapshot_id: str) -> dict[str, Any]:
+        from icechunk import inspect
+
+        return await inspect.inspect_snapshot(self, snapshot_id)
+
+    def inspect_manifest(self, manifest_id: str) -> dict[str, Any]:
+        """The manifest file as a dict (see :func:`icechunk.inspect.inspect_manifest`)."""
+        return sync(self.inspect_manifest_async(manifest_id))
+
+    async def inspect_manifest_async(self, manifest_id: str) -> dict[str, Any]:
+        from icechunk import inspect
+
+        return await inspect.inspect_manifest(self, manifest_id)
+
+    def inspect_transaction_log(self, snapshot_id: str) -> dict[str, Any]:
+        """A transaction log as a dict (see :func:`icechunk.inspect.inspect_transaction_log`)."""
+        return sync(self.inspect_transaction_log_async(snapshot_id))
+
+    async def inspect_transaction_log_async(self, snapshot_id: str) -> dict[str, Any]:
+        from icechunk import inspect
+
+        return await inspect.inspect_transaction_log(self, snapshot_id)
+
+    def inspect_repo_info(self) -> dict[str, Any]:
+        """The spec-2 ``repo`` object as a dict (see :func:`icechunk.inspect.inspect_repo_info`)."""
+        return sync(self.inspect_repo_info_async())
+
+    async def inspect_repo_info_async(self) -> dict[str, Any]:
+        from icechunk import inspect
+
+        return await inspect.inspect_repo_info(self)
+
+    def ancestry_graph(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        plain: bool = False,
+    ) -> AncestryGraph:
+        """The history of every branch as a tree, or of one ref or snapshot as a line.
+
+        ``print()`` it for text (ANSI colours unless ``plain``); Jupyter shows it as SVG.
+        """
+        return sync(
+            self.ancestry_graph_async(branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain)
+        )
+
+    async def ancestry_graph_async(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        plain: bool = False,
+    ) -> AncestryGraph:
+        from icechunk import inspect
+
+        return await inspect.ancestry_graph(
+            self, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain
+        )

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import numbers
 import random
 import warnings
 from collections.abc import Iterable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from icechunk._sync import sync
 from icechunk.change_set import (
@@ -32,7 +35,7 @@ from icechunk.change_set import (
     VirtualPayload,
     overlap_message,
 )
-from icechunk.chunk_refs import merge_refs, payload_at
+from icechunk.chunk_refs import payload_at
 from icechunk.errors import (
     ConflictError,
     ErrorKind,
@@ -46,15 +49,13 @@ from icechunk.format.ids import encode_id, new_id8, new_id12
 from icechunk.format.metadata import encode_json_value
 from icechunk.format.model import (
     ArrayData,
-    ArrayManifest,
-    Manifest,
     ManifestFileInfo,
-    ManifestRef,
     NodeSnapshot,
     Snapshot,
     SnapshotInfoRecord,
     TransactionLog,
 )
+from icechunk.manifest_writer import ArrayManifestJob, ManifestWriter, rewrites_manifests
 from icechunk.refs import now_us
 from icechunk.snapshots import Diff
 from icechunk.storage.base import ByteRange, WriteMode
@@ -522,6 +523,16 @@ class Session:
     async def set_chunk(self, path: str, coords: tuple[int, ...], data: bytes) -> None:
         """Stage encoded chunk bytes; uploads them now unless they are small enough to inline."""
         self._require_writable()
+        raw: object = coords  # callers outside the type checker pass anything
+        if not isinstance(raw, tuple) or not (
+            all(type(c) is int for c in raw)  # the usual case, fast
+            or all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in raw)
+        ):
+            raise InvalidInputError(
+                f"invalid chunk index {coords!r} for `{path}`: expected a tuple of integers",
+                ErrorKind.INVALID_CHUNK_INDEX,
+            )
+        coords = tuple(int(c) for c in coords)
         node = self._array_for_write(path, coords)
         if len(data) == 0:
             raise InvalidInputError(
@@ -536,6 +547,56 @@ class Session:
             await self._repo.storage.put(layout.chunk_key(chunk_id), bytes(data))
             payload = NativePayload(chunk_id, 0, len(data))
         self._changes.set_chunk(node.node_id, coords, payload)
+
+    async def set_virtual_refs_columns(
+        self,
+        path: str,
+        coords: Any,
+        locations: list[str],
+        offsets: Any,
+        lengths: Any,
+        etags: list[str | None] | None = None,
+        last_modified: Any = None,
+        *,
+        validate_containers: bool = True,
+    ) -> list[int]:
+        """Stage virtual chunk references for the array at ``path`` (columns of equal length).
+
+        ``coords`` is an ``(n, ndim)`` integer array; ``offsets``, ``lengths`` and
+        ``last_modified`` (seconds, 0 for none) integer arrays. See
+        :func:`icechunk.virtual.plan_virtual_refs` for the checks: any bad reference raises
+        :class:`~icechunk.errors.InvalidInputError` and stages nothing.
+
+        Returns
+        -------
+        list[int]
+            Positions refused because no virtual chunk container matches their location (only
+            with ``validate_containers``); every other reference is staged.
+        """
+        from icechunk.virtual import plan_virtual_refs
+
+        self._require_writable()
+        node = self._node(_normalize_path(path))
+        if node is None or not node.meta.is_array:
+            raise InvalidInputError(
+                f"cannot set virtual references: there is no array at `{path}`",
+                ErrorKind.INVALID_KEY,
+            )
+        payloads, failed = plan_virtual_refs(
+            self._repo,
+            node.path,
+            node.meta.num_chunks,
+            coords,
+            locations,
+            offsets,
+            lengths,
+            etags,
+            last_modified,
+            validate_containers=validate_containers,
+        )
+        for chunk_coords, payload in payloads:
+            self._changes.set_chunk(node.node_id, chunk_coords, payload)
+        return failed
 
     async def delete_chunk(self, path: str, coords: tuple[int, ...]) -> None:
         self._require_writable()
@@ -875,6 +936,7 @@ class Session:
             raise _metadata_error(f"commit metadata must be a dict, got {type(metadata).__name__}")
         props = dict(self._repo.default_commit_metadata())
         props.update(metadata or {})
+        _check_metadata_keys(props, "metadata")
         try:
             normalized = json.loads(json.dumps(props, allow_nan=False))
         except (TypeError, ValueError) as e:
@@ -906,49 +968,47 @@ class Session:
         nodes: list[NodeSnapshot] = []
         updated_chunks: dict[bytes, list[tuple[int, ...]]] = {}
 
+        # Arrays' manifests are laid out (split per the config) and stored by the
+        # ManifestWriter, all arrays concurrently; Repository.rewrite_manifests marks its
+        # session so that every array's manifests are rewritten.
+        rewrite = rewrites_manifests(self)
+        array_jobs: list[tuple[int, _Node, ArrayManifestJob]] = []
         for path in self._all_paths():
             node = self._node(path)
             assert node is not None
+            nodes.append(NodeSnapshot(node.node_id, path, node.user_data, None))
             if not node.meta.is_array:
-                nodes.append(NodeSnapshot(node.node_id, path, node.user_data, None))
                 continue
             meta = node.meta
             old_refs = node.base.array.manifests if node.base and node.base.array else ()
             changes = cs.chunks.get(node.node_id)
             if changes:
                 updated_chunks[node.node_id] = sorted(changes)
-                old = []
-                for mref in old_refs:
-                    index = await repo._manifest_index(
-                        mref.object_id, node.node_id, base.manifest_files.get(mref.object_id)
-                    )
-                    if index is not None:
-                        old.append(index.refs)
-                refs = merge_refs(old, changes, meta.ndim, meta.num_chunks)
-                manifest_refs: tuple[ManifestRef, ...] = ()
-                if len(refs):
-                    manifest_id = new_id12()
-                    manifest = Manifest(manifest_id, [ArrayManifest(node.node_id, refs)], spec)
-                    data = repo._encode_manifest(manifest)
-                    writes.append((layout.manifest_key(manifest_id), data))
-                    new_manifests[manifest_id] = ManifestFileInfo(manifest_id, len(data), len(refs))
-                    if meta.ndim:
-                        lo = refs.coords.min(axis=0).tolist()
-                        hi = refs.coords.max(axis=0).tolist()
-                        extents = tuple((a, b + 1) for a, b in zip(lo, hi, strict=True))
-                    else:
-                        extents = ()
-                    manifest_refs = (ManifestRef(manifest_id, extents),)
-            else:
-                manifest_refs = tuple(old_refs)
-            nodes.append(
-                NodeSnapshot(
-                    node.node_id,
-                    path,
-                    node.user_data,
-                    ArrayData(meta.dimension_shapes(), meta.dimension_names, manifest_refs),
-                )
+            job = ArrayManifestJob(
+                node_id=node.node_id,
+                path=path,
+                num_chunks=meta.num_chunks,
+                dimension_names=meta.dimension_names,
+                base_refs=old_refs,
+                changes=changes,
+                rewrite=rewrite,
             )
+            array_jobs.append((len(nodes) - 1, node, job))
+        manifest_config = repo.config.manifest
+        writer = ManifestWriter(
+            repo,
+            base,
+            repo.config.splitting,
+            max_fetches=manifest_config.max_concurrent_manifest_fetches_during_commit
+            if manifest_config is not None
+            else None,
+        )
+        array_refs = await writer.write_arrays([job for _, _, job in array_jobs])
+        for (i, node, _), manifest_refs in zip(array_jobs, array_refs, strict=True):
+            meta = node.meta
+            array = ArrayData(meta.dimension_shapes(), meta.dimension_names, manifest_refs)
+            nodes[i] = NodeSnapshot(node.node_id, node.path, node.user_data, array)
+        new_manifests.update(writer.new_manifests)
 
         used: dict[bytes, ManifestFileInfo] = {}
         for n in nodes:
@@ -1008,17 +1068,43 @@ class Session:
     # -- async twins needed by integrations ------------------------------------------------
 
     async def all_virtual_chunk_locations_async(self) -> list[str]:
+        """Every distinct URL the virtual chunks of this session point to, sorted.
+
+        Reads each array's manifests once (columnar), then applies the staged changes.
+        """
+        from icechunk.format.model import ChunkKind
+
         out: set[str] = set()
         for path, is_array in self.list_nodes():
             if not is_array:
                 continue
             node = self._node(path)
             assert node is not None
-            for coords in await self.list_chunks(path):
-                payload = await self._payload(node, coords)
-                if isinstance(payload, VirtualPayload):
-                    out.add(payload.location)
-        return sorted(out)
+            staged: dict[tuple[int, ...], ChunkPayload | None] = {}
+            for cs in reversed(self._layers()):
+                staged.update(cs.chunks.get(node.node_id, {}))
+            out.update(p.location for p in staged.values() if isinstance(p, VirtualPayload))
+            if node.base is None or node.base.array is None:
+                continue
+            bounds = node.meta.num_chunks
+            for mref in node.base.array.manifests:
+                index = await self._repo._manifest_index(
+                    mref.object_id, node.node_id, self._tree.manifest_files.get(mref.object_id)
+                )
+                if index is None or not index.refs.location:
+                    continue
+                refs = index.refs
+                keep = refs.kind == ChunkKind.VIRTUAL
+                if len(bounds):
+                    keep &= (refs.coords < np.asarray(bounds, dtype=np.uint64)).all(axis=1)
+                rows = np.flatnonzero(keep).tolist()
+                if staged:
+                    coords = refs.coords
+                    rows = [i for i in rows if tuple(coords[i].tolist()) not in staged]
+                out.update(loc for i in rows if (loc := refs.location[i]) is not None)
+        from icechunk.virtual import absolute_locations
+
+        return sorted(absolute_locations(self._repo, out))
 
     def all_virtual_chunk_locations(self) -> list[str]:
         return sync(self.all_virtual_chunk_locations_async())
@@ -1057,6 +1143,22 @@ class _MetadataError(InvalidInputError, TypeError):
 
 def _metadata_error(message: str) -> _MetadataError:
     return _MetadataError(message, ErrorKind.INVALID_METADATA)
+
+
+def _check_metadata_keys(value: object, where: str) -> None:
+    """Refuse non-string keys anywhere in commit metadata: JSON would silently turn ``{1: x}``
+    into ``{"1": x}`` (and ``True`` into ``"true"``), so the stored metadata would differ."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _metadata_error(
+                    f"commit metadata keys must be strings, got {key!r} "
+                    f"({type(key).__name__}) in {where}; convert it, e.g. str({key!r})"
+                )
+            _check_metadata_keys(item, f"{where}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_metadata_keys(item, f"{where}[{i}]")
 
 
 class ForkSession(Session):

@@ -8,7 +8,9 @@ chunks. Nothing else is a valid key. This is the only module that imports zarr's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import builtins
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from zarr.abc.store import (
@@ -20,12 +22,14 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype
 
+from icechunk._sync import sync
 from icechunk.errors import ErrorKind, InvalidInputError, ReadOnlyError
 from icechunk.repository import _resolve_range
 from icechunk.storage.base import ByteRange, OffsetRange, RangeRequest, SuffixRange
 
 if TYPE_CHECKING:
     from icechunk.session import Session
+    from icechunk.virtual import VirtualChunkSpec
 
 __all__ = ["IcechunkStore"]
 
@@ -351,3 +355,170 @@ class IcechunkStore(Store):
         async for _ in self._keys(prefix + "/" if prefix else ""):
             return False
         return True
+
+    # -- virtual references -----------------------------------------------------------------
+
+    async def set_virtual_ref_async(
+        self,
+        key: str,
+        location: str,
+        *,
+        offset: int,
+        length: int,
+        checksum: str | datetime | None = None,
+        validate_container: bool = True,
+    ) -> None:
+        """Make the chunk at ``key`` (``array/c/0/1``) point to bytes of an external object.
+
+        ``checksum`` is the object's ETag or a timezone-aware last-modified time: reads fail
+        with :class:`~icechunk.virtual.VirtualChunkModifiedError` if the object changes.
+
+        Raises
+        ------
+        InvalidInputError
+            Not a chunk key, chunk outside the grid, bad offset/length/URL/checksum, or (with
+            ``validate_container``) no virtual chunk container matches ``location``.
+        """
+        from icechunk.virtual import no_container_error, single_ref_columns
+
+        self._check_writable()
+        path, coords = self._parse(key)
+        if coords is None:
+            raise _invalid_key(key, "virtual references are set on chunk keys")
+        columns = single_ref_columns(coords, location, offset, length, checksum)
+        failed = await self._session.set_virtual_refs_columns(
+            path, *columns, validate_containers=validate_container
+        )
+        if failed:
+            raise no_container_error(location)
+
+    def set_virtual_ref(
+        self,
+        key: str,
+        location: str,
+        *,
+        offset: int,
+        length: int,
+        checksum: str | datetime | None = None,
+        validate_container: bool = True,
+    ) -> None:
+        """Synchronous :meth:`set_virtual_ref_async`."""
+        sync(
+            self.set_virtual_ref_async(
+                key,
+                location,
+                offset=offset,
+                length=length,
+                checksum=checksum,
+                validate_container=validate_container,
+            )
+        )
+
+    async def set_virtual_refs_async(
+        self,
+        array_path: str,
+        chunks: Sequence[VirtualChunkSpec],
+        *,
+        validate_containers: bool = True,
+    ) -> builtins.list[tuple[int, ...]] | None:
+        """Set many virtual references of the array at ``array_path``.
+
+        Returns
+        -------
+        list[tuple[int, ...]] | None
+            ``None`` when every reference was staged; otherwise the chunk indices refused
+            because no virtual chunk container matches their location (the others are staged).
+
+        Raises
+        ------
+        InvalidInputError
+            A chunk outside the grid or a malformed reference: nothing is staged.
+        """
+        from icechunk.virtual import spec_columns
+
+        self._check_writable()
+        columns = spec_columns(chunks)
+        failed = await self._session.set_virtual_refs_columns(
+            array_path, *columns, validate_containers=validate_containers
+        )
+        return [tuple(chunks[i].index) for i in failed] or None
+
+    def set_virtual_refs(
+        self,
+        array_path: str,
+        chunks: Sequence[VirtualChunkSpec],
+        *,
+        validate_containers: bool = True,
+    ) -> builtins.list[tuple[int, ...]] | None:
+        """Synchronous :meth:`set_virtual_refs_async`."""
+        return sync(
+            self.set_virtual_refs_async(array_path, chunks, validate_containers=validate_containers)
+        )
+
+    async def set_virtual_refs_arr_async(
+        self,
+        array_path: str,
+        chunk_grid_shape: tuple[int, ...],
+        locations: Sequence[str],
+        offsets: Any,
+        lengths: Any,
+        *,
+        validate_containers: bool = True,
+        arr_offset: tuple[int, ...] | None = None,
+        checksum: datetime | str | None = None,
+    ) -> builtins.list[tuple[int, ...]] | None:
+        """Set virtual references from flat columns, one entry per chunk of a block.
+
+        Entry ``i`` of ``locations``/``offsets``/``lengths`` is the chunk at the C-order
+        position ``i`` of a block of ``chunk_grid_shape`` chunks, placed at ``arr_offset``
+        (chunk coordinates, default the origin). Empty locations are skipped. ``checksum``
+        applies to every reference.
+
+        Returns
+        -------
+        list[tuple[int, ...]] | None
+            As :meth:`set_virtual_refs_async`.
+        """
+        from icechunk.virtual import grid_columns
+
+        self._check_writable()
+        coords, locs, offs, lens, etags, modified = grid_columns(
+            chunk_grid_shape, locations, offsets, lengths, arr_offset, checksum
+        )
+        failed = await self._session.set_virtual_refs_columns(
+            array_path,
+            coords,
+            locs,
+            offs,
+            lens,
+            etags,
+            modified,
+            validate_containers=validate_containers,
+        )
+        return [tuple(coords[i].tolist()) for i in failed] or None
+
+    def set_virtual_refs_arr(
+        self,
+        array_path: str,
+        chunk_grid_shape: tuple[int, ...],
+        locations: Sequence[str],
+        offsets: Any,
+        lengths: Any,
+        *,
+        validate_containers: bool = True,
+        arr_offset: tuple[int, ...] | None = None,
+        checksum: datetime | str | None = None,
+    ) -> builtins.list[tuple[int, ...]] | None:
+        """Synchronous :meth:`set_virtual_refs_arr_async`."""
+        return sync(
+            self.set_virtual_refs_arr_async(
+                array_path,
+                chunk_grid_shape,
+                locations,
+                offsets,
+                lengths,
+                validate_containers=validate_containers,
+                arr_offset=arr_offset,
+                checksum=checksum,
+            )
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import xarray as xr
 from xarray.backends.common import ArrayWriter
 from xarray.backends.writers import (
@@ -17,8 +18,10 @@ from xarray.backends.writers import (
     dump_to_store,
     get_writable_zarr_store,
 )
+from xarray.conventions import decode_cf_variable
 
 from icechunk.dask import _check_store_kwargs, _on_store, store_dask
+from icechunk.errors import InvalidInputError
 from icechunk.session import Session
 
 if TYPE_CHECKING:
@@ -70,6 +73,13 @@ def to_icechunk(
         ``False`` writes only the template: every ``zarr.json`` and the numpy-backed variables
         (typically coordinates), not the dask-backed data. Fill it later with region writes.
 
+    Raises
+    ------
+    InvalidInputError
+        A variable written into an existing array (region, append or ``mode="a"`` writes) has
+        a dtype that would be cast unsafely into the stored one, other dimensions, or a length
+        that does not fit the region or the stored array. Raised before anything is written.
+
     Notes
     -----
     This function does not commit: call ``session.commit(...)`` afterwards.
@@ -104,6 +114,8 @@ def to_icechunk(
     )
     dataset = zstore._validate_and_autodetect_region(dataset)
     zstore._validate_encoding(encoding or {})
+    # before anything is written: zarr would cast silently, xarray fails half-way
+    _check_existing_variables(zstore, dataset)
     writer = _CollectingWriter()  # type: ignore[no-untyped-call]
     # writes every zarr.json (resizing for appends) and the numpy-backed variables
     dump_to_store(  # type: ignore[no-untyped-call]
@@ -143,3 +155,71 @@ def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
         dataset.attrs[DATAARRAY_NAME] = obj.name
         return dataset
     return obj.to_dataset()
+
+
+def _check_existing_variables(zstore: Any, dataset: xr.Dataset) -> None:
+    """Refuse writes into existing arrays that zarr would cast unsafely or xarray would reject.
+
+    For every variable of ``dataset`` that already exists in the target (modes ``"a"``,
+    ``"r+"``, region and append writes), the dtype must cast to the stored (decoded) dtype
+    within its kind (``numpy.can_cast(..., "same_kind")``: no float into int, no complex into
+    float, no numbers into datetimes), and the shape must match: the region's length along
+    region dimensions, anything along ``append_dim``, the stored length elsewhere.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming each offending variable, what was expected and what was given, and what to do.
+        Raised before anything is written.
+    """
+    if zstore._mode == "w":
+        return
+    existing = set(zstore.array_keys())
+    region: dict[Hashable, slice] = dict(zstore._write_region or {})
+    append_dim = zstore._append_dim
+    problems: list[str] = []
+    for name, var in dataset.variables.items():
+        if str(name) not in existing:
+            continue
+        stored = decode_cf_variable(name, zstore.open_store_variable(str(name)))
+        if not _castable(var.dtype, stored.dtype):
+            problems.append(
+                f"variable {str(name)!r} has dtype {var.dtype}, but the stored array has dtype "
+                f"{stored.dtype} (writing would cast unsafely); convert it first, e.g. "
+                f"ds[{str(name)!r}] = ds[{str(name)!r}].astype({str(stored.dtype)!r})"
+            )
+        if set(var.dims) != set(stored.dims):
+            problems.append(
+                f"variable {str(name)!r} has dimensions {var.dims}, but the stored array has "
+                f"{stored.dims}; rename or transpose the variable's dimensions to match"
+            )
+            continue
+        for dim, size in var.sizes.items():
+            if dim == append_dim:
+                continue
+            if dim in region:
+                start, stop, _ = region[dim].indices(stored.sizes[dim])
+                expected = max(0, stop - start)
+                where = f"the region {dim}={region[dim]} of the stored length {stored.sizes[dim]}"
+                advice = f"select {expected} elements along {dim!r} or change the region"
+            else:
+                expected = stored.sizes[dim]
+                where = f"the stored length along {dim!r}"
+                advice = f"write whole {dim!r} rows, or add {dim!r} to region (or use append_dim)"
+            if size != expected:
+                problems.append(
+                    f"variable {str(name)!r} has {size} elements along {dim!r}, but "
+                    f"{where} holds {expected}; {advice}"
+                )
+    if problems:
+        raise InvalidInputError("nothing was written: " + "; ".join(problems))
+
+
+def _castable(given: np.dtype[Any], stored: np.dtype[Any]) -> bool:
+    """Whether values of ``given`` may be written into an array of ``stored`` without loss of
+    kind (between strings and objects, xarray's own checks apply)."""
+    if given.kind in "SUO" or stored.kind in "SUO":
+        return given.kind in "SUO" and stored.kind in "SUO"
+    if given.kind in "mM" or stored.kind in "mM":
+        return given.kind == stored.kind
+    return bool(np.can_cast(given, stored, casting="same_kind"))

@@ -291,7 +291,16 @@ def extend_dataset(
 def write_region(
     fork: ForkSession, source: DatasetSource, region: Region, *, group: str | None = None
 ) -> ForkSession:
-    """Load one region from the source and write it through ``fork``; return the fork."""
+    """Load one region from the source and write it through ``fork``; return the fork.
+
+    Raises
+    ------
+    InvalidInputError
+        The loaded data does not fit the stored arrays: a dtype that would be cast unsafely, a
+        different grid, or a different number of steps than ``region`` (a source that changed
+        since the dataset was initialized). Raised by :func:`icechunk.xarray.to_icechunk`
+        before any chunk is written.
+    """
     dim = source.dim
     ds = source.load(region.source_start, region.source_stop)
     ds = ds.drop_vars([v for v in ds.variables if dim not in ds[v].dims])

@@ -32,7 +32,9 @@ virtual locations are decompressed with the manifest's zstd dictionary.
 from __future__ import annotations
 
 import itertools
+import operator
 import struct
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -45,6 +47,7 @@ from icechunk.format.flatbuf import (
     TableColumns,
     check_id,
     decoding,
+    gather,
     gather_rows,
 )
 from icechunk.format.header import decode_object, decompress, encode_object
@@ -56,7 +59,7 @@ from icechunk.format.model import (
     Manifest,
 )
 
-__all__ = ["ascending_rows", "decode_manifest", "encode_manifest"]
+__all__ = ["ascending_rows", "checked_refs", "decode_manifest", "encode_manifest"]
 
 # ChunkRef slots
 _INDEX, _INLINE, _OFFSET, _LENGTH, _CHUNK_ID = 0, 1, 2, 3, 4
@@ -189,6 +192,21 @@ def _normalized(refs: ChunkRefs) -> ChunkRefs:
     return refs
 
 
+def checked_refs(refs: ChunkRefs) -> ChunkRefs:
+    """``refs`` validated as :func:`encode_manifest` would, sorted by coordinates.
+
+    Raises
+    ------
+    InvalidInputError
+        Inconsistent column shapes, coordinates outside ``uint32``, two refs with the same
+        coordinates, an unknown kind, inline refs without bytes or virtual refs without a
+        location (or with a non-string etag).
+    """
+    refs = _normalized(refs)
+    _children(refs, _codes(refs))
+    return refs
+
+
 def _codes(refs: ChunkRefs) -> npt.NDArray[np.uint8]:
     """The layout code of every ref."""
     kind = refs.kind
@@ -216,32 +234,74 @@ def _codes(refs: ChunkRefs) -> npt.NDArray[np.uint8]:
     return out
 
 
-def _children(refs: ChunkRefs, codes: npt.NDArray[np.uint8]) -> dict[int, list[bytes]]:
-    """Per ref with variable-length children, their encoded bytes (inline/location/etag)."""
-    out: dict[int, list[bytes]] = {}
-    var = np.flatnonzero(codes & np.uint8(_INLINE_BIT | _VIRTUAL)).tolist()
-    for i in var:
-        code = int(codes[i])
-        if code & _INLINE_BIT:
-            data = refs.inline[i]
-            if data is None:
-                raise _invalid(f"inline ref {i} has no bytes")
-            out[i] = [bytes(data)]
-        else:
-            location = refs.location[i]
-            if not isinstance(location, str):
-                raise _invalid(f"virtual ref {i} has no location")
-            parts = [location.encode("utf-8") + b"\x00"]
-            if code & _HAS_ETAG:
-                etag = refs.checksum_etag[i]
-                assert etag is not None
-                parts.append(etag.encode("utf-8") + b"\x00")
-            out[i] = parts
+class _Children:
+    """One kind of variable-length child (inline bytes, location or etag) of some refs.
+
+    ``refs[k]`` gets the child ``blob[begin[k] : begin[k] + stored[k]]`` (strings end with a
+    NUL, counted in ``stored`` but not in the length prefix), ``size[k]`` bytes with prefix and
+    padding, placed ``skip[k]`` bytes after the ref's index vector, its uoffset in field
+    ``field``.
+    """
+
+    __slots__ = ("blob", "field", "nul", "refs", "size", "skip", "stored")
+
+    def __init__(self, refs: npt.NDArray[np.intp], parts: list[bytes], field: str, nul: bool):
+        self.refs = refs
+        self.field = field
+        self.nul = nul
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        self.stored = lengths + 1 if nul else lengths
+        self.blob = np.frombuffer(
+            b"\x00".join(parts) + b"\x00" if nul else b"".join(parts), dtype=np.uint8
+        )
+        self.size = (self.stored + 7) & ~3  # 4-byte prefix, then padded to 4
+        self.skip = np.zeros(len(parts), dtype=np.int64)
+
+
+def _pick[T](values: list[T], idx: npt.NDArray[np.intp]) -> list[T]:
+    """``[values[i] for i in idx]``, at C speed."""
+    if len(idx) == len(values):
+        return values
+    if len(idx) == 0:
+        return []
+    if len(idx) == 1:
+        return [values[int(idx[0])]]
+    return list(operator.itemgetter(*idx.tolist())(values))
+
+
+def _encoded(values: list[str | None], idx: npt.NDArray[np.intp], what: str) -> list[bytes]:
+    """The UTF-8 bytes of ``values`` at ``idx``; all must be strings."""
+    picked = _pick(values, idx)
+    try:
+        return [v.encode("utf-8") for v in picked]  # type: ignore[union-attr]
+    except AttributeError:
+        bad = next(int(i) for i, v in zip(idx, picked, strict=True) if not isinstance(v, str))
+        raise _invalid(f"virtual ref {bad} has no {what}") from None
+
+
+def _children(refs: ChunkRefs, codes: npt.NDArray[np.uint8]) -> list[_Children]:
+    """The variable-length children of the refs: inline bytes, locations and etags."""
+    out: list[_Children] = []
+    inline = np.flatnonzero(codes & np.uint8(_INLINE_BIT))
+    if len(inline):
+        data = _pick(refs.inline, inline)
+        if set(map(type, data)) != {bytes}:
+            for i, d in zip(inline.tolist(), data, strict=True):
+                if not isinstance(d, (bytes, bytearray, memoryview)):
+                    raise _invalid(f"inline ref {i} has no bytes")
+            data = [bytes(d) for d in data]  # type: ignore[arg-type]
+        out.append(_Children(inline, data, "inline", nul=False))  # type: ignore[arg-type]
+    virtual = np.flatnonzero(codes & np.uint8(_VIRTUAL))
+    if len(virtual):
+        loc = _Children(virtual, _encoded(refs.location, virtual, "location"), "location", True)
+        out.append(loc)
+        with_etag = (codes[virtual] & np.uint8(_HAS_ETAG)) != 0
+        if with_etag.any():
+            tagged = virtual[with_etag]
+            etag = _Children(tagged, _encoded(refs.checksum_etag, tagged, "etag"), "etag", True)
+            etag.skip = loc.size[with_etag]
+            out.append(etag)
     return out
-
-
-def _child_size(payload: bytes) -> int:
-    return _align(4 + len(payload), 4)
 
 
 def _refs_block(refs: ChunkRefs) -> tuple[npt.NDArray[np.uint8], int]:
@@ -266,11 +326,8 @@ def _refs_block(refs: ChunkRefs) -> tuple[npt.NDArray[np.uint8], int]:
     tsize = table_size[codes]
     record = tsize + 4 + 4 * ndim
     children = _children(refs, codes)
-    if children:
-        extra = np.zeros(n, dtype=np.int64)
-        for i, parts in children.items():
-            extra[i] = sum(_child_size(p) for p in parts)
-        record += extra
+    for child in children:
+        record[child.refs] += child.size
     record = (record + 7) & ~7
     starts = np.empty(n, dtype=np.int64)
     if n:
@@ -298,8 +355,8 @@ def _refs_block(refs: ChunkRefs) -> tuple[npt.NDArray[np.uint8], int]:
     with_offset = (codes & np.uint8(_HAS_OFFSET)) != 0
     w64[starts[with_offset] // 8 + 2] = refs.offset[with_offset]
     _write_fixed(refs, codes, starts, w32)
-    if children:
-        _write_children(refs, codes, starts, tsize, ndim, children, out)
+    for child in children:
+        _write_children(child, codes, starts, tsize, ndim, out)
     return out, vec
 
 
@@ -329,27 +386,26 @@ def _write_fixed(
 
 
 def _write_children(
-    refs: ChunkRefs,
+    child: _Children,
     codes: npt.NDArray[np.uint8],
     starts: npt.NDArray[np.int64],
     tsize: npt.NDArray[np.int64],
     ndim: int,
-    children: dict[int, list[bytes]],
     out: npt.NDArray[np.uint8],
 ) -> None:
-    mem = memoryview(out)
-    for i, parts in children.items():
-        layout = _LAYOUTS[int(codes[i])]
-        start = int(starts[i])
-        fields = (layout.inline,) if layout.inline else (layout.location, layout.etag)
-        pos = start + int(tsize[i]) + 4 + 4 * ndim
-        for field, payload in zip(fields, parts, strict=False):
-            field_at = start + field
-            _PACK_U32(mem, field_at, pos - field_at)
-            length = len(payload) - (0 if layout.inline else 1)  # strings end with a NUL
-            _PACK_U32(mem, pos, length)
-            mem[pos + 4 : pos + 4 + len(payload)] = payload
-            pos += _child_size(payload)
+    """Scatter one kind of children into their records: uoffset, length prefix, bytes."""
+    i = child.refs
+    at = starts[i] + tsize[i] + 4 + 4 * ndim + child.skip
+    field_at = starts[i] + _field_pos(codes[i], child.field)
+    w32 = out.view("<u4")
+    w32[field_at // 4] = at - field_at
+    w32[at // 4] = child.stored - 1 if child.nul else child.stored
+    total = int(child.stored.sum())
+    if total:
+        first = np.zeros(len(i), dtype=np.int64)
+        np.cumsum(child.stored[:-1], out=first[1:])
+        dest = np.repeat(at + 4 - first, child.stored) + np.arange(total, dtype=np.int64)
+        out[dest] = child.blob
 
 
 def encode_manifest(m: Manifest, spec_version: int) -> bytes:
@@ -443,6 +499,65 @@ class _Locations:
             raise self.buf.error("a compressed location is not valid UTF-8") from None
 
 
+def _vectors(buf: Buffer, at: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], ...]:
+    """``(starts, lengths)`` of the byte vectors whose length prefixes are at ``at``."""
+    sizes = gather(buf, at, "<u4").astype(np.int64)
+    if len(at) and int((at + 4 + sizes).max()) > buf.size:
+        raise buf.error("a byte vector of a chunk ref runs past the end of the buffer")
+    buf.charge(len(at))
+    return at + 4, sizes
+
+
+def _blobs(buf: Buffer, starts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> list[bytes]:
+    """The bytes ``data[start : start + size]`` of each vector."""
+    distinct = np.unique(sizes)
+    if len(distinct) > 16:
+        data = buf.data
+        return [data[a : a + k] for a, k in zip(starts.tolist(), sizes.tolist(), strict=True)]
+    if len(distinct) == 1:
+        k = int(distinct[0])
+        if k == 0:
+            return [b""] * len(starts)
+        rows = gather_rows(buf, starts, k, "u1")
+        out: list[bytes] = np.ascontiguousarray(rows).view(f"V{k}").reshape(-1).tolist()
+        return out
+    parts = np.empty(len(starts), dtype=object)
+    for k in distinct.tolist():
+        sel = np.flatnonzero(sizes == k)
+        parts[sel] = _blobs(buf, starts[sel], sizes[sel])
+    spread: list[bytes] = parts.tolist()
+    return spread
+
+
+def _strings(buf: Buffer, starts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> list[str]:
+    """The UTF-8 strings stored in the vectors."""
+    data = buf.data
+    try:
+        return [
+            data[a : a + k].decode("utf-8")
+            for a, k in zip(starts.tolist(), sizes.tolist(), strict=True)
+        ]
+    except UnicodeDecodeError:
+        raise buf.error("a string of a chunk ref is not valid UTF-8") from None
+
+
+def _spread[T](values: list[T], idx: npt.NDArray[np.intp], n: int) -> list[T | None]:
+    """A list of ``n`` entries: ``values`` at positions ``idx``, ``None`` elsewhere."""
+    if len(idx) == n:
+        return values  # type: ignore[return-value]
+    out = np.full(n, None, dtype=object)
+    out[idx] = _as_objects(values)
+    spread: list[T | None] = out.tolist()
+    return spread
+
+
+def _as_objects(values: Sequence[object]) -> npt.NDArray[np.object_]:
+    """``values`` as a 1-d object array (numpy would otherwise split equal-size bytes)."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
+
+
 def _read_refs(buf: Buffer, vec_pos: int, locations: _Locations) -> ChunkRefs:
     cols = TableColumns(buf, vec_pos, "ArrayManifest.refs")
     n = cols.n
@@ -466,21 +581,26 @@ def _read_refs(buf: Buffer, vec_pos: int, locations: _Locations) -> ChunkRefs:
     )
     refs = ChunkRefs(coords, kind.astype(np.uint8), chunk_id, offset, length)
     if inline.any():
-        data: list[bytes | None] = [None] * n
-        for i in np.flatnonzero(inline).tolist():
-            data[i] = buf.bytes_at(int(inline_at[i]))
-            length[i] = len(data[i] or b"")
-            offset[i] = 0
-        refs.inline = data
+        idx = np.flatnonzero(inline)
+        starts_, sizes = _vectors(buf, inline_at[idx])
+        length[idx] = sizes
+        offset[idx] = 0
+        refs.inline = _spread(_blobs(buf, starts_, sizes), idx, n)
     if virtual.any():
         etag_at = cols.children(_ETAG)
         urls: list[str | None] = [None] * n
+        plain = virtual & (compressed_at < 0)
+        if plain.any():
+            idx = np.flatnonzero(plain)
+            strs = _strings(buf, *_vectors(buf, location_at[idx]))
+            urls = _spread(strs, idx, n)
+        for i in np.flatnonzero(virtual & ~plain).tolist():
+            urls[i] = locations(int(compressed_at[i]))
         etags: list[str | None] = [None] * n
-        for i in np.flatnonzero(virtual).tolist():
-            c = int(compressed_at[i])
-            urls[i] = locations(c) if c >= 0 else buf.string_at(int(location_at[i]))
-            e = int(etag_at[i])
-            etags[i] = buf.string_at(e) if e >= 0 else None
+        tagged = virtual & (etag_at >= 0)
+        if tagged.any():
+            idx = np.flatnonzero(tagged)
+            etags = _spread(_strings(buf, *_vectors(buf, etag_at[idx])), idx, n)
         refs.location = urls
         refs.checksum_etag = etags
         modified = cols.scalar(_LAST_MODIFIED, "<u4").astype(np.uint32, copy=False)

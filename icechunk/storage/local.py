@@ -6,9 +6,24 @@ The key ``snapshots/ABC`` is the file ``<root>/snapshots/ABC``; directories are 
 write, and the root itself is not created until then. Keys that could name anything outside the
 root are rejected (see :func:`~icechunk.storage._common.validate_key`).
 
-* **Atomic writes.** Every put writes a temporary file, ``fsync``\\ s it, then moves it into place
-  with one atomic system call, and ``fsync``\\ s the directory. Readers see the old or the new
-  object, never a torn one, and an acknowledged write survives a crash.
+* **Atomic writes.** Every put writes a temporary file and moves it into place with one atomic
+  system call: readers see the old or the new object, never a torn one, and an interrupted write
+  leaves at most a stray temporary file, never a partial object under its key.
+* **Durability, ordered.** Keys fall in two classes (see :func:`is_immutable_key`):
+
+  - *immutable objects* (``chunks/``, ``manifests/``, ``snapshots/``, ``transactions/``,
+    ``overwritten/``), which have fresh random names and are only ever referenced *after* they
+    are written, are moved into place without ``fsync``: a write lost in a crash is garbage
+    nobody points to;
+  - everything else, notably the mutable ``repo`` object, ``refs/`` and ``config.yaml``, is
+    written only after a *durability barrier* (:meth:`LocalFileSystemStorage.barrier`) has made
+    everything written under the root so far durable, and is then itself ``fsync``\\ ed, moved
+    into place and its directory ``fsync``\\ ed. A ref that survives a crash therefore never
+    names an object that did not. The barrier is ``syncfs(2)`` on the root directory (Linux:
+    it also covers files written by other processes, such as Dask workers); elsewhere each
+    immutable object written by this process, and its directory, is ``fsync``\\ ed, and then
+    ``sync(2)`` is asked to cover the other processes.
+
 * **Create-only** puts move the temporary file with ``link(2)``, which fails if the key exists.
 * **Compare-and-swap** (:class:`~icechunk.storage.base.IfMatch`) is safe across threads *and
   processes* (the real Icechunk turns it off for local storage): the read-compare-replace runs
@@ -30,15 +45,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import fcntl
 import hashlib
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from icechunk.errors import (
     ErrorKind,
@@ -53,12 +71,20 @@ from icechunk.storage.base import (
     IfMatch,
     ObjectInfo,
     PutMode,
+    RangeRequest,
     Storage,
     VersionInfo,
     WriteMode,
 )
 
-__all__ = ["LOCK_DIR", "LOCK_STRIPES", "TMP_DIR", "LocalFileSystemStorage"]
+__all__ = [
+    "IMMUTABLE_PREFIXES",
+    "LOCK_DIR",
+    "LOCK_STRIPES",
+    "TMP_DIR",
+    "LocalFileSystemStorage",
+    "is_immutable_key",
+]
 
 TMP_DIR = ".icechunk-tmp"
 """Hidden directory under the root holding files being written."""
@@ -66,6 +92,9 @@ LOCK_DIR = ".icechunk-locks"
 """Hidden directory under the root holding the ``flock`` files."""
 LOCK_STRIPES = 256
 """Number of lock files keys are spread over."""
+
+IMMUTABLE_PREFIXES: Final = ("chunks/", "manifests/", "snapshots/", "transactions/", "overwritten/")
+"""Key prefixes of objects written once under fresh random names and referenced only later."""
 
 type _Batch = list[ObjectInfo]
 _RESERVED = frozenset({TMP_DIR, LOCK_DIR})
@@ -79,6 +108,40 @@ def content_version(data: bytes) -> str:
     SHA-256 rather than BLAKE2b because CPUs with SHA extensions hash it about twice as fast.
     """
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+def is_immutable_key(key: str) -> bool:
+    """Whether ``key`` names an immutable object (see :data:`IMMUTABLE_PREFIXES`).
+
+    Such objects are written without ``fsync``: the durability barrier that precedes every
+    write of any other key makes them durable before anything can reference them.
+    """
+    return key.startswith(IMMUTABLE_PREFIXES)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """The C library's ``syncfs(2)``, or ``None`` where there is none (non-Linux systems)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    found: Callable[[int], int] = fn
+    return found
+
+
+_syncfs: Callable[[int], int] | None = _load_syncfs()
+"""``syncfs(fd)`` returning 0 or -1 (errno set); looked up at call time, so tests can spy."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the file descriptor ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _os_error(action: str, path: str, exc: OSError) -> StorageError:
@@ -128,6 +191,10 @@ class LocalFileSystemStorage(Storage):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._root = os.path.abspath(os.fspath(root))
+        self._unsynced: set[str] = set()
+        """Immutable objects written by this process since the last barrier (used only where
+        ``syncfs(2)`` is unavailable)."""
+        self._unsynced_lock = threading.Lock()
 
     @property
     def root(self) -> str:
@@ -222,19 +289,33 @@ class LocalFileSystemStorage(Storage):
     def _read(self, key: str, byte_range: ByteRange | None) -> bytes:
         path = self._path(key)
         try:
-            with open(path, "rb") as f:
-                if byte_range is None:
-                    return f.read()
-                size = os.fstat(f.fileno()).st_size
-                start, end = resolve_byte_range(byte_range, size)
-                if start == end:
-                    return b""
-                f.seek(start)
-                return f.read(end - start)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except _NOT_FOUND:
             raise ObjectNotFoundError(f"object not found: {key!r} ({path})") from None
         except OSError as exc:
             raise _os_error("read", path, exc) from exc
+        try:
+            if isinstance(byte_range, RangeRequest):
+                # clipping at the end of the file happens by itself: no need to stat it
+                start, end = byte_range.start, byte_range.end
+            else:
+                start, end = resolve_byte_range(byte_range, os.fstat(fd).st_size)
+            if start >= end and not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory")
+            parts: list[bytes] = []
+            while start < end:
+                part = os.pread(fd, end - start, start)
+                if not part:
+                    break
+                parts.append(part)
+                start += len(part)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        except IsADirectoryError:
+            raise ObjectNotFoundError(f"object not found: {key!r} ({path})") from None
+        except OSError as exc:
+            raise _os_error("read", path, exc) from exc
+        finally:
+            os.close(fd)
 
     def _read_with_version(self, key: str) -> tuple[bytes, VersionInfo]:
         data = self._read(key, None)
@@ -265,8 +346,12 @@ class LocalFileSystemStorage(Storage):
         finally:
             os.close(fd)  # closing the only descriptor releases the flock
 
-    def _ensure_parent(self, path: str) -> str:
-        """Create the directories above ``path`` that are missing, durably; return the parent."""
+    def _ensure_parent(self, path: str, durable: bool = True) -> str:
+        """Create the directories above ``path`` that are missing; return the parent.
+
+        With ``durable`` each new directory entry is ``fsync``\\ ed at once; otherwise the next
+        durability barrier covers it.
+        """
         parent = os.path.dirname(path)
         if os.path.isdir(parent):
             return parent
@@ -289,6 +374,8 @@ class LocalFileSystemStorage(Storage):
                     ) from None
             except OSError as exc:
                 raise _os_error("create directory", directory, exc) from exc
+            if not durable:
+                continue
             # The new entry must reach the disk too, or a crash could lose the whole subtree.
             up = os.path.dirname(directory)
             try:
@@ -297,8 +384,8 @@ class LocalFileSystemStorage(Storage):
                 raise _os_error("sync directory", up, exc) from exc
         return parent
 
-    def _write_temp(self, data: bytes) -> str:
-        """Write ``data`` to a fresh temporary file, flushed to disk; return its path."""
+    def _write_temp(self, data: bytes, durable: bool) -> str:
+        """Write ``data`` to a fresh temporary file (``fsync``\\ ed if ``durable``); its path."""
         tmp_dir = os.path.join(self._root, TMP_DIR)
         name = f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
         tmp_path = os.path.join(tmp_dir, name)
@@ -307,15 +394,17 @@ class LocalFileSystemStorage(Storage):
             try:
                 fd = os.open(tmp_path, flags, 0o644)
             except FileNotFoundError:
-                self._ensure_parent(tmp_path)
+                self._ensure_parent(tmp_path, durable=False)
                 fd = os.open(tmp_path, flags, 0o644)
         except OSError as exc:
             raise _os_error("create temporary file", tmp_path, exc) from exc
         try:
-            with open(fd, "wb", closefd=True) as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                _write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_path)
@@ -325,12 +414,17 @@ class LocalFileSystemStorage(Storage):
     def _write(self, key: str, data: bytes, mode: PutMode) -> VersionInfo:
         path = self._path(key)
         version = VersionInfo(content_version(data))
-        tmp_path = self._write_temp(data)
+        immutable = is_immutable_key(key) and not isinstance(mode, IfMatch)
+        if not immutable:
+            # whatever this object may point to must be durable before it is
+            self.barrier()
+        tmp_path = self._write_temp(data, durable=not immutable)
+        moved = False
         try:
             if isinstance(mode, IfMatch):
                 self._replace_if_match(key, path, tmp_path, mode.version)
             elif mode is WriteMode.CREATE:
-                parent = self._ensure_parent(path)
+                parent = self._ensure_parent(path, durable=not immutable)
                 try:
                     os.link(tmp_path, path)
                 except FileExistsError:
@@ -339,7 +433,16 @@ class LocalFileSystemStorage(Storage):
                     ) from None
                 except OSError as exc:
                     raise _os_error("create", path, exc) from exc
-                self._sync_dir(parent)
+                if not immutable:
+                    self._sync_dir(parent)
+            elif immutable:
+                # written once under a fresh name: no other writer to linearize with
+                self._ensure_parent(path, durable=False)
+                try:
+                    os.replace(tmp_path, path)
+                except OSError as exc:
+                    raise _os_error("write", path, exc) from exc
+                moved = True
             else:
                 parent = self._ensure_parent(path)
                 with self._locked(key):
@@ -347,11 +450,75 @@ class LocalFileSystemStorage(Storage):
                         os.replace(tmp_path, path)
                     except OSError as exc:
                         raise _os_error("write", path, exc) from exc
+                    moved = True
                     self._sync_dir(parent)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_path)
+            if not moved:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_path)
+        if immutable and _syncfs is None:
+            with self._unsynced_lock:
+                self._unsynced.add(path)
         return version
+
+    def barrier(self) -> None:
+        """Make everything written under the root so far durable (blocking).
+
+        Called before every write of a key that is not an immutable object (the ``repo``
+        object, refs, configuration), so that a ref never reaches the disk before what it
+        names. Uses ``syncfs(2)`` on the root's filesystem, which also covers files written by
+        other processes; where it is unavailable, ``fsync``\\ s the immutable objects this
+        process wrote since the last barrier and their directories up to the root, then calls
+        ``sync(2)`` for the objects other processes wrote.
+
+        Raises
+        ------
+        StorageError
+            The operating system reported a write-back error.
+        """
+        try:
+            fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return  # nothing was ever written here
+        except OSError as exc:
+            raise _os_error("open", self._root, exc) from exc
+        try:
+            if _syncfs is not None:
+                if _syncfs(fd) == 0:
+                    return
+                err = ctypes.get_errno()
+                if err != errno.ENOSYS:
+                    raise _os_error("sync", self._root, OSError(err, os.strerror(err)))
+            self._fsync_unsynced()
+        finally:
+            os.close(fd)
+
+    def _fsync_unsynced(self) -> None:
+        """The barrier without ``syncfs(2)``: fsync what this process wrote, then ``sync(2)``."""
+        with self._unsynced_lock:
+            paths, self._unsynced = self._unsynced, set()
+        directories: set[str] = set()
+        try:
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue  # deleted since (garbage collection)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                directory = os.path.dirname(path)
+                while self._inside_root(directory) and directory not in directories:
+                    directories.add(directory)
+                    directory = os.path.dirname(directory)
+            for directory in sorted(directories, key=len, reverse=True):
+                _fsync_dir(directory)
+        except OSError as exc:
+            with self._unsynced_lock:
+                self._unsynced |= paths  # retried by the next barrier
+            raise _os_error("sync", self._root, exc) from exc
+        os.sync()
 
     def _replace_if_match(self, key: str, path: str, tmp_path: str, expected: VersionInfo) -> None:
         with self._locked(key):

@@ -40,6 +40,26 @@ ORACLES = {
     "ic2": Oracle("ic2", "3.12", ("icechunk==2.3.0", "zarr==3.4.2", "numpy")),
 }
 
+# Venvs used only by ``benchmarks/`` (never by the tests): the real icechunk with the same
+# dask / distributed / xarray / zarr / numpy versions as the project venv, so the dask and
+# xarray workloads run side by side with ours.
+EXTRA_ORACLES = {
+    "ic2bench": Oracle(
+        "ic2bench",
+        "3.12",
+        (
+            "icechunk==2.3.0",
+            "zarr==3.4.2",
+            "numpy==2.5.5",
+            "dask[distributed]==2026.8.0",
+            "distributed==2026.8.0",
+            "xarray==2026.9.0",
+            "pandas==3.1.1",
+            "psutil",
+        ),
+    ),
+}
+
 
 def _find_interpreter(minor: str) -> str:
     candidates = [f"python{minor}"]
@@ -70,8 +90,12 @@ def _find_interpreter(minor: str) -> str:
 
 
 def ensure(name: str) -> Oracle:
-    """Create (or reuse) the oracle virtual environment ``name`` and return it."""
-    oracle = ORACLES[name]
+    """Create (or reuse) the oracle virtual environment ``name`` and return it.
+
+    ``name`` is a key of :data:`ORACLES` (test oracles) or :data:`EXTRA_ORACLES`
+    (benchmark-only venvs).
+    """
+    oracle = ORACLES[name] if name in ORACLES else EXTRA_ORACLES[name]
     CACHE.mkdir(parents=True, exist_ok=True)
     stamp = oracle.path / ".ready"
     want = json.dumps(oracle.requirements)

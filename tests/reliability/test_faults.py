@@ -88,6 +88,17 @@ def _count_puts(base: Path, work: Path) -> list[StorageCall]:
     return [c for c in faulty.stats.calls[before:] if c.op == "put"]
 
 
+@pytest.mark.reliability(
+    category="crash",
+    fault=(
+        "in-process crash before, then after, each storage put of a commit (chunks, manifest, "
+        "transaction log, snapshot, ref or repo object)"
+    ),
+    outcome=(
+        "branch at the old commit (or the new one only when the ref put ran); every commit reads "
+        "back; a retried commit succeeds"
+    ),
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_crash_at_every_commit_step(tmp_path: Path, spec: int) -> None:
     base = tmp_path / "base"
@@ -144,6 +155,11 @@ def _check_after_retry(path: Path) -> None:
     np.testing.assert_array_equal(arr[:], DATA1)
 
 
+@pytest.mark.reliability(
+    category="crash",
+    fault="crash at the put of the branch ref (spec 1) or the repo object (spec 2)",
+    outcome="branch unchanged; nothing reaches storage after the crash; a retried commit succeeds",
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_crash_at_ref_update(tmp_path: Path, spec: int) -> None:
     """The put of the ref (spec 1) or ``repo`` object (spec 2) itself, by key."""
@@ -164,6 +180,14 @@ def test_crash_at_ref_update(tmp_path: Path, spec: int) -> None:
     _check_after_retry(work)
 
 
+@pytest.mark.reliability(
+    category="storage error",
+    fault=(
+        "permanent errors on chunk, manifest, transaction-log, snapshot or ref/repo keys during a"
+        " commit"
+    ),
+    outcome="StorageError; branch unchanged; a later commit succeeds",
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_permanent_errors_during_commit_leave_branch(tmp_path: Path, spec: int) -> None:
     base = tmp_path / "base"
@@ -186,6 +210,11 @@ def test_permanent_errors_during_commit_leave_branch(tmp_path: Path, spec: int) 
         _check_after_retry(work)
 
 
+@pytest.mark.reliability(
+    category="storage error",
+    fault="transient errors on 4% of reads (40 seeds)",
+    outcome="StorageError or correct data, never wrong data",
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_transient_read_errors_never_give_wrong_data(tmp_path: Path, spec: int) -> None:
     path = tmp_path / "repo"
@@ -250,6 +279,14 @@ sys.exit(0)  # not reached: the crash exits with 99
 """
 
 
+@pytest.mark.reliability(
+    category="crash",
+    fault="writer process exits (os._exit) at the snapshot put, before and after the ref/repo put",
+    outcome=(
+        "branch at the old commit, or at the new one when the ref put ran; a retried commit "
+        "succeeds"
+    ),
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_crash_by_process_exit(tmp_path: Path, spec: int) -> None:
     """Subprocess mode: the writer really dies (``os._exit``) mid-commit."""

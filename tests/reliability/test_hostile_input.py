@@ -116,6 +116,17 @@ def sandbox(tmp_path: Path) -> tuple[Path, Path]:
     return top, top / "sandbox" / "repo"
 
 
+@pytest.mark.reliability(
+    category="hostile input",
+    fault=(
+        "zarr keys with `..`, absolute paths, backslashes, NUL, control characters, lone "
+        "surrogates, odd Unicode"
+    ),
+    outcome=(
+        "InvalidInputError, or stored inside the repository; nothing outside the root read or "
+        "written"
+    ),
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_hostile_zarr_keys_stay_inside_root(sandbox: tuple[Path, Path], spec: int) -> None:
     top, root = sandbox
@@ -151,6 +162,11 @@ def test_hostile_zarr_keys_stay_inside_root(sandbox: tuple[Path, Path], spec: in
     np.testing.assert_array_equal(zarr.open_array(ro.store, path="a", mode="r")[:], DATA)
 
 
+@pytest.mark.reliability(
+    category="hostile input",
+    fault="storage keys escaping the local repository root",
+    outcome="InvalidInputError for put/get/delete/exists; files outside the root untouched",
+)
 def test_hostile_storage_keys_stay_inside_root(sandbox: tuple[Path, Path]) -> None:
     top, root = sandbox
     storage = icechunk.local_filesystem_storage(str(root))
@@ -221,6 +237,14 @@ def _targets(root: Path, spec: int) -> dict[str, Path]:
     return targets
 
 
+@pytest.mark.reliability(
+    category="corrupt data",
+    fault=(
+        "snapshot, manifest, ref or repo object replaced by garbage, empty, truncated, another "
+        "file type, JSON, 50 MB of zeros"
+    ),
+    outcome="FormatError (or not-found) within 5 s and 500 MB; never wrong data",
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_corrupt_metadata_gives_format_error(tmp_path: Path, spec: int) -> None:
     root = tmp_path / "repo"
@@ -281,6 +305,13 @@ def _raised_in(exc: BaseException) -> str:
     return where
 
 
+@pytest.mark.reliability(
+    category="corrupt data",
+    fault="single flipped bytes in snapshot, manifest, ref or repo object",
+    outcome=(
+        "FormatError, an IcechunkError or zarr's own error, within 5 s; undetected flips counted"
+    ),
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_bit_flips_fail_cleanly(tmp_path: Path, spec: int) -> None:
     """Single flipped bytes: the format has no checksums, so some flips go undetected.
@@ -319,6 +350,11 @@ def test_bit_flips_fail_cleanly(tmp_path: Path, spec: int) -> None:
     print(f"spec {spec}: bit flips {dict(sorted(outcomes.items()))}")
 
 
+@pytest.mark.reliability(
+    category="corrupt data",
+    fault="repo object (spec 2) or refs (spec 1) deleted",
+    outcome="RepositoryNotFoundError or FormatError",
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_missing_repo_object(tmp_path: Path, spec: int) -> None:
     root = tmp_path / "repo"
@@ -336,6 +372,14 @@ def test_missing_repo_object(tmp_path: Path, spec: int) -> None:
 # -- invalid writes write nothing ---------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    category="bad input",
+    fault=(
+        "chunk keys out of the grid, negative, non-numeric, wrong rank, of a missing array; zero-"
+        "length chunks; non-JSON commit metadata"
+    ),
+    outcome="InvalidInputError; no file written; session unchanged",
+)
 @pytest.mark.parametrize("spec", [1, 2])
 def test_invalid_writes_write_nothing(tmp_path: Path, spec: int) -> None:
     root = tmp_path / "repo"
@@ -400,6 +444,11 @@ def _no_secret(text: str) -> None:
         assert secret not in text
 
 
+@pytest.mark.reliability(
+    category="secrets",
+    fault="S3 credentials in reprs and in errors of failing reads, writes, opens and creates",
+    outcome="no secret in repr, str, traceback or error attributes",
+)
 def test_credentials_never_leak() -> None:
     pytest.importorskip("obstore")
     storage = _s3()
