@@ -28,11 +28,14 @@ Expiration (:func:`expire_snapshots`) rewrites history only; it deletes no objec
 Garbage collection (:func:`garbage_collect`) deletes the chunks, manifests, snapshots and
 transaction logs that are **unreachable from every branch and tag and were created strictly
 before the cutoff** (creation time = the object's last-modified time in the storage listing).
-Spec-2 snapshots in the ``repo`` object that are newer than the cutoff are kept together with
-everything they reach, and the transaction logs named by any retained snapshot's
+Spec-2 snapshots in the ``repo`` object that are newer than the cutoff (e.g. a branch reset
+away a moment ago, a flushed detached snapshot) are kept with their manifests and chunks, though
+not their unreachable older ancestors, and the transaction logs named by any retained snapshot's
 ``pruned_ancestor_tx_logs`` are kept. In spec 2 the dropped snapshots are also removed from the
-``repo`` object (an ``GCRan`` ops-log entry) before anything is deleted; that update starts the
-whole collection again when a ref or a new snapshot appeared that needs a snapshot about to be
+``repo`` object (a ``GCRan`` ops-log entry) before anything is deleted: a kept snapshot whose
+parent is dropped is re-parented to its nearest kept ancestor (or the root), recording the cut
+ancestors' transaction logs in its ``pruned_ancestor_tx_logs``; and the update starts the whole
+collection again when a ref or a new snapshot appeared that needs a snapshot about to be
 dropped. In spec 1 the refs are read again after the reachability walk, and a ref pointing outside
 the retained set restarts the collection as well. ``dry_run`` counts what would be deleted and
 changes nothing.
@@ -507,11 +510,12 @@ async def _walk(
     progress: Progress | None,
     on_manifest: Callable[[Manifest], None] | None = None,
     info: RepoInfo | None = None,
+    singles: Iterable[bytes] = (),
 ) -> _Reachable:
     """Every snapshot reachable from ``tips`` (with its ancestors), their manifests and chunks.
 
-    Parentage comes from ``info`` when given (spec 2: one read of the ``repo`` object for the
-    whole walk), else from the ref store.
+    ``singles`` are kept without their ancestors. Parentage comes from ``info`` when given
+    (spec 2: one read of the ``repo`` object for the whole walk), else from the ref store.
     """
     out = _Reachable()
     parents = {rec.id: rec.parent_id for rec in info.snapshots} if info is not None else None
@@ -531,6 +535,7 @@ async def _walk(
             if rec.id in out.snapshots:
                 break
             out.snapshots.add(rec.id)
+    out.snapshots.update(singles)  # after the walk, which stops at snapshots already seen
     if progress is not None:
         progress("find_snapshots", len(out.snapshots), len(out.snapshots))
 
@@ -748,12 +753,13 @@ async def _gc_attempt(
             created[sid] = cutoff_us(obj.created_at, "created_at")
         info = await refs.read()
         # snapshots the repo object knows that are too new to delete (or not listed yet) are
-        # kept, with everything they reach
+        # kept with their manifests and chunks, but not their ancestors: if an ancestor is
+        # dropped, the repo update re-parents them over it
         extra = [
             rec.id for rec in info.snapshots if rec.id not in created or created[rec.id] >= cutoff
         ]
         tips = [r.snapshot_id for r in info.tags] + [r.snapshot_id for r in info.branches]
-        reach = await _walk(repo, tips + extra, limits, progress, info=info)
+        reach = await _walk(repo, tips, limits, progress, info=info, singles=extra)
         if not dry_run:
             if progress is not None:
                 progress("update_repo_info", 0, 1)

@@ -301,6 +301,26 @@ def test_gc_keeps_new_detached_snapshots_and_their_history() -> None:
     assert history(repo, snapshot_id=detached) == [detached, base, ROOT]
 
 
+def test_gc_reparents_a_new_snapshot_over_dropped_ancestors() -> None:
+    """Spec 2: a kept (new) snapshot whose old ancestors are collected is re-parented."""
+    storage = icechunk.in_memory_storage()
+    repo = Repository.create(storage, config=no_inline(), spec_version=2)
+    base = write_commit(repo, "main", 0, "base")
+    o1 = write_commit(repo, "main", 10, "o1")
+    o2 = write_commit(repo, "main", 20, "o2")
+    cutoff = datetime.now(UTC)
+    o3 = write_commit(repo, "main", 30, "o3")
+    repo.reset_branch("main", base)  # o1..o3 unreachable; only o3 is newer than the cutoff
+    summary = repo.garbage_collect(cutoff)
+    assert (summary.snapshots_deleted, summary.chunks_deleted) == (2, 8)
+    assert summary.transaction_logs_deleted == 0, "o3 names o1's and o2's logs"
+    assert history(repo, snapshot_id=o3) == [o3, base, ROOT]
+    assert read(repo, o3) == ({"commit": "o3"}, [30 + i for i in range(8)])
+    record = {s["id"]: s for s in repo.inspect_repo_info()["snapshots"]}[o3]
+    assert record["parent_id"] == base and record["pruned_ancestor_tx_logs"] == [o1, o2]
+    assert next(iter(repo.ops_log())).kind.kind == "GCRan"
+
+
 # ---------------------------------------------------------------------------------------------
 # failures and bad input
 

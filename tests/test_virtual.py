@@ -621,3 +621,15 @@ def test_authorization_mapping_is_checked(tmp_path: Path) -> None:
     np.testing.assert_array_equal(array[:10], np.arange(10))  # None still authorizes
     with pytest.raises(ic.InvalidInputError, match="ending in `/`"):
         _reopen(repo, {prefix.rstrip("/"): ic.credentials.LocalFileSystemAccess})
+
+
+def test_locations_cannot_climb_out_of_their_container(tmp_path: Path) -> None:
+    repo, _, prefix = _one_file_repo(tmp_path)
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"s" * 40)
+    session = repo.writable_session("main")
+    # textually under the authorized prefix, but `..` leads outside it
+    for url in (f"{prefix}../secret.bin", f"{prefix}%2E%2E/secret.bin"):
+        session.store.set_virtual_ref("a/c/0", url, offset=0, length=40)
+        with pytest.raises(ic.InvalidInputError, match="could lead out"):
+            zarr.open_array(session.store, path="a")[:10]
