@@ -3,12 +3,14 @@
 Usage (from the repository root)::
 
     .venv/bin/python -m benchmarks.run --quick            # about 2 minutes
-    .venv/bin/python -m benchmarks.run                    # full mode, about 10-15 minutes
+    .venv/bin/python -m benchmarks.run                    # full mode, about 12-15 minutes
     .venv/bin/python -m benchmarks.run --only dask,commit # a subset of the workloads
+    .venv/bin/python -m benchmarks.run --tiny             # smallest sizes, 1 repetition
 
-Every repetition of every (workload, implementation) pair runs in a fresh subprocess of
-``benchmarks/workloads.py``, and the repetitions are interleaved across implementations
-(ours, real, zarr, ours, real, zarr, ...) so that the load of a shared machine hits all alike:
+Repetitions are interleaved across implementations (ours, real, zarr, ours, real, zarr, ...)
+so that the load of a shared machine hits all alike. Every repetition of a non-dask workload
+is a fresh subprocess of ``benchmarks/workloads.py``; a dask workload keeps one worker
+process (``--serve``, hence one ``LocalCluster``) per implementation for all its repetitions:
 
 * ``ours``  -- ``.venv/bin/python`` (imports this repository's ``icechunk``)
 * ``real``  -- the ``ic2bench`` oracle venv (icechunk 2.3.0 with the project's zarr, numpy,
@@ -55,7 +57,8 @@ class Case:
     ``args`` are the worker's arguments (the first is the workload name); ``metrics`` the
     timing keys reported; ``impls`` the implementations run; ``reps`` the repetitions per
     implementation (``impl_reps`` overrides it for one implementation); ``reuse_setup``
-    gives each implementation a persistent ``--workdir`` so the untimed setup is built once.
+    gives each implementation a persistent ``--workdir`` so the untimed setup is built once;
+    ``serve`` runs all repetitions of an implementation in one ``--serve`` worker process.
     """
 
     label: str

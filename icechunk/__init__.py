@@ -29,6 +29,14 @@ from icechunk.conflicts import (
     ConflictType,
     VersionSelection,
 )
+from icechunk.credentials import (
+    containers_credentials,
+    s3_anonymous_credentials,
+    s3_credentials,
+    s3_from_env_credentials,
+    s3_refreshable_credentials,
+    s3_static_credentials,
+)
 from icechunk.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -62,15 +70,9 @@ from icechunk.virtual import (
     VirtualChunkModifiedError,
     VirtualChunkSpec,
     azure_store,
-    containers_credentials,
     gcs_store,
     http_store,
     local_filesystem_store,
-    s3_anonymous_credentials,
-    s3_credentials,
-    s3_from_env_credentials,
-    s3_refreshable_credentials,
-    s3_static_credentials,
     s3_store,
 )
 

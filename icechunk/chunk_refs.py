@@ -35,6 +35,7 @@ __all__ = [
     "ChunkWrites",
     "RefIndex",
     "absorb_writes",
+    "changed_coords",
     "coord_keys",
     "empty_refs",
     "merge_refs",
@@ -445,8 +446,16 @@ class ChunkWrites(MutableMapping[tuple[int, ...], ChunkPayload | None]):
         return (k for k in keys if k not in single) if single else keys
 
     def __iter__(self) -> Iterator[tuple[int, ...]]:
-        yield from self._single
-        yield from self._bulk_keys()
+        if self._bulk is None:
+            return iter(self._single)
+        return itertools.chain(self._single, self._bulk_keys())
+
+    def coords(self, ndim: int) -> npt.NDArray[np.uint32]:
+        """The ``(n, ndim)`` coordinates of every staged entry (unsorted), without tuples."""
+        single = _coords_array(list(self._single), ndim)
+        if self._bulk is None or not len(self._bulk):
+            return single
+        return np.concatenate([single, _without(self._bulk, single).coords])
 
     def __len__(self) -> int:
         if self._bulk is None:
@@ -493,6 +502,18 @@ class _Items(ItemsView[tuple[int, ...], ChunkPayload | None]):
         for i, key in enumerate(map(tuple, bulk.coords.tolist())):
             if key not in single:
                 yield key, payload_at(bulk, i)
+
+
+def changed_coords(
+    changes: Mapping[tuple[int, ...], ChunkPayload | None], ndim: int
+) -> npt.NDArray[np.uint32]:
+    """The ``(n, ndim)`` coordinates of every change (write or deletion), unsorted.
+
+    Prefer this to ``np.array(list(changes))``: bulk-staged writes are not turned into tuples.
+    """
+    if isinstance(changes, ChunkWrites):
+        return changes.coords(ndim)
+    return _coords_array(list(changes), ndim)
 
 
 def absorb_writes(

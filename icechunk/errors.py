@@ -106,6 +106,12 @@ class ErrorKind(StrEnum):
     UNKNOWN_FORMAT_FIELDS = "unknown-format-fields"
     # internal
     INTERNAL = "internal"
+    # virtual chunks
+    NO_CONTAINER_FOR_VIRTUAL_CHUNK = "no-container-for-virtual-chunk"
+    UNAUTHORIZED_VIRTUAL_CHUNK_CONTAINER = "unauthorized-virtual-chunk-container"
+    INVALID_VIRTUAL_REF = "invalid-virtual-ref"
+    VIRTUAL_CHUNK_MODIFIED = "virtual-chunk-modified"
+    INVALID_OBJECT_SIZE = "invalid-object-size"
 
 
 class IcechunkError(Exception):

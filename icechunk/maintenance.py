@@ -36,9 +36,13 @@ not their unreachable older ancestors, and the transaction logs named by any ret
 parent is dropped is re-parented to its nearest kept ancestor (or the root), recording the cut
 ancestors' transaction logs in its ``pruned_ancestor_tx_logs``; and the update starts the whole
 collection again when a ref or a new snapshot appeared that needs a snapshot about to be
-dropped. In spec 1 the refs are read again after the reachability walk, and a ref pointing outside
-the retained set restarts the collection as well. ``dry_run`` counts what would be deleted and
-changes nothing.
+dropped. Snapshots committed while the collection ran are kept with what they reference. In
+spec 1 (which has no such protection in the real Icechunk) the refs are read again after the
+reachability walk, and whatever a new or moved ref reaches is walked and kept too, until the refs
+hold still. ``dry_run`` counts what would be deleted and changes nothing.
+
+The cutoff must be older than the oldest session still writing: chunks written by a session that
+has not committed yet are referenced by nothing, and are deleted once older than the cutoff.
 """
 
 from __future__ import annotations
@@ -511,13 +515,20 @@ async def _walk(
     on_manifest: Callable[[Manifest], None] | None = None,
     info: RepoInfo | None = None,
     singles: Iterable[bytes] = (),
+    known: _Reachable | None = None,
 ) -> _Reachable:
     """Every snapshot reachable from ``tips`` (with its ancestors), their manifests and chunks.
 
     ``singles`` are kept without their ancestors. Parentage comes from ``info`` when given
-    (spec 2: one read of the ``repo`` object for the whole walk), else from the ref store.
+    (spec 2: one read of the ``repo`` object for the whole walk), else from the ref store. The
+    result includes ``known``, a previous result whose snapshots and manifests are not visited
+    again.
     """
-    out = _Reachable()
+    if known is None:
+        out = _Reachable()
+    else:
+        out = _Reachable(set(known.snapshots), set(known.manifests), set(known.chunks))
+    fresh: list[bytes] = []
     parents = {rec.id: rec.parent_id for rec in info.snapshots} if info is not None else None
     for tip in tips:
         if parents is not None:
@@ -529,15 +540,22 @@ async def _walk(
                         ErrorKind.SNAPSHOT_NOT_FOUND,
                     )
                 out.snapshots.add(current)
+                fresh.append(current)
                 current = parents[current]
+            continue
+        if tip in out.snapshots:
             continue
         for rec in await repo._refs.ancestry(tip):
             if rec.id in out.snapshots:
                 break
             out.snapshots.add(rec.id)
-    out.snapshots.update(singles)  # after the walk, which stops at snapshots already seen
+            fresh.append(rec.id)
+    for sid in singles:  # after the walk, which stops at snapshots already seen
+        if sid not in out.snapshots:
+            out.snapshots.add(sid)
+            fresh.append(sid)
     if progress is not None:
-        progress("find_snapshots", len(out.snapshots), len(out.snapshots))
+        progress("find_snapshots", len(fresh), len(fresh))
 
     sizes: dict[bytes, int] = {}
     sem = asyncio.Semaphore(limits.snapshots)
@@ -546,10 +564,11 @@ async def _walk(
         async with sem:
             snap = await repo._load_snapshot(sid)
         for m in snap.manifest_files:
-            sizes.setdefault(m.id, m.size_bytes)
+            if m.id not in out.manifests:
+                sizes.setdefault(m.id, m.size_bytes)
 
-    await asyncio.gather(*(manifests_of(s) for s in out.snapshots))
-    out.manifests = set(sizes)
+    await asyncio.gather(*(manifests_of(s) for s in fresh))
+    out.manifests |= set(sizes)
     total = len(sizes)
     done = 0
     if progress is not None:
@@ -685,9 +704,10 @@ async def garbage_collect(
 ) -> GCSummary:
     """Delete the objects unreachable from every branch and tag created before the cutoff.
 
-    See the module docstring for the rules. ``max_decoded_manifest_mem_bytes`` is accepted for
-    API compatibility; decoded manifests are released as soon as they are scanned, so the
-    compressed budget and the fetch concurrency bound them.
+    See the module docstring for the rules. ``max_decoded_manifest_mem_bytes`` and
+    ``max_concurrent_listings`` are validated and accepted for API compatibility: decoded
+    manifests are released as soon as they are scanned (the compressed budget and the fetch
+    concurrency bound them), and the four object prefixes are listed one after the other.
 
     Parameters
     ----------
@@ -763,16 +783,29 @@ async def _gc_attempt(
         if not dry_run:
             if progress is not None:
                 progress("update_repo_info", 0, 1)
+            start_ids = {rec.id for rec in info.snapshots}
             info = await refs.update(_gc_repo_update(reach.snapshots, info))
             if progress is not None:
                 progress("update_repo_info", 1, 1)
+            # snapshots committed while we walked are kept: keep what they reference too, in
+            # case the cutoff is more recent than they are
+            added = [r.id for r in info.snapshots if r.id not in start_ids]
+            if added:
+                reach = await _walk(repo, [], limits, progress, singles=added, known=reach)
     else:
         tips = list((await refs.tags()).values()) + list((await refs.branches()).values())
         reach = await _walk(repo, tips, limits, progress)
         if not dry_run:
-            # a ref created while we walked may point at a snapshot we are about to delete
-            now = list((await refs.tags()).values()) + list((await refs.branches()).values())
-            if any(t not in reach.snapshots for t in now):
+            # refs created or moved while we walked (new commits, a branch re-created on an
+            # old snapshot...) may reach snapshots we are about to delete: walk them too, until
+            # the refs hold still
+            for _ in range(_MAX_ATTEMPTS):
+                now = list((await refs.tags()).values()) + list((await refs.branches()).values())
+                moved = [t for t in now if t not in reach.snapshots]
+                if not moved:
+                    break
+                reach = await _walk(repo, moved, limits, progress, known=reach)
+            else:
                 raise _Restart
     keep_tx = set(reach.snapshots)
     if info is not None:

@@ -160,7 +160,7 @@ class Repository:
         self._config = config if config is not None else RepositoryConfig()
         self._authorized = dict(authorize_virtual_chunk_access or {})
         if self._authorized:
-            from icechunk.virtual import check_authorizations
+            from icechunk.credentials import check_authorizations
 
             check_authorizations(self._authorized)
         self._default_metadata: dict[str, Any] = {}
@@ -279,6 +279,8 @@ class Repository:
                 layout.branch_key(MAIN), encode_ref(INITIAL_SNAPSHOT_ID), WriteMode.CREATE
             )
         else:
+            from icechunk.virtual import persisted_config
+
             tx = TransactionLog(id=INITIAL_SNAPSHOT_ID, spec_version=2)
             await storage.put(
                 layout.transaction_key(INITIAL_SNAPSHOT_ID), encode_transaction_log(tx, 2)
@@ -295,6 +297,7 @@ class Repository:
                 status=RepoStatus(0, now, None),
                 metadata={},
                 latest_updates=[UpdateRecord("RepoInitialized", {}, now, None)],
+                config=persisted_config(repo.config),
             )
             try:
                 await storage.put(layout.REPO_INFO, encode_repo_info(info), WriteMode.CREATE)

@@ -573,7 +573,7 @@ class Session:
             Positions refused because no virtual chunk container matches their location (only
             with ``validate_containers``); every other reference is staged.
         """
-        from icechunk.virtual import plan_virtual_refs
+        from icechunk.virtual_refs import plan_virtual_refs
 
         self._require_writable()
         node = self._node(_normalize_path(path))

@@ -379,7 +379,8 @@ class IcechunkStore(Store):
             Not a chunk key, chunk outside the grid, bad offset/length/URL/checksum, or (with
             ``validate_container``) no virtual chunk container matches ``location``.
         """
-        from icechunk.virtual import no_container_error, single_ref_columns
+        from icechunk.virtual import no_container_error
+        from icechunk.virtual_refs import single_ref_columns
 
         self._check_writable()
         path, coords = self._parse(key)
@@ -434,7 +435,7 @@ class IcechunkStore(Store):
         InvalidInputError
             A chunk outside the grid or a malformed reference: nothing is staged.
         """
-        from icechunk.virtual import spec_columns
+        from icechunk.virtual_refs import spec_columns
 
         self._check_writable()
         columns = spec_columns(chunks)
@@ -479,7 +480,7 @@ class IcechunkStore(Store):
         list[tuple[int, ...]] | None
             As :meth:`set_virtual_refs_async`.
         """
-        from icechunk.virtual import grid_columns
+        from icechunk.virtual_refs import grid_columns
 
         self._check_writable()
         coords, locs, offs, lens, etags, modified = grid_columns(

@@ -56,6 +56,7 @@ __all__ = [
     "in_memory_store",
     "local_filesystem_store",
     "no_container_error",
+    "persisted_config",
     "repo_containers",
     "resolve_location",
     "s3_store",
@@ -65,19 +66,11 @@ __all__ = [
 ]
 
 
-def _kind(code: str, fallback: ErrorKind) -> ErrorKind:
-    """The :class:`ErrorKind` with value ``code`` (the real Icechunk's), else ``fallback``."""
-    try:
-        return ErrorKind(code)
-    except ValueError:
-        return fallback
-
-
-NO_CONTAINER = _kind("no-container-for-virtual-chunk", ErrorKind.INVALID_ARGUMENT)
-UNAUTHORIZED = _kind("unauthorized-virtual-chunk-container", ErrorKind.INVALID_ARGUMENT)
-INVALID_REF = _kind("invalid-virtual-ref", ErrorKind.INVALID_ARGUMENT)
-MODIFIED = _kind("virtual-chunk-modified", ErrorKind.STORAGE)
-SHORT_OBJECT = _kind("invalid-object-size", ErrorKind.STORAGE)
+NO_CONTAINER = ErrorKind.NO_CONTAINER_FOR_VIRTUAL_CHUNK
+UNAUTHORIZED = ErrorKind.UNAUTHORIZED_VIRTUAL_CHUNK_CONTAINER
+INVALID_REF = ErrorKind.INVALID_VIRTUAL_REF
+MODIFIED = ErrorKind.VIRTUAL_CHUNK_MODIFIED
+SHORT_OBJECT = ErrorKind.INVALID_OBJECT_SIZE
 
 DOCS = "see https://icechunk.io/en/stable/virtual/"
 
@@ -556,13 +549,71 @@ def _persisted_store(doc: object) -> AnyObjectStoreConfig | None:
         }
         return cast(AnyObjectStoreConfig, kinds[tag](options))
     if tag == "http":
-        opts = body if isinstance(body, Mapping) else None
-        return ObjectStoreConfig.Http({str(k): str(v) for k, v in (opts or {}).items()} or None)
+        fields = dict(body) if isinstance(body, Mapping) else {}
+        headers = fields.pop("headers", None)
+        return ObjectStoreConfig.Http(
+            {str(k): str(v) for k, v in fields.items()} or None,
+            {str(k): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else None,
+        )
     if tag == "gcs":
         return ObjectStoreConfig.Gcs(dict(body) if isinstance(body, Mapping) else None)
     if tag == "in_memory":
         return ObjectStoreConfig.InMemory()
     return None
+
+
+def _store_doc(store: AnyObjectStoreConfig) -> dict[str, Any] | None:
+    """A store as the real Icechunk persists it (serde, externally tagged), or ``None``."""
+    if isinstance(store, ObjectStoreConfig.LocalFileSystem):
+        return {"local_file_system": store.path}
+    if isinstance(
+        store, ObjectStoreConfig.S3 | ObjectStoreConfig.S3Compatible | ObjectStoreConfig.Tigris
+    ):
+        tag = {
+            ObjectStoreConfig.S3: "s3",
+            ObjectStoreConfig.S3Compatible: "s3_compatible",
+            ObjectStoreConfig.Tigris: "tigris",
+        }[type(store)]
+        o = store.options
+        return {
+            tag: {
+                "allow_http": o.allow_http,
+                "anonymous": o.anonymous,
+                "checksum_algorithm": None,
+                "endpoint_url": o.endpoint_url,
+                "force_path_style": o.force_path_style,
+                "network_stream_timeout_seconds": o.network_stream_timeout_seconds,
+                "region": o.region,
+                "requester_pays": o.requester_pays,
+            }
+        }
+    if isinstance(store, ObjectStoreConfig.Http):
+        body: dict[str, Any] = dict(store.opts or {})
+        if store.headers:
+            body["headers"] = dict(store.headers)
+        return {"http": body}
+    return None
+
+
+def persisted_config(config: RepositoryConfig) -> bytes | None:
+    """The FlexBuffers config a new spec-2 repository stores: its virtual chunk containers.
+
+    Laid out as the real Icechunk writes it, which reads the containers back when the repository
+    is opened without a config. Containers of kinds this library cannot describe (GCS, Azure,
+    in-memory) are left out. ``None`` when there is nothing to persist.
+    """
+    from flatbuffers import flexbuffers
+
+    containers: dict[str, Any] = {}
+    for c in (config.virtual_chunk_containers or {}).values():
+        if not isinstance(c, VirtualChunkContainer):
+            continue
+        doc = _store_doc(c.store)
+        if doc is not None:
+            containers[c.url_prefix] = {"name": c.name, "store": doc, "url_prefix": c.url_prefix}
+    if not containers:
+        return None
+    return bytes(flexbuffers.Dumps({"virtual_chunk_containers": containers}))
 
 
 def with_persisted_containers(config: RepositoryConfig, persisted: bytes) -> RepositoryConfig:

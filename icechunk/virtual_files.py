@@ -463,8 +463,6 @@ def _h5_variable(ds: Any, path: str, max_bytes: int) -> _Variable:
         raise _bad_file(
             path, f"dataset `{ds.name}` uses {kind} storage, which cannot be referenced"
         )
-    if ds.shape == () and not var.chunks:
-        var.chunks = ()
     return var
 
 
@@ -557,7 +555,13 @@ def reference_netcdf(
         session is unchanged when the file cannot be parsed.
     """
     from icechunk.session import Session
-    from icechunk.virtual import no_container_error, split_checksum
+    from icechunk.virtual import (
+        find_container,
+        no_container_error,
+        repo_containers,
+        split_checksum,
+        validate_location,
+    )
 
     session = target if isinstance(target, Session) else target.session
     file_path = os.path.abspath(os.fspath(path))
@@ -583,6 +587,9 @@ def reference_netcdf(
     elif checksum is False:
         checksum = None
     etag, seconds = split_checksum(checksum)
+    validate_location(url)
+    if validate_containers and find_container(repo_containers(session._repo), url) is None:
+        raise no_container_error(url)  # before any array is created
     return _write(
         session, tree, group.strip("/"), url, etag, seconds, validate_containers, no_container_error
     )

@@ -173,32 +173,41 @@ def test_expire_then_collect(tmp_path: Path, spec_version: int, storage_kind: st
 def test_gc_age_guard(spec_version: int) -> None:
     """Unreachable objects are deleted only when created strictly before the cutoff."""
     storage = icechunk.in_memory_storage()
-    repo = Repository.create(storage, config=no_inline(), spec_version=spec_version)
-    base = write_commit(repo, "main", 0, "base")
-    old = write_commit(repo, "main", 10, "old")
-    repo.reset_branch("main", base)  # "old" is now unreachable
-    # an abandoned session: its chunks are written, never committed
-    session = repo.writable_session("main")
-    zarr.open_array(session.store, path="a", mode="r+")[:] = 7
 
     async def chunk_times() -> dict[str, datetime]:
         return {o.key: o.created_at async for o in storage.list("chunks/")}
 
-    newest_abandoned = max(asyncio.run(chunk_times()).values())
+    repo = Repository.create(storage, config=no_inline(), spec_version=spec_version)
+    base = write_commit(repo, "main", 0, "base")
+    base_chunks = set(asyncio.run(chunk_times()))
+    old = write_commit(repo, "main", 10, "old")
+    old_chunks = set(asyncio.run(chunk_times())) - base_chunks
+    repo.reset_branch("main", base)  # "old" is now unreachable
+    # an abandoned session: its chunks are written, never committed
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="a", mode="r+")[:] = 7
+    times = asyncio.run(chunk_times())
+    abandoned = set(times) - base_chunks - old_chunks
+    assert (len(base_chunks), len(old_chunks), len(abandoned)) == (4, 4, 4)
+    cutoff = max(times[k] for k in abandoned)
     before = sizes(storage)
-    # the cutoff equal to the newest object's creation time keeps that object (exclusive bound)
-    summary = repo.garbage_collect(newest_abandoned)
-    assert newest_abandoned in asyncio.run(chunk_times()).values()
+
+    # the cutoff equal to an object's creation time keeps that object (exclusive bound)
+    summary = repo.garbage_collect(cutoff)
+    young = {k for k in abandoned if times[k] >= cutoff}
+    assert young, "the newest abandoned chunk is not older than the cutoff"
+    assert set(asyncio.run(chunk_times())) == base_chunks | young
     assert summary.snapshots_deleted == 1  # "old"
-    assert summary.chunks_deleted == 4 + 3  # old's 4 chunks and 3 of the 4 abandoned ones
+    assert summary.chunks_deleted == len(old_chunks) + len(abandoned - young)
     after = sizes(storage)
     assert summary.bytes_deleted == sum(v for k, v in before.items() if k not in after) > 0
     assert read(repo, base) == ({"commit": "base"}, list(range(8)))
     with pytest.raises(icechunk.SnapshotNotFoundError):
         repo.readonly_session(snapshot_id=old)
-    # one microsecond later, the last abandoned chunk goes too
-    summary = repo.garbage_collect(newest_abandoned + timedelta(microseconds=1))
-    assert summary.chunks_deleted == 1 and summary.snapshots_deleted == 0
+    # one microsecond later, the youngest abandoned chunks go too
+    summary = repo.garbage_collect(cutoff + timedelta(microseconds=1))
+    assert summary.chunks_deleted == len(young) and summary.snapshots_deleted == 0
+    assert set(asyncio.run(chunk_times())) == base_chunks
     assert read(repo, base) == ({"commit": "base"}, list(range(8)))
 
 
@@ -255,35 +264,53 @@ def test_exclusive_cutoff() -> None:
 
 
 @pytest.mark.parametrize("storage_kind", list(STORAGE_FACTORIES))
-def test_gc_never_deletes_what_a_ref_created_during_gc_reaches(
-    tmp_path: Path, spec_version: int, storage_kind: str
+@pytest.mark.parametrize("action", ["branch-to-orphan", "commit"])
+def test_gc_never_deletes_what_refs_moved_during_gc_reach(
+    tmp_path: Path, spec_version: int, storage_kind: str, action: str
 ) -> None:
+    """A ref created (or a commit made) while GC runs keeps everything it reaches.
+
+    The cutoff is in the future, so only reachability protects anything here.
+    """
     storage = STORAGE_FACTORIES[storage_kind](tmp_path)
     repo = Repository.create(storage, config=no_inline(), spec_version=spec_version)
     base = write_commit(repo, "main", 0, "base")
     orphan = write_commit(repo, "main", 50, "orphan")
-    repo.reset_branch("main", base)  # "orphan" is unreachable and old
+    repo.reset_branch("main", base)  # "orphan" is unreachable
     expected = read(repo, orphan)
     other = Repository.open(storage)  # another client
     phases: list[str] = []
+    made: list[str] = []
 
     def progress(phase: str, done: int, total: int) -> None:
         phases.append(phase)
-        if phase == "scan_manifests" and done == total and "late" not in other.list_branches():
-            # the reachability walk is over: a client now points a new branch at the orphan
-            other.create_branch("late", orphan)
+        if phase == "scan_manifests" and done == total and not made:
+            # the reachability walk is over: another client now moves the refs
+            if action == "branch-to-orphan":
+                other.create_branch("late", orphan)
+                made.append(orphan)
+            else:
+                made.append(write_commit(other, "main", 70, "during gc"))
 
     # run GC on a private event loop, so that the callback can use the other client's
     # synchronous API (which runs on the library's own loop thread)
     summary = asyncio.run(
         repo.garbage_collect_async(datetime.now(UTC) + timedelta(hours=1), progress=progress)
     )
-    assert phases.count("find_snapshots") == 2, "the collection started again"
-    assert summary.snapshots_deleted == 0 and summary.chunks_deleted == 0
-    assert other.list_branches() == {"main", "late"}
+    assert phases.count("find_snapshots") == 2, "what the moved ref reaches was walked"
+    if action == "branch-to-orphan":
+        assert summary.snapshots_deleted == 0 and summary.chunks_deleted == 0
+        assert other.list_branches() == {"main", "late"}
+    else:  # the orphan goes, the commit made during GC stays
+        assert (summary.snapshots_deleted, summary.chunks_deleted) == (1, 4)
     for client in (repo, Repository.open(storage)):
-        assert read(client, orphan) == expected
-        assert history(client, branch="late") == [orphan, base, ROOT]
+        assert read(client, base) == ({"commit": "base"}, list(range(8)))
+        if action == "branch-to-orphan":
+            assert read(client, orphan) == expected
+            assert history(client, branch="late") == [orphan, base, ROOT]
+        else:
+            assert read(client, made[0]) == ({"commit": "during gc"}, [70 + i for i in range(8)])
+            assert history(client, branch="main") == [made[0], base, ROOT]
 
 
 def test_gc_keeps_new_detached_snapshots_and_their_history() -> None:
@@ -651,7 +678,7 @@ class MaintenanceMachineSpec1(MaintenanceMachine):
 
 
 _machine_settings = settings(
-    max_examples=8, stateful_step_count=10, deadline=None, derandomize=True
+    max_examples=15, stateful_step_count=12, deadline=None, derandomize=True
 )
 TestMaintenanceSpec2 = MaintenanceMachine.TestCase
 TestMaintenanceSpec2.settings = _machine_settings

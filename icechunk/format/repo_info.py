@@ -21,6 +21,10 @@ an object would silently drop data, so :func:`encode_repo_info` refuses it.
 from __future__ import annotations
 
 import itertools
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -37,6 +41,7 @@ from icechunk.format.flatbuf import (
     create_string,
     decoding,
     finish,
+    insert_block,
     new_builder,
 )
 from icechunk.format.header import decode_object, encode_object
@@ -177,14 +182,17 @@ def _build_refs(b: Any, refs: list[RepoRef], index: dict[bytes, int], what: str)
     return create_offset_vector(b, tables)
 
 
-def _build_snapshot_info(b: Any, info: SnapshotInfoRecord, index: dict[bytes, int]) -> int:
+def _parent_index(info: SnapshotInfoRecord, index: dict[bytes, int]) -> int:
     if info.parent_id is None:
-        parent = -1
-    else:
-        found = index.get(bytes(info.parent_id))
-        if found is None:
-            raise _invalid("a snapshot's parent is missing from the snapshot list")
-        parent = found
+        return -1
+    found = index.get(bytes(info.parent_id))
+    if found is None:
+        raise _invalid("a snapshot's parent is missing from the snapshot list")
+    return found
+
+
+def _build_snapshot_info(b: Any, info: SnapshotInfoRecord, parent: int) -> int:
+    """One ``SnapshotInfo`` table; its ``parent_offset`` is always written (blocks patch it)."""
     message = create_string(b, info.message)
     metadata = build_metadata_items(b, info.metadata, _SPEC)
     pruned = 0
@@ -194,7 +202,8 @@ def _build_snapshot_info(b: Any, info: SnapshotInfoRecord, index: dict[bytes, in
     b.StartObject(6)
     b.PrependUint64Slot(2, info.flushed_at, 0)
     add_struct_slot(b, 0, bytes(info.id))
-    b.PrependInt32Slot(1, parent, 0)
+    b.PrependInt32(parent)
+    b.Slot(1)
     b.PrependUOffsetTRelativeSlot(3, message, 0)
     b.PrependUOffsetTRelativeSlot(4, metadata, 0)
     if pruned:
@@ -206,6 +215,59 @@ def _flags_vector(b: Any, flags: list[int]) -> int:
     values = sorted(set(flags))
     raw = np.array(values, dtype="<u2").tobytes()
     return create_raw_vector(b, raw, 2, len(values), 2)
+
+
+_MAX_BLOCKS: Final = 1 << 16
+"""Encoded snapshot-info and ops-log tables kept for reuse by the next encodings."""
+_blocks: OrderedDict[tuple[object, ...], tuple[object, bytes, int, int]] = OrderedDict()
+_blocks_lock = threading.Lock()
+
+
+def _block(
+    key: tuple[object, ...], record: object, build: Callable[[Any], int]
+) -> tuple[bytes, int, int]:
+    """A position-independent block holding one table built by ``build`` and its children.
+
+    Returns ``(block, table position, position of the i32 field in slot 1 or -1)``. Every
+    commit rewrites the whole ``repo`` object, whose snapshot list and ops log only grow: the
+    tables of records seen before are reused instead of being rebuilt field by field.
+    """
+    with _blocks_lock:
+        hit = _blocks.get(key)
+        if hit is not None and hit[0] == record:
+            _blocks.move_to_end(key)
+            return hit[1], hit[2], hit[3]
+    b = new_builder(256)
+    table = build(b)
+    b.Prep(8, 0)  # the block's size, hence its start, keeps the builder's 8-byte alignment
+    data = bytes(b.Bytes[b.Head() :])
+    at = len(data) - table
+    vtable = at - struct.unpack_from("<i", data, at)[0]
+    vsize = struct.unpack_from("<H", data, vtable)[0]
+    field = struct.unpack_from("<H", data, vtable + 6)[0] if vsize > 6 else 0
+    entry = (record, data, at, at + field if field else -1)
+    with _blocks_lock:
+        _blocks[key] = entry
+        while len(_blocks) > _MAX_BLOCKS:
+            _blocks.popitem(last=False)
+    return data, at, entry[3]
+
+
+def _insert_snapshot_info(b: Any, info: SnapshotInfoRecord, index: dict[bytes, int]) -> int:
+    parent = _parent_index(info, index)
+    data, at, parent_at = _block(
+        ("snapshot", info.id), info, lambda sb: _build_snapshot_info(sb, info, parent)
+    )
+    assert parent_at > 0, "the parent index is always written"
+    block = bytearray(data)
+    struct.pack_into("<i", block, parent_at, parent)
+    return int(insert_block(b, block)) - at
+
+
+def _insert_update(b: Any, update: UpdateRecord) -> int:
+    key = ("update", update.kind, update.updated_at, update.backup_path)
+    data, at, _ = _block(key, update, lambda sb: _build_update(sb, update))
+    return int(insert_block(b, data)) - at
 
 
 def encode_repo_info(r: RepoInfo) -> bytes:
@@ -235,14 +297,14 @@ def encode_repo_info(r: RepoInfo) -> bytes:
     if len(index) != len(snapshots):
         raise _invalid("two snapshots have the same id")
     b = new_builder(4096 + 256 * len(snapshots) + 128 * len(r.latest_updates))
-    snapshots_vec = create_offset_vector(b, [_build_snapshot_info(b, s, index) for s in snapshots])
+    snapshots_vec = create_offset_vector(b, [_insert_snapshot_info(b, s, index) for s in snapshots])
     tags = _build_refs(b, r.tags, index, "tags")
     branches = _build_refs(b, r.branches, index, "branches")
     deleted = [create_string(b, name) for name in sorted(set(r.deleted_tags), key=_utf8)]
     deleted_vec = create_offset_vector(b, deleted)
     status = _build_status(b, r.status)
     metadata = build_metadata_items(b, r.metadata, _SPEC)
-    updates = create_offset_vector(b, [_build_update(b, u) for u in r.latest_updates])
+    updates = create_offset_vector(b, [_insert_update(b, u) for u in r.latest_updates])
     before = create_string(b, r.repo_before_updates) if r.repo_before_updates is not None else 0
     config = create_bytes(b, r.config) if r.config is not None else 0
     enabled = (

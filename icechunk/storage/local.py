@@ -33,7 +33,8 @@ root are rejected (see :func:`~icechunk.storage._common.validate_key`).
   stays bounded.
 * **Versions** are content hashes (128 bits of SHA-256, in hex), identical in every process. Two
   writes of identical bytes share a version; that is harmless for compare-and-swap, whose purpose
-  is to detect a change of content.
+  is to detect a change of content. Immutable objects, which never change, are versioned by their
+  size instead, so chunk writes spend no CPU on hashing.
 
 Temporary and lock files live in two hidden directories at the root, :data:`TMP_DIR` and
 :data:`LOCK_DIR`. :meth:`LocalFileSystemStorage.list` never yields anything inside them and keys
@@ -108,6 +109,15 @@ def content_version(data: bytes) -> str:
     SHA-256 rather than BLAKE2b because CPUs with SHA extensions hash it about twice as fast.
     """
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _version_of(key: str, data: bytes) -> str:
+    """The version token of ``data`` stored at ``key``.
+
+    Immutable objects are written once and never changed, so hashing them (every chunk!) would
+    cost CPU for a token nobody compares; their version is their size.
+    """
+    return f"size-{len(data)}" if is_immutable_key(key) else content_version(data)
 
 
 def is_immutable_key(key: str) -> bool:
@@ -319,7 +329,7 @@ class LocalFileSystemStorage(Storage):
 
     def _read_with_version(self, key: str) -> tuple[bytes, VersionInfo]:
         data = self._read(key, None)
-        return data, VersionInfo(content_version(data))
+        return data, VersionInfo(_version_of(key, data))
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
@@ -413,7 +423,7 @@ class LocalFileSystemStorage(Storage):
 
     def _write(self, key: str, data: bytes, mode: PutMode) -> VersionInfo:
         path = self._path(key)
-        version = VersionInfo(content_version(data))
+        version = VersionInfo(_version_of(key, data))
         immutable = is_immutable_key(key) and not isinstance(mode, IfMatch)
         if not immutable:
             # whatever this object may point to must be durable before it is
@@ -524,7 +534,7 @@ class LocalFileSystemStorage(Storage):
         with self._locked(key):
             try:
                 with open(path, "rb") as f:
-                    current = content_version(f.read())
+                    current = _version_of(key, f.read())
             except _NOT_FOUND:
                 raise PreconditionFailedError(
                     f"conditional put failed: {key!r} does not exist "

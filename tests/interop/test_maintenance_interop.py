@@ -24,6 +24,8 @@ import pytest
 from tests.interop import oracle
 from tests.interop.conftest import run_script
 
+pytestmark = pytest.mark.interop
+
 SCRIPT = "maintenance_repo.py"
 RANDOM_SCRIPT = "maintenance_random.py"
 RANDOM_CASES = ((1, 11), (1, 12), (2, 21), (2, 22))  # (spec, seed)

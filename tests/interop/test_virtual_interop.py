@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.datasets import ERAINT
 from tests.interop.conftest import run_script
 
 pytestmark = pytest.mark.interop
 
-ERA = Path("/work/shared/data/eraint_uvz.nc")
+ERA = ERAINT
 
 
 def _write(impl: str, tmp_path: Path, spec: int, netcdf: bool) -> tuple[Path, Path]:
@@ -64,6 +65,11 @@ def test_real_icechunk_reads_our_virtual_refs(tmp_path: Path, spec: int) -> None
     assert real["locations"] == ours["locations"]
     assert real["locations"] == [f"file://{data}/{ERA.name}", f"file://{data}/values.bin"]
     _check_stale(run_script("ic2", "virtual_repo.py", "stale", str(repo), str(data)))
+    if spec == 2:  # we persist the containers: the real icechunk needs no config to find them
+        persisted = run_script(
+            "ic2", "virtual_repo.py", "read", str(repo), str(data), "--persisted-config"
+        )
+        assert persisted["arrays"] == real["arrays"]
 
 
 def test_we_read_virtual_refs_the_real_icechunk_wrote(tmp_path: Path) -> None:
