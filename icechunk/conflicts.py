@@ -318,7 +318,7 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
             ErrorKind.REBASE_FAILED,
         )
     for snap_id in reversed(chain):
-        tx = await repo._load_transaction_log(snap_id)
+        tx = await repo._history_transaction_log(snap_id)
         theirs = repo._tree_for(await repo._load_snapshot(snap_id))
         conflicts = detect_conflicts(session, tx, theirs)
         solver._resolve(session, conflicts, snap_id)

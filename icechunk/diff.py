@@ -45,7 +45,7 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
     deleted_arrays: set[bytes] = set()
     deleted_groups: set[bytes] = set()
     for snap_id in reversed(chain):
-        tx = await repo._load_transaction_log(snap_id)
+        tx = await repo._history_transaction_log(snap_id)
         new_groups.update(tx.new_groups)
         new_arrays.update(tx.new_arrays)
         deleted_groups.update(tx.deleted_groups)

@@ -486,6 +486,35 @@ class Repository:
         default_cache.put("txlog", snapshot_id, tx, 4 * len(data) + 1000)
         return tx
 
+    async def _history_transaction_log(self, snapshot_id: bytes) -> TransactionLog:
+        """What changed between ``snapshot_id``'s parent in history and ``snapshot_id``.
+
+        That is the snapshot's own transaction log, merged (oldest first) with the logs of the
+        ancestors that expiration cut out between it and its parent (spec 2.1
+        ``pruned_ancestor_tx_logs``); logs already collected are skipped. Diff and rebase walk
+        history with this, so changes made in expired commits are not forgotten.
+        """
+        own = await self._load_transaction_log(snapshot_id)
+        refs = self._refs
+        if not isinstance(refs, RefStoreV2):
+            return own
+        pruned: tuple[bytes, ...] = ()
+        for rec in (await refs.read()).snapshots:
+            if rec.id == snapshot_id:
+                pruned = tuple(rec.pruned_ancestor_tx_logs or ())
+                break
+        if not pruned:
+            return own
+        from icechunk.inspect import _merge_logs
+
+        logs: list[TransactionLog] = []
+        for pid in pruned:
+            try:
+                logs.append(await self._load_transaction_log(pid))
+            except ObjectNotFoundError:
+                continue
+        return _merge_logs([*logs, own])
+
     async def _fetch_payload(self, payload: ChunkPayload, byte_range: ByteRange | None) -> bytes:
         from icechunk.change_set import InlinePayload, NativePayload
 

@@ -259,6 +259,35 @@ def test_exclusive_cutoff() -> None:
     assert h.repo.expire_snapshots(h.written_at("c1") + timedelta(microseconds=1)) == {h.ids["c1"]}
 
 
+def test_diff_and_rebase_see_changes_of_expired_commits() -> None:
+    """After expiration, history diffs still include what the cut-out commits changed."""
+    repo = Repository.create(icechunk.in_memory_storage(), config=no_inline(), spec_version=2)
+    session = repo.writable_session("main")
+    root = zarr.group(store=session.store)
+    root.create_group("early")
+    root.create_array("x", shape=(4,), chunks=(2,), dtype="i4", fill_value=0)
+    first = session.commit("create /early and /x")
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="x", mode="r+")[:2] = 7
+    session.commit("write x[0:2]")
+    stale = repo.writable_session("main")  # based on the commit about to be kept
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="x", mode="r+")[2:] = 9
+    last = session.commit("write x[2:]")
+    assert repo.expire_snapshots(repo.lookup_snapshot(last).written_at) != set()
+    assert history(repo, branch="main") == [last, ROOT]
+
+    diff = repo.diff(from_snapshot_id=ROOT, to_branch="main")
+    assert diff.new_groups == {"/", "/early"}
+    assert diff.new_arrays == {"/x"}
+    assert sorted(diff.updated_chunks["/x"]) == [[0], [1]]
+    assert first not in history(repo, branch="main")
+    # the stale session's base was cut out of history: rebasing it is refused, not silent
+    zarr.open_array(stale.store, path="x", mode="r+")[:2] = 1
+    with pytest.raises(icechunk.IcechunkError):
+        stale.rebase(icechunk.ConflictDetector())
+
+
 # ---------------------------------------------------------------------------------------------
 # concurrency: refs that appear while GC runs
 
