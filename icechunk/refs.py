@@ -566,10 +566,8 @@ class RefStoreV2(RefStore):
             entry = apply(new)
             newest = current.latest_updates[0].updated_at if current.latest_updates else 0
             stamp = max(now_us(), newest + 1)
-            backup = (
-                f"{layout.OVERWRITTEN}repo."
-                f"{_YEAR_3000_MS - stamp // 1000:014d}.{encode_id(new_id12())}"
-            )
+            # `backup_path` names the copy relative to `overwritten/`, as the real Icechunk does
+            backup = f"repo.{_YEAR_3000_MS - stamp // 1000:014d}.{encode_id(new_id12())}"
             updates = [dataclasses.replace(entry, updated_at=stamp, backup_path=None)]
             if current.latest_updates:
                 updates.append(dataclasses.replace(current.latest_updates[0], backup_path=backup))
@@ -579,7 +577,9 @@ class RefStoreV2(RefStore):
                 updates = updates[: self.num_updates_per_file]
             new.latest_updates = updates
             # the backup must exist before the new object names it; write it while encoding
-            backup_written = asyncio.ensure_future(self.storage.put(backup, data, WriteMode.CREATE))
+            backup_written = asyncio.ensure_future(
+                self.storage.put(layout.OVERWRITTEN + backup, data, WriteMode.CREATE)
+            )
             try:
                 encoded = encode_repo_info(new)
             finally:

@@ -157,3 +157,21 @@ def test_random_histories_match_the_real_icechunk(runs: Runs, spec: int, seed: i
     assert any("expire" in step and step["expire"] for step in real), "exercise expiration"
     assert any("gc" in step and step["gc"]["snapshots_deleted"] for step in real), "and GC"
     assert ours == real
+
+
+# ---------------------------------------------------------------------------------------------
+# the operations log spilling into `overwritten/` backups
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("ours", "ic2"), ("ic2", "ours")])
+def test_overflowing_ops_log_is_followed_across_implementations(
+    tmp_path: Path, writer: str, reader: str
+) -> None:
+    """``repo_before_updates``/``backup_path`` name backups as the real Icechunk does
+    (relative to ``overwritten/``), so each side walks the other's whole log."""
+    path = str(tmp_path / "repo")
+    written = run_script(writer, "ops_log.py", "write", path, "11")
+    read = run_script(reader, "ops_log.py", "read", path)
+    expected_names = [f"t{i:02d}" for i in reversed(range(11))]
+    assert written["entries"] == read["entries"] == 12  # RepoInitialized + 11 tags
+    assert written["names"] == read["names"] == expected_names
