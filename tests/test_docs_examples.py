@@ -18,7 +18,7 @@ import pytest
 from tests.datasets import SHARED_DATA
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 PAGES = ["virtual-chunks.md", "maintenance.md"]
 
 
