@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     .venv/bin/python -m benchmarks.run --quick            # about 2 minutes
-    .venv/bin/python -m benchmarks.run                    # full mode, about 12-15 minutes
+    .venv/bin/python -m benchmarks.run                    # full mode, 8-15 minutes
     .venv/bin/python -m benchmarks.run --only dask,commit # a subset of the workloads
     .venv/bin/python -m benchmarks.run --tiny             # smallest sizes, 1 repetition
 

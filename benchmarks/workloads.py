@@ -3,8 +3,10 @@
 Only the public icechunk / zarr / dask / xarray API is used, so the very same script runs under
 our pure-Python ``icechunk`` (``.venv``) and under the real icechunk 2.3.0 (the ``ic2bench``
 oracle venv, which has the same zarr, numpy, dask, distributed and xarray versions).
-It is started by ``benchmarks/run.py``, normally once per repetition so that the runner can
-interleave implementations; run it directly for debugging::
+It is started by ``benchmarks/run.py``, once per repetition (or, for the dask workloads, once
+per implementation in ``--serve`` mode: one repetition per stdin line ``{"rep": N}``, one
+JSON line back, the ``LocalCluster`` kept across repetitions) so that the runner can interleave
+implementations; run it directly for debugging::
 
     python benchmarks/workloads.py commit --impl icechunk --n 10000 --kind inline --reps 3
 
