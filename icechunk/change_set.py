@@ -296,11 +296,14 @@ class ChangeSet:
             if mine is not None and mine.node_id != change.node_id:
                 self.chunks.pop(mine.node_id, None)
             self.nodes[path] = change
-        from icechunk.chunk_refs import absorb_writes
-
         for other_id, writes in other.chunks.items():
             node_id = same_node.get(other_id, other_id)
-            self.chunks[node_id] = absorb_writes(self.chunks.get(node_id, {}), writes)
+            if type(writes) is dict:
+                self.chunks.setdefault(node_id, {}).update(writes)
+            else:
+                from icechunk.chunk_refs import absorb_writes
+
+                self.chunks[node_id] = absorb_writes(self.chunks.get(node_id, {}), writes)
         return overlaps
 
 

@@ -273,8 +273,13 @@ def _encoded(values: list[str | None], idx: npt.NDArray[np.intp], what: str) -> 
     """The UTF-8 bytes of ``values`` at ``idx``; all must be strings."""
     picked = _pick(values, idx)
     try:
+        # many refs usually share a few locations: encode each distinct string once
+        distinct = dict.fromkeys(picked)
+        if len(distinct) * 4 < len(picked):
+            encoded = {v: v.encode("utf-8") for v in distinct}  # type: ignore[union-attr]
+            return list(map(encoded.__getitem__, picked))
         return [v.encode("utf-8") for v in picked]  # type: ignore[union-attr]
-    except AttributeError:
+    except (AttributeError, TypeError):
         bad = next(int(i) for i, v in zip(idx, picked, strict=True) if not isinstance(v, str))
         raise _invalid(f"virtual ref {bad} has no {what}") from None
 

@@ -80,6 +80,7 @@ from icechunk.storage.base import (
 
 __all__ = [
     "IMMUTABLE_PREFIXES",
+    "INLINE_WRITE_MAX",
     "LOCK_DIR",
     "LOCK_STRIPES",
     "TMP_DIR",
@@ -94,6 +95,8 @@ LOCK_DIR = ".icechunk-locks"
 LOCK_STRIPES = 256
 """Number of lock files keys are spread over."""
 
+INLINE_WRITE_MAX: Final = 64 * 1024
+"""Immutable objects up to this size are written on the calling thread, not a worker thread."""
 IMMUTABLE_PREFIXES: Final = ("chunks/", "manifests/", "snapshots/", "transactions/", "overwritten/")
 """Key prefixes of objects written once under fresh random names and referenced only later."""
 
@@ -265,7 +268,11 @@ class LocalFileSystemStorage(Storage):
                 pass
             case _:
                 raise InvalidInputError(f"unknown put mode: {mode!r}")
-        return await asyncio.to_thread(self._write, key, bytes(data), mode)
+        data = bytes(data)
+        if len(data) <= INLINE_WRITE_MAX and mode is WriteMode.OVERWRITE and is_immutable_key(key):
+            # no fsync, no lock: a handful of fast system calls, cheaper than a thread hop
+            return self._write(key, data, mode)
+        return await asyncio.to_thread(self._write, key, data, mode)
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         # docstring inherited
