@@ -42,8 +42,10 @@ __all__ = [
     "payload_at",
     "pick",
     "refs_from_payloads",
+    "rows_in",
     "sort_order",
     "spread",
+    "staged_columns",
     "take_refs",
 ]
 
@@ -153,23 +155,37 @@ def sort_order(coords: npt.NDArray[np.uint32]) -> npt.NDArray[np.intp] | None:
     return np.argsort(keys, kind="stable")
 
 
+_NONE: Final = type(None)
+
+
 def _columns(
-    coords: npt.NDArray[np.uint32], payloads: Sequence[ChunkPayload], ndim: int
+    coords: npt.NDArray[np.uint32],
+    payloads: Sequence[ChunkPayload],
+    ndim: int,
+    types: list[type] | None = None,
 ) -> ChunkRefs:
-    """Unsorted columnar refs of ``payloads`` (none ``None``) at ``coords``."""
+    """Unsorted columnar refs of ``payloads`` (none ``None``; ``types`` theirs) at ``coords``."""
     n = len(payloads)
-    try:
-        kind = np.fromiter(map(_KIND_OF.__getitem__, map(type, payloads)), np.uint8, count=n)
-    except KeyError:
-        bad = next(p for p in payloads if type(p) not in _KIND_OF)
-        raise TypeError(f"not a chunk payload: {bad!r}") from None
+    if types is None:
+        types = list(map(type, payloads))
+    only = types[0] if n and types.count(types[0]) == n else None
+    if only is not None and only in _KIND_OF:  # the usual case: one kind of payload
+        kind = np.full(n, _KIND_OF[only], dtype=np.uint8)
+    else:
+        try:
+            kind = np.fromiter(map(_KIND_OF.__getitem__, types), np.uint8, count=n)
+        except KeyError:
+            bad = next(p for p in payloads if type(p) not in _KIND_OF)
+            raise TypeError(f"not a chunk payload: {bad!r}") from None
     chunk_id = np.zeros((n, 12), dtype=np.uint8)
     offset = np.zeros(n, dtype=np.uint64)
     length = np.zeros(n, dtype=np.uint64)
     refs = ChunkRefs(coords=coords, kind=kind, chunk_id=chunk_id, offset=offset, length=length)
     native = np.flatnonzero(kind == ChunkKind.NATIVE)
     if len(native):
-        nat: list[NativePayload] = pick(payloads, native)  # type: ignore[arg-type]
+        nat: list[NativePayload] = (
+            list(payloads) if len(native) == n else pick(payloads, native)  # type: ignore[arg-type]
+        )
         ids = b"".join(map(_CHUNK_ID, nat))
         if len(ids) != 12 * len(nat):
             raise ValueError("native chunk ids must be 12 bytes")
@@ -178,12 +194,14 @@ def _columns(
         length[native] = np.fromiter(map(_LENGTH, nat), np.uint64, count=len(nat))
     inline = np.flatnonzero(kind == ChunkKind.INLINE)
     if len(inline):
-        data = list(map(_DATA, pick(payloads, inline)))
+        data = list(map(_DATA, payloads if len(inline) == n else pick(payloads, inline)))
         length[inline] = np.fromiter(map(len, data), np.uint64, count=len(data))
         refs.inline = spread(data, inline, n)
     virtual = np.flatnonzero(kind == ChunkKind.VIRTUAL)
     if len(virtual):
-        vir: list[VirtualPayload] = pick(payloads, virtual)  # type: ignore[arg-type]
+        vir: list[VirtualPayload] = (
+            list(payloads) if len(virtual) == n else pick(payloads, virtual)  # type: ignore[arg-type]
+        )
         offset[virtual] = np.fromiter(map(_OFFSET, vir), np.uint64, count=len(vir))
         length[virtual] = np.fromiter(map(_LENGTH, vir), np.uint64, count=len(vir))
         refs.location = spread(list(map(_LOCATION, vir)), virtual, n)
@@ -288,17 +306,20 @@ def merge_refs(
     changes: Mapping[tuple[int, ...], ChunkPayload | None],
     ndim: int,
     bounds: tuple[int, ...] | None = None,
+    *,
+    coords: npt.NDArray[np.uint32] | None = None,
 ) -> ChunkRefs:
     """Old references with ``changes`` applied (``None`` deletes), sorted.
 
     ``bounds`` (number of chunks per dimension) drops references outside the chunk grid, as a
-    shrinking resize requires.
+    shrinking resize requires. ``coords``, if given, must be :func:`changed_coords` of
+    ``changes`` (same rows, same order): it saves building them again from a plain mapping.
     """
     base = _concat(list(old), ndim)
     if isinstance(changes, ChunkWrites):
         coords, new = changes.columns(ndim)
     else:
-        coords, new = _changed(changes, ndim)
+        coords, new = _changed(changes, ndim, coords)
     if len(coords) and len(base):
         keep = ~np.isin(_match_keys(base.coords), _match_keys(coords))
         if not keep.all():
@@ -313,12 +334,18 @@ def merge_refs(
 
 
 def _changed(
-    changes: Mapping[tuple[int, ...], ChunkPayload | None], ndim: int
+    changes: Mapping[tuple[int, ...], ChunkPayload | None],
+    ndim: int,
+    coords: npt.NDArray[np.uint32] | None = None,
 ) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
     """``(coords of every change, refs of the writes)`` of a plain mapping of changes."""
-    keys = list(changes)
     values = list(changes.values())
-    coords = _coords_array(keys, ndim)
+    if coords is None or coords.shape != (len(values), ndim):
+        coords = _coords_array(list(changes), ndim)
+    types = list(map(type, values))
+    if not types.count(_NONE):  # no deletions: the usual case, checked at C speed
+        new = _columns(coords, values, ndim, types)  # type: ignore[arg-type]
+        return coords, new
     present = np.fromiter(
         map(operator.is_not, values, itertools.repeat(None)), dtype=bool, count=len(values)
     )
@@ -514,6 +541,26 @@ def changed_coords(
     if isinstance(changes, ChunkWrites):
         return changes.coords(ndim)
     return _coords_array(list(changes), ndim)
+
+
+def staged_columns(
+    changes: Mapping[tuple[int, ...], ChunkPayload | None], ndim: int
+) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
+    """``(coords of every change, refs of the writes)`` of one array's staged changes, unsorted.
+
+    Deletions appear in the coordinates only. Bulk-staged writes stay columnar.
+    """
+    if isinstance(changes, ChunkWrites):
+        return changes.columns(ndim)
+    return _changed(changes, ndim)
+
+
+def rows_in(coords: npt.NDArray[np.uint32], other: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+    """Per row of ``coords``, whether ``other`` (same number of columns) has that row."""
+    if not len(coords) or not len(other):
+        return np.zeros(len(coords), dtype=bool)
+    found: npt.NDArray[np.bool_] = np.isin(_match_keys(coords), _match_keys(other))
+    return found
 
 
 def absorb_writes(

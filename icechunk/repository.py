@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from icechunk._sync import sync
 from icechunk.cache import default_cache
-from icechunk.chunk_refs import RefIndex
+from icechunk.chunk_refs import RefIndex, payload_at
 from icechunk.config import RepositoryConfig
 from icechunk.errors import (
     ErrorKind,
@@ -25,7 +25,6 @@ from icechunk.errors import (
     SnapshotNotFoundError,
 )
 from icechunk.format import (
-    decode_manifest,
     decode_snapshot,
     decode_transaction_log,
     encode_manifest,
@@ -36,6 +35,7 @@ from icechunk.format import (
     layout,
 )
 from icechunk.format.ids import INITIAL_SNAPSHOT_ID, encode_id, parse_snapshot_id
+from icechunk.format.manifest import ManifestView
 from icechunk.format.model import (
     ManifestFileInfo,
     RepoInfo,
@@ -72,6 +72,9 @@ __all__ = ["Repository"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
+
+LAZY_MANIFEST_LOOKUPS = 32
+"""Chunk lookups served from a manifest's flatbuffer by binary search before it is decoded."""
 
 
 def _to_datetime(us: int) -> datetime:
@@ -448,6 +451,49 @@ class Repository:
         assert isinstance(tree, _BaseTree)
         return tree
 
+    async def _manifest_view(self, manifest_id: bytes) -> ManifestView:
+        """Fetch and open (not decode) a manifest; it is cached for :meth:`_manifest_ref`."""
+        mkey = layout.manifest_key(manifest_id)
+        try:
+            data = await self._storage.get(mkey)
+        except ObjectNotFoundError:
+            raise FormatError(
+                f"manifest {encode_id(manifest_id)} referenced by the snapshot is missing",
+                ErrorKind.FORMAT,
+            ) from None
+        view = ManifestView(data, mkey)
+        default_cache.put("manifestview", manifest_id, view, view.nbytes + 1000)
+        return view
+
+    async def _manifest_ref(
+        self,
+        manifest_id: bytes,
+        node_id: bytes,
+        info: ManifestFileInfo | None,
+        coords: tuple[int, ...],
+    ) -> ChunkPayload | None:
+        """The payload of chunk ``coords`` of array ``node_id`` in a manifest, or ``None``.
+
+        The first :data:`LAZY_MANIFEST_LOOKUPS` lookups in a manifest that is not decoded yet
+        binary-search its flatbuffer and decode the one ref found (opening a session to read
+        a chunk does not decode a 100k-ref manifest); later ones decode the whole manifest
+        once and use its index.
+        """
+        index = default_cache.get("refindex", manifest_id + node_id)
+        if index is None and default_cache.get("manifest", manifest_id) is None:
+            view = default_cache.get("manifestview", manifest_id)
+            if not isinstance(view, ManifestView):
+                view = await self._manifest_view(manifest_id)
+            if view.lookups < LAZY_MANIFEST_LOOKUPS:
+                view.lookups += 1
+                ref = view.lookup(node_id, coords)
+                return None if ref is None else payload_at(ref, 0)
+        index = await self._manifest_index(manifest_id, node_id, info)
+        if index is None:
+            return None
+        i = index.find(coords)
+        return None if i is None else payload_at(index.refs, i)
+
     async def _manifest_index(
         self, manifest_id: bytes, node_id: bytes, info: ManifestFileInfo | None
     ) -> RefIndex | None:
@@ -458,16 +504,11 @@ class Repository:
             return index
         manifest = default_cache.get("manifest", manifest_id)
         if manifest is None:
-            mkey = layout.manifest_key(manifest_id)
-            try:
-                data = await self._storage.get(mkey)
-            except ObjectNotFoundError:
-                raise FormatError(
-                    f"manifest {encode_id(manifest_id)} referenced by the snapshot is missing",
-                    ErrorKind.FORMAT,
-                ) from None
-            manifest = decode_manifest(data, mkey)
-            default_cache.put("manifest", manifest_id, manifest, 3 * len(data) + 1000)
+            view = default_cache.get("manifestview", manifest_id)
+            if not isinstance(view, ManifestView):
+                view = await self._manifest_view(manifest_id)
+            manifest = view.decode()
+            default_cache.put("manifest", manifest_id, manifest, 3 * view.nbytes + 1000)
         for array in manifest.arrays:
             if array.node_id == node_id:
                 index = RefIndex(array.refs)

@@ -19,11 +19,12 @@ import random
 import warnings
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from icechunk._sync import sync
+from icechunk.cache import default_cache
 from icechunk.change_set import (
     MAX_OVERLAPS,
     ChangeSet,
@@ -32,10 +33,8 @@ from icechunk.change_set import (
     InlinePayload,
     NativePayload,
     NodeChange,
-    VirtualPayload,
     overlap_message,
 )
-from icechunk.chunk_refs import payload_at
 from icechunk.errors import (
     ConflictError,
     ErrorKind,
@@ -259,7 +258,11 @@ class Session:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         repo = state["repo"]
-        snapshot = sync(repo._load_snapshot(state["snapshot_id"]))
+        # Every write task unpickles a fork: serve the snapshot from the process cache without
+        # the event-loop round trip of ``sync`` when it is there.
+        snapshot = default_cache.get("snapshot", state["snapshot_id"])
+        if not isinstance(snapshot, Snapshot):
+            snapshot = sync(repo._load_snapshot(state["snapshot_id"]))
         self._repo = repo
         self._tree = repo._tree_for(snapshot)
         self._branch = state["branch"]
@@ -358,14 +361,11 @@ class Session:
         assert node.array is not None
         for mref in node.array.manifests:
             if all(lo <= c < hi for c, (lo, hi) in zip(coords, mref.extents, strict=False)):
-                index = await self._repo._manifest_index(
-                    mref.object_id, node.id, self._tree.manifest_files.get(mref.object_id)
+                payload = await self._repo._manifest_ref(
+                    mref.object_id, node.id, self._tree.manifest_files.get(mref.object_id), coords
                 )
-                if index is None:
-                    continue
-                i = index.find(coords)
-                if i is not None:
-                    return payload_at(index.refs, i)
+                if payload is not None:
+                    return payload
         return None
 
     async def _payload(self, node: _Node, coords: tuple[int, ...]) -> ChunkPayload | None:
@@ -520,8 +520,12 @@ class Session:
             )
         return node
 
-    async def set_chunk(self, path: str, coords: tuple[int, ...], data: bytes) -> None:
-        """Stage encoded chunk bytes; uploads them now unless they are small enough to inline."""
+    async def set_chunk(self, path: str, coords: tuple[int, ...], data: bytes | memoryview) -> None:
+        """Stage encoded chunk bytes; uploads them now unless they are small enough to inline.
+
+        ``data`` may be a flat byte ``memoryview``: it is uploaded without a copy (inline
+        chunks are copied), so it must not change until this returns, and is not kept.
+        """
         self._require_writable()
         raw: object = coords  # callers outside the type checker pass anything
         if not isinstance(raw, tuple) or not (
@@ -544,7 +548,9 @@ class Session:
             payload = InlinePayload(bytes(data))
         else:
             chunk_id = new_id12()
-            await self._repo.storage.put(layout.chunk_key(chunk_id), bytes(data))
+            # Every storage's put takes any flat bytes-like object (the in-memory and object
+            # stores copy what is not ``bytes``; local storage writes it as is): no copy here.
+            await self._repo.storage.put(layout.chunk_key(chunk_id), cast("bytes", data))
             payload = NativePayload(chunk_id, 0, len(data))
         self._changes.set_chunk(node.node_id, coords, payload)
 
@@ -564,8 +570,10 @@ class Session:
 
         ``coords`` is an ``(n, ndim)`` integer array; ``offsets``, ``lengths`` and
         ``last_modified`` (seconds, 0 for none) integer arrays. See
-        :func:`icechunk.virtual.plan_virtual_refs` for the checks: any bad reference raises
-        :class:`~icechunk.errors.InvalidInputError` and stages nothing.
+        :func:`icechunk.virtual_refs.plan_virtual_refs` for the checks: any bad reference
+        raises :class:`~icechunk.errors.InvalidInputError` and stages nothing. References are
+        staged in bulk (``ChangeSet.set_chunk_refs``); of several with the same coordinates
+        the last one wins.
 
         Returns
         -------
@@ -582,7 +590,7 @@ class Session:
                 f"cannot set virtual references: there is no array at `{path}`",
                 ErrorKind.INVALID_KEY,
             )
-        payloads, failed = plan_virtual_refs(
+        refs, failed = plan_virtual_refs(
             self._repo,
             node.path,
             node.meta.num_chunks,
@@ -594,8 +602,16 @@ class Session:
             last_modified,
             validate_containers=validate_containers,
         )
-        for chunk_coords, payload in payloads:
-            self._changes.set_chunk(node.node_id, chunk_coords, payload)
+        if len(refs) >= _BULK_MIN_REFS:
+            # staged columnar: no Python object per reference, and validated as a whole
+            self._changes.set_chunk_refs(node.node_id, refs)
+        else:
+            # a few refs (set_virtual_ref in a loop): merging each into the bulk columns
+            # would cost O(staged) per call, so they are staged one by one
+            from icechunk.chunk_refs import payload_at
+
+            for i, row in enumerate(refs.coords.tolist()):
+                self._changes.set_chunk(node.node_id, tuple(row), payload_at(refs, i))
         return failed
 
     async def delete_chunk(self, path: str, coords: tuple[int, ...]) -> None:
@@ -957,16 +973,26 @@ class Session:
     async def _write_commit_objects(
         self, message: str, props: dict[str, Any], tx_parent: bytes | None = None
     ) -> tuple[Snapshot, TransactionLog]:
-        """Write manifests, transaction log and snapshot; return the snapshot."""
+        """Write manifests, transaction log and snapshot; return the snapshot and the log.
+
+        The manifests and the transaction log are encoded and stored concurrently (large ones
+        in worker threads), each exactly once; the snapshot, which lists the manifests, is
+        stored last. Chunk coordinates stay numpy arrays from the change set to the encoders,
+        so the returned log's ``updated_chunks`` is empty (except for an amend, which folds in
+        the replaced commit's log): read the log back for the coordinates.
+        """
+        from icechunk.chunk_refs import changed_coords
+        from icechunk.format.transaction_log import ChunkList, encode_transaction_log
+        from icechunk.manifest_writer import THREAD_ENCODE_MIN_REFS
+
         repo = self._repo
         spec = repo.spec_version
         base = self._tree
         cs = self._changes
         snapshot_id = new_id12()
         new_manifests: dict[bytes, ManifestFileInfo] = {}
-        writes: list[Any] = []
         nodes: list[NodeSnapshot] = []
-        updated_chunks: dict[bytes, list[tuple[int, ...]]] = {}
+        updated_chunks: dict[bytes, ChunkList] = {}
 
         # Arrays' manifests are laid out (split per the config) and stored by the
         # ManifestWriter, all arrays concurrently; Repository.rewrite_manifests marks its
@@ -982,8 +1008,10 @@ class Session:
             meta = node.meta
             old_refs = node.base.array.manifests if node.base and node.base.array else ()
             changes = cs.chunks.get(node.node_id)
+            coords = None
             if changes:
-                updated_chunks[node.node_id] = sorted(changes)
+                coords = changed_coords(changes, len(meta.num_chunks))
+                updated_chunks[node.node_id] = coords
             job = ArrayManifestJob(
                 node_id=node.node_id,
                 path=path,
@@ -992,8 +1020,46 @@ class Session:
                 base_refs=old_refs,
                 changes=changes,
                 rewrite=rewrite,
+                changed=coords,
             )
             array_jobs.append((len(nodes) - 1, node, job))
+
+        tx = TransactionLog(id=snapshot_id, spec_version=spec)
+        for change in cs.nodes.values():
+            if change.is_new:
+                (tx.new_arrays if change.is_array else tx.new_groups).append(change.node_id)
+            else:
+                (tx.updated_arrays if change.is_array else tx.updated_groups).append(change.node_id)
+        for node_id, is_array in cs.deleted.values():
+            (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
+
+        async def write_transaction_log() -> None:
+            chunk_coords: dict[bytes, ChunkList] = updated_chunks
+            if tx_parent is not None:
+                # An amend replaces the tip: its log must also carry the replaced commit's
+                # changes, or diffs and rebases over the amended commit would miss them.
+                tx.updated_chunks = {
+                    k: list(map(tuple, np.asarray(v).tolist())) for k, v in updated_chunks.items()
+                }
+                _absorb_log(tx, await repo._load_transaction_log(tx_parent))
+                chunk_coords = dict(tx.updated_chunks)
+            for lst in (
+                tx.new_groups,
+                tx.new_arrays,
+                tx.deleted_groups,
+                tx.deleted_arrays,
+                tx.updated_arrays,
+                tx.updated_groups,
+            ):
+                lst.sort()
+            if sum(len(c) for c in chunk_coords.values()) >= THREAD_ENCODE_MIN_REFS:
+                data = await asyncio.to_thread(
+                    encode_transaction_log, tx, spec, chunk_coords=chunk_coords
+                )
+            else:
+                data = encode_transaction_log(tx, spec, chunk_coords=chunk_coords)
+            await repo.storage.put(layout.transaction_key(snapshot_id), data, WriteMode.OVERWRITE)
+
         manifest_config = repo.config.manifest
         writer = ManifestWriter(
             repo,
@@ -1003,7 +1069,10 @@ class Session:
             if manifest_config is not None
             else None,
         )
-        array_refs = await writer.write_arrays([job for _, _, job in array_jobs])
+        # manifests and the transaction log are independent: write them concurrently
+        array_refs, _ = await asyncio.gather(
+            writer.write_arrays([job for _, _, job in array_jobs]), write_transaction_log()
+        )
         for (i, node, _), manifest_refs in zip(array_jobs, array_refs, strict=True):
             meta = node.meta
             array = ArrayData(meta.dimension_shapes(), meta.dimension_names, manifest_refs)
@@ -1035,30 +1104,6 @@ class Session:
             manifest_files=sorted(used.values(), key=lambda m: m.id),
             spec_version=spec,
         )
-        tx = TransactionLog(id=snapshot_id, spec_version=spec)
-        for change in cs.nodes.values():
-            if change.is_new:
-                (tx.new_arrays if change.is_array else tx.new_groups).append(change.node_id)
-            else:
-                (tx.updated_arrays if change.is_array else tx.updated_groups).append(change.node_id)
-        for node_id, is_array in cs.deleted.values():
-            (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
-        tx.updated_chunks = updated_chunks
-        if tx_parent is not None:
-            # An amend replaces the tip: its log must also carry the replaced commit's changes,
-            # or diffs and rebases over the amended commit would miss them.
-            _absorb_log(tx, await repo._load_transaction_log(tx_parent))
-        for lst in (
-            tx.new_groups,
-            tx.new_arrays,
-            tx.deleted_groups,
-            tx.deleted_arrays,
-            tx.updated_arrays,
-            tx.updated_groups,
-        ):
-            lst.sort()
-        writes.append((layout.transaction_key(snapshot_id), repo._encode_transaction_log(tx)))
-        await asyncio.gather(*(repo.storage.put(k, d, WriteMode.OVERWRITE) for k, d in writes))
         await repo.storage.put(
             layout.snapshot_key(snapshot_id), repo._encode_snapshot(snapshot), WriteMode.CREATE
         )
@@ -1070,23 +1115,33 @@ class Session:
     async def all_virtual_chunk_locations_async(self) -> list[str]:
         """Every distinct URL the virtual chunks of this session point to, sorted.
 
-        Reads each array's manifests once (columnar), then applies the staged changes.
+        Reads each array's manifests once and applies the staged changes, all columnar (no
+        Python object per reference, so millions of references take a fraction of a second).
         """
+        from icechunk.chunk_refs import pick, rows_in, staged_columns
         from icechunk.format.model import ChunkKind
 
-        out: set[str] = set()
+        out: set[str | None] = set()
         for path, is_array in self.list_nodes():
             if not is_array:
                 continue
             node = self._node(path)
             assert node is not None
-            staged: dict[tuple[int, ...], ChunkPayload | None] = {}
-            for cs in reversed(self._layers()):
-                staged.update(cs.chunks.get(node.node_id, {}))
-            out.update(p.location for p in staged.values() if isinstance(p, VirtualPayload))
+            bounds = node.meta.num_chunks
+            ndim = len(bounds)
+            # the staged layers, top-most first: a coordinate counts in the first that has it
+            staged = np.zeros((0, ndim), dtype=np.uint32)
+            for cs in self._layers():
+                writes = cs.chunks.get(node.node_id)
+                if not writes:
+                    continue
+                coords, refs = staged_columns(writes, ndim)
+                if refs.location:
+                    keep = (refs.kind == ChunkKind.VIRTUAL) & ~rows_in(refs.coords, staged)
+                    out.update(pick(refs.location, np.flatnonzero(keep)))
+                staged = np.concatenate([staged, coords])
             if node.base is None or node.base.array is None:
                 continue
-            bounds = node.meta.num_chunks
             for mref in node.base.array.manifests:
                 index = await self._repo._manifest_index(
                     mref.object_id, node.node_id, self._tree.manifest_files.get(mref.object_id)
@@ -1095,16 +1150,15 @@ class Session:
                     continue
                 refs = index.refs
                 keep = refs.kind == ChunkKind.VIRTUAL
-                if len(bounds):
+                if ndim:
                     keep &= (refs.coords < np.asarray(bounds, dtype=np.uint64)).all(axis=1)
-                rows = np.flatnonzero(keep).tolist()
-                if staged:
-                    coords = refs.coords
-                    rows = [i for i in rows if tuple(coords[i].tolist()) not in staged]
-                out.update(loc for i in rows if (loc := refs.location[i]) is not None)
+                if len(staged):
+                    keep &= ~rows_in(refs.coords, staged)
+                out.update(pick(refs.location, np.flatnonzero(keep)))
+        out.discard(None)
         from icechunk.virtual import absolute_locations
 
-        return sorted(absolute_locations(self._repo, out))
+        return sorted(absolute_locations(self._repo, {loc for loc in out if loc is not None}))
 
     def all_virtual_chunk_locations(self) -> list[str]:
         return sync(self.all_virtual_chunk_locations_async())
@@ -1113,6 +1167,10 @@ class Session:
         self, array_path: str, batch_size: int = 1000
     ) -> Iterable[tuple[int, ...]]:
         return sync(self.list_chunks(_normalize_path(array_path)))
+
+
+_BULK_MIN_REFS = 256
+"""Batches of virtual refs at least this large are staged as columns (``set_chunk_refs``)."""
 
 
 def _absorb_log(tx: TransactionLog, older: TransactionLog) -> None:

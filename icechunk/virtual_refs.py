@@ -9,9 +9,11 @@ the payloads. A bad reference raises before anything is staged.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +31,7 @@ from icechunk.virtual import (
 )
 
 if TYPE_CHECKING:
-    from icechunk.change_set import VirtualPayload
+    from icechunk.format.model import ChunkRefs
     from icechunk.repository import Repository
 
 __all__ = ["RefColumns", "grid_columns", "plan_virtual_refs", "single_ref_columns", "spec_columns"]
@@ -83,41 +85,78 @@ def single_ref_columns(
 
 
 def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
-    """The columns of a list of :class:`VirtualChunkSpec` (``set_virtual_refs``)."""
+    """The columns of a list of :class:`VirtualChunkSpec` (``set_virtual_refs``).
+
+    Each field is gathered in one pass at C speed and checked as a whole; only when that check
+    fails (or for checksums) are the specs looked at one by one, to name the bad one.
+    """
     chunks = list(chunks)
-    if not all(isinstance(c, VirtualChunkSpec) for c in chunks):
+    if set(map(type, chunks)) - {VirtualChunkSpec} and not all(
+        isinstance(c, VirtualChunkSpec) for c in chunks
+    ):
         raise InvalidInputError(
             "set_virtual_refs takes a list of VirtualChunkSpec", ErrorKind.INVALID_ARGUMENT
         )
-    ndims = {len(c.index) for c in chunks}
+    n = len(chunks)
+    if n == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return np.zeros((0, 0), dtype=np.int64), [], none, none, None, None
+    indexes = list(map(_INDEX, chunks))
+    locations = list(map(_LOCATION, chunks))
+    offs = list(map(_OFFSET, chunks))
+    lens = list(map(_LENGTH, chunks))
+    tags = list(map(_ETAG, chunks))
+    updated = list(map(_UPDATED, chunks))
+    ndims = set(map(len, indexes))
     if len(ndims) > 1:
         raise InvalidInputError(
             "every VirtualChunkSpec index must have the same number of dimensions",
             ErrorKind.INVALID_CHUNK_INDEX,
         )
     ndim = ndims.pop() if ndims else 0
-    coords = np.array([[_int(i, "chunk index") for i in c.index] for c in chunks], np.int64)
-    etags: list[str | None] = []
-    seconds: list[int] = []
-    for c in chunks:
-        if c.etag_checksum is not None and c.last_updated_at_checksum is not None:
-            raise InvalidInputError(
-                f"virtual reference {c.index}: give an etag or a last-updated checksum, not both",
-                ErrorKind.INVALID_ARGUMENT,
-            )
-        etag, sec = split_checksum(
-            c.etag_checksum if c.etag_checksum is not None else c.last_updated_at_checksum
-        )
-        etags.append(etag)
-        seconds.append(sec)
-    return (
-        coords.reshape(len(chunks), ndim),
-        [c.location for c in chunks],
-        np.array([_int(c.offset, "offset") for c in chunks], dtype=np.int64),
-        np.array([_int(c.length, "length") for c in chunks], dtype=np.int64),
-        etags,
-        np.array(seconds, dtype=np.int64),
-    )
+    flat = list(itertools.chain.from_iterable(indexes))
+    coords = _ints(flat, "chunk index").reshape(n, ndim)
+    offsets = _ints(offs, "offset")
+    lengths = _ints(lens, "length")
+    if tags.count(None) == n and updated.count(None) == n:
+        etags: list[str | None] | None = None
+        seconds: npt.NDArray[np.int64] | None = None
+    else:
+        etags = []
+        secs: list[int] = []
+        for c, tag, when in zip(chunks, tags, updated, strict=True):
+            if tag is not None and when is not None:
+                raise InvalidInputError(
+                    f"virtual reference {c.index}: give an etag or a last-updated checksum, "
+                    "not both",
+                    ErrorKind.INVALID_ARGUMENT,
+                )
+            etag, sec = split_checksum(tag if tag is not None else when)
+            etags.append(etag)
+            secs.append(sec)
+        seconds = np.array(secs, dtype=np.int64)
+    return (coords, locations, offsets, lengths, etags, seconds)
+
+
+_INDEX = operator.attrgetter("index")
+_LOCATION = operator.attrgetter("location")
+_OFFSET = operator.attrgetter("offset")
+_LENGTH = operator.attrgetter("length")
+_ETAG = operator.attrgetter("etag_checksum")
+_UPDATED = operator.attrgetter("last_updated_at_checksum")
+
+
+def _ints(values: list[object], what: str) -> npt.NDArray[np.int64]:
+    """``values`` (Python or numpy integers, not bools) as int64; else the first bad one raises."""
+    types = set(map(type, values))
+    if all(t is not bool and issubclass(t, int | np.integer) for t in types):
+        try:
+            return np.array(values, dtype=np.int64).reshape(len(values))
+        except OverflowError:
+            pass
+    for v in values:
+        _int(v, what)  # names the first non-integer
+    raise InvalidInputError(f"{what} does not fit in 64 bits", ErrorKind.INVALID_ARGUMENT)
 
 
 def grid_columns(
@@ -187,8 +226,8 @@ def plan_virtual_refs(
     last_modified: npt.NDArray[np.int64] | None,
     *,
     validate_containers: bool,
-) -> tuple[list[tuple[tuple[int, ...], VirtualPayload]], list[int]]:
-    """Check a batch of virtual references and build their payloads; nothing is staged here.
+) -> tuple[ChunkRefs, list[int]]:
+    """Check a batch of virtual references and build their columns; nothing is staged here.
 
     Parameters
     ----------
@@ -207,9 +246,10 @@ def plan_virtual_refs(
 
     Returns
     -------
-    payloads, failed
-        ``(coords, payload)`` for each accepted reference, and the positions of references
-        refused because no container matches their location.
+    refs, failed
+        The accepted references as sorted columns (no Python object per reference), ready
+        for ``ChangeSet.set_chunk_refs``; where several share coordinates the last one wins.
+        And the positions of references refused because no container matches their location.
 
     Raises
     ------
@@ -217,7 +257,7 @@ def plan_virtual_refs(
         A coordinate outside the chunk grid, a negative offset, a zero or negative length, a
         malformed URL or checksum, or mismatched column lengths. Nothing is accepted then.
     """
-    from icechunk.change_set import VirtualPayload
+    from icechunk.chunk_refs import empty_refs
 
     n = len(locations)
     ndim = len(grid)
@@ -229,7 +269,7 @@ def plan_virtual_refs(
             ErrorKind.INVALID_ARGUMENT,
         )
     if n == 0:
-        return [], []
+        return empty_refs(ndim), []
     bad = np.flatnonzero(((coords < 0) | (coords >= np.asarray(grid, dtype=np.int64))).any(axis=1))
     if len(bad):
         raise InvalidInputError(
@@ -273,16 +313,62 @@ def plan_virtual_refs(
         verdict[location] = not validate_containers or (
             find_container(containers, location) is not None
         )
-    failed = [i for i, loc in enumerate(locations) if not verdict[loc]]
-    coord_rows = list(map(tuple, coords.tolist()))
-    offs = offsets.tolist()
-    lens = lengths.tolist()
-    tags = list(etags) if etags is not None else [None] * n
-    mods = last_modified.tolist() if last_modified is not None else [0] * n
-    skip = set(failed)
-    payloads = [
-        (coord_rows[i], VirtualPayload(locations[i], offs[i], lens[i], tags[i], mods[i]))
-        for i in range(n)
-        if i not in skip
-    ]
-    return payloads, failed
+    if all(verdict.values()):
+        failed: list[int] = []
+        keep = np.arange(n)
+    else:
+        ok = np.fromiter(map(verdict.__getitem__, locations), dtype=bool, count=n)
+        failed = np.flatnonzero(~ok).tolist()
+        keep = np.flatnonzero(ok)
+    return _virtual_columns(coords, locations, offsets, lengths, etags, last_modified, keep), failed
+
+
+def _virtual_columns(
+    coords: npt.NDArray[np.int64],
+    locations: Sequence[str],
+    offsets: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    etags: Sequence[str | None] | None,
+    last_modified: npt.NDArray[np.int64] | None,
+    keep: npt.NDArray[np.intp],
+) -> ChunkRefs:
+    """Sorted columns of the (checked) references at positions ``keep``; last one wins."""
+    from icechunk.chunk_refs import coord_keys, pick
+    from icechunk.format.model import ChunkKind, ChunkRefs
+
+    ndim = coords.shape[1]
+    rows = coords[keep].astype(np.uint32)
+    if ndim == 0:
+        keys: npt.NDArray[Any] = np.zeros(len(keep), dtype=np.uint8)
+    elif ndim == 1:
+        keys = rows[:, 0]
+    elif ndim == 2:
+        keys = (rows[:, 0].astype(np.uint64) << np.uint64(32)) | rows[:, 1]
+    else:
+        keys = coord_keys(rows)
+    if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):
+        order = np.argsort(keys, kind="stable")  # equal keys keep their input order
+        ordered = keys[order]
+        last = np.r_[ordered[1:] != ordered[:-1], True]  # the last of each run of equal keys
+        keep = keep[order[last]]
+        rows = rows[order[last]]
+    n = len(keep)
+    every = n == len(locations)
+    return ChunkRefs(
+        coords=rows,
+        kind=np.full(n, ChunkKind.VIRTUAL, dtype=np.uint8),
+        chunk_id=np.zeros((n, 12), dtype=np.uint8),
+        offset=offsets[keep].astype(np.uint64),
+        length=lengths[keep].astype(np.uint64),
+        location=list(locations) if every and _is_identity(keep) else pick(locations, keep),
+        checksum_etag=[] if etags is None else pick(etags, keep),
+        checksum_last_modified=(
+            np.zeros(n, dtype=np.uint32)
+            if last_modified is None
+            else last_modified[keep].astype(np.uint32)
+        ),
+    )
+
+
+def _is_identity(idx: npt.NDArray[np.intp]) -> bool:
+    return bool((idx == np.arange(len(idx))).all())

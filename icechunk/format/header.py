@@ -121,6 +121,9 @@ def decompress(
             f"corrupt object `{name}`: zstd frame declares {declared} bytes, "
             f"more than the limit of {max_size}"
         )
+    if declared != zstandard.CONTENTSIZE_UNKNOWN and declared <= len(view) * _RLE_RATIO:
+        # (a larger declared size cannot be genuine: the streaming path below reports it)
+        return _decompress_sized(view, name, declared, dctx)
     dobj = (dctx or zstandard.ZstdDecompressor()).decompressobj()
     parts: list[bytes] = []
     total = 0
@@ -222,3 +225,31 @@ def decode_object(
             f"corrupt {what} `{name}`: unsupported compression {comp} (only 1, zstd, is valid)"
         )
     return spec, decompress(view[HEADER_SIZE:], name, max_size)
+
+
+def _decompress_sized(
+    view: memoryview, name: str, declared: int, dctx: zstandard.ZstdDecompressor | None
+) -> bytes:
+    """Decompress a frame that records its content size (already checked against the limit).
+
+    One call into zstd: the output buffer is exactly ``declared`` bytes, zstd refuses a frame
+    whose content does not match it, and bytes after the frame are refused; so memory stays
+    bounded by the declared size (itself checked against the limit by the caller).
+    """
+    try:
+        out = (dctx or zstandard.ZstdDecompressor()).decompress(
+            view, max_output_size=declared, allow_extra_data=False
+        )
+    except zstandard.ZstdError as e:
+        if "unused data" in str(e):
+            detail = "unexpected bytes after the zstd frame"
+        elif "full frame" in str(e):
+            detail = "truncated zstd frame"
+        else:
+            detail = f"invalid zstd data ({e})"
+        raise FormatError(f"corrupt object `{name}`: {detail}") from None
+    if len(out) != declared:
+        raise FormatError(
+            f"corrupt object `{name}`: zstd frame declares {declared} bytes but holds {len(out)}"
+        )
+    return out

@@ -27,6 +27,8 @@ dictionary-compressed by this writer).
 Decoding reads all ChunkRef tables of an array column-wise with
 :class:`~icechunk.format.flatbuf.TableColumns`, whatever their vtables; dictionary-compressed
 virtual locations are decompressed with the manifest's zstd dictionary.
+:class:`ManifestView` opens a manifest without decoding its refs and finds single refs by
+binary search (refs are sorted by coordinates), for reads that need only a few chunks.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import zstandard
 from icechunk.errors import ErrorKind, InvalidInputError
 from icechunk.format.flatbuf import (
     Buffer,
+    Table,
     TableColumns,
     check_id,
     decoding,
@@ -59,7 +62,13 @@ from icechunk.format.model import (
     Manifest,
 )
 
-__all__ = ["ascending_rows", "checked_refs", "decode_manifest", "encode_manifest"]
+__all__ = [
+    "ManifestView",
+    "ascending_rows",
+    "checked_refs",
+    "decode_manifest",
+    "encode_manifest",
+]
 
 # ChunkRef slots
 _INDEX, _INLINE, _OFFSET, _LENGTH, _CHUNK_ID = 0, 1, 2, 3, 4
@@ -203,8 +212,25 @@ def checked_refs(refs: ChunkRefs) -> ChunkRefs:
         location (or with a non-string etag).
     """
     refs = _normalized(refs)
-    _children(refs, _codes(refs))
+    _check_children(refs, _codes(refs))
     return refs
+
+
+def _check_children(refs: ChunkRefs, codes: npt.NDArray[np.uint8]) -> None:
+    """Refuse what :func:`_children` would: inline refs without bytes, virtual refs without a
+    location or with a non-string etag; checks types only, without encoding anything."""
+    inline = np.flatnonzero(codes & np.uint8(_INLINE_BIT))
+    if len(inline) and not set(map(type, _pick(refs.inline, inline))) <= {bytes}:
+        _children(refs, codes)  # names the bad ref (or accepts bytearray / memoryview)
+        return
+    virtual = np.flatnonzero(codes & np.uint8(_VIRTUAL))
+    if not len(virtual):
+        return
+    tagged = virtual[(codes[virtual] & np.uint8(_HAS_ETAG)) != 0]
+    if set(map(type, _pick(refs.location, virtual))) != {str} or (
+        len(tagged) and set(map(type, _pick(refs.checksum_etag, tagged))) != {str}
+    ):
+        _children(refs, codes)  # raises, naming the bad ref
 
 
 def _codes(refs: ChunkRefs) -> npt.NDArray[np.uint8]:
@@ -405,12 +431,51 @@ def _write_children(
     w32 = out.view("<u4")
     w32[field_at // 4] = at - field_at
     w32[at // 4] = child.stored - 1 if child.nul else child.stored
-    total = int(child.stored.sum())
-    if total:
-        first = np.zeros(len(i), dtype=np.int64)
-        np.cumsum(child.stored[:-1], out=first[1:])
-        dest = np.repeat(at + 4 - first, child.stored) + np.arange(total, dtype=np.int64)
-        out[dest] = child.blob
+    if int(child.stored.sum()):
+        _scatter(out, at + 4, child.stored, child.blob)
+
+
+_SCATTER_BATCH: Final = 1 << 14
+"""Pieces copied per batch by the index-array fallback of :func:`_scatter` (bounds memory)."""
+
+
+def _scatter(
+    out: npt.NDArray[np.uint8],
+    dest: npt.NDArray[np.int64],
+    sizes: npt.NDArray[np.int64],
+    blob: npt.NDArray[np.uint8],
+) -> None:
+    """Copy the consecutive pieces of ``blob`` (``sizes`` bytes each) to ``out[dest[k]:]``.
+
+    Pieces usually come in long runs of equal size at equal distance (refs of one layout,
+    one location): each such run is one strided copy, with no per-byte index array. Otherwise
+    pieces are copied in batches through index arrays of bounded size.
+    """
+    n = len(sizes)
+    first = np.zeros(n, dtype=np.int64)
+    np.cumsum(sizes[:-1], out=first[1:])
+    # a run continues at k while the size and the distance from the previous piece stay equal
+    step = np.diff(dest)
+    brk = np.zeros(n, dtype=bool)
+    brk[0] = True
+    brk[1:] = sizes[1:] != sizes[:-1]
+    brk[2:] |= step[1:] != step[:-1]
+    runs = np.flatnonzero(brk)
+    if len(runs) * 16 <= n:
+        bounds = [*runs.tolist(), n]
+        for a, b in itertools.pairwise(bounds):
+            size = int(sizes[a])
+            stride = int(step[a]) if b - a > 1 else size
+            target = np.lib.stride_tricks.as_strided(
+                out[int(dest[a]) :], shape=(b - a, size), strides=(stride, 1), writeable=True
+            )
+            target[...] = blob[int(first[a]) : int(first[a]) + (b - a) * size].reshape(b - a, size)
+        return
+    for a in range(0, n, _SCATTER_BATCH):
+        b = min(n, a + _SCATTER_BATCH)
+        lo, hi = int(first[a]), int(first[b - 1] + sizes[b - 1])
+        idx = np.repeat(dest[a:b] - first[a:b], sizes[a:b]) + np.arange(lo, hi, dtype=np.int64)
+        out[idx] = blob[lo:hi]
 
 
 def encode_manifest(m: Manifest, spec_version: int) -> bytes:
@@ -626,15 +691,146 @@ def decode_manifest(data: bytes, name: str) -> Manifest:
         The object is corrupt, truncated, of another kind or of an unsupported spec version;
         the message names ``name``.
     """
-    spec, payload = decode_object(data, name, FileType.MANIFEST)
-    with decoding(name, "manifest"):
-        buf = Buffer(payload, name, "manifest")
-        root = buf.root()
-        manifest_id = root.struct_req(0, 12, "Manifest.id")
-        locations = _Locations(buf, root.blob(2, "Manifest.location_dictionary"))
-        arrays = []
-        for t in root.tables_req(1, "Manifest.arrays"):
-            node_id = t.struct_req(0, 8, "ArrayManifest.node_id")
-            refs = _read_refs(buf, t.child(1, "ArrayManifest.refs", required=True), locations)
-            arrays.append(ArrayManifest(node_id, refs))
-        return Manifest(manifest_id, arrays, spec_version=spec)
+    return ManifestView(data, name).decode()
+
+
+class ManifestView:
+    """A decompressed manifest whose chunk refs are decoded on demand.
+
+    Opening one checks the header and the outer tables only. :meth:`lookup` then finds one
+    chunk ref by binary search over an array's refs (which the format keeps sorted by
+    coordinates) and decodes that ref alone: serving a few chunks of a large manifest costs
+    ``O(log n)`` table visits instead of decoding every ref. :meth:`decode` decodes it all.
+
+    Parameters
+    ----------
+    data
+        The manifest object (header and compressed flatbuffer).
+    name
+        Its key, for error messages.
+
+    Raises
+    ------
+    FormatError
+        The header, the root table or the array list is corrupt (refs are checked when read).
+    """
+
+    __slots__ = ("_arrays", "_budget", "_buf", "_locations", "id", "lookups", "spec_version")
+
+    def __init__(self, data: bytes, name: str) -> None:
+        spec, payload = decode_object(data, name, FileType.MANIFEST)
+        self.spec_version = spec
+        self.lookups = 0
+        """How many :meth:`lookup` calls this view served (callers switch to a full decode)."""
+        with decoding(name, "manifest"):
+            buf = Buffer(payload, name, "manifest")
+            self._budget = buf.budget
+            root = buf.root()
+            self.id = root.struct_req(0, 12, "Manifest.id")
+            self._locations = _Locations(buf, root.blob(2, "Manifest.location_dictionary"))
+            arrays: list[tuple[bytes, int]] = []
+            for t in root.tables_req(1, "Manifest.arrays"):
+                node_id = t.struct_req(0, 8, "ArrayManifest.node_id")
+                arrays.append((node_id, t.child(1, "ArrayManifest.refs", required=True)))
+        self._buf = buf
+        self._arrays = arrays
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the decompressed flatbuffer held."""
+        return self._buf.size
+
+    def decode(self) -> Manifest:
+        """The whole manifest, every ref decoded (see :func:`decode_manifest`)."""
+        buf = self._buf
+        buf.budget = self._budget
+        with decoding(buf.name, "manifest"):
+            arrays = [
+                ArrayManifest(node_id, _read_refs(buf, pos, self._locations))
+                for node_id, pos in self._arrays
+            ]
+        return Manifest(self.id, arrays, spec_version=self.spec_version)
+
+    def has_array(self, node_id: bytes) -> bool:
+        """Whether the manifest lists refs for the array ``node_id``."""
+        return any(n == node_id for n, _ in self._arrays)
+
+    def lookup(self, node_id: bytes, coords: tuple[int, ...]) -> ChunkRefs | None:
+        """The ref of chunk ``coords`` of array ``node_id`` as a one-row :class:`ChunkRefs`.
+
+        ``None`` when the manifest has no such array or no ref at ``coords`` (including
+        coordinates of another dimensionality than the array's refs).
+
+        Raises
+        ------
+        FormatError
+            A ref visited by the search is corrupt.
+        """
+        buf = self._buf
+        pos = next((p for n, p in self._arrays if n == node_id), None)
+        if pos is None:
+            return None
+        buf.budget = self._budget  # a search visits O(log n) tables: no cycle can hide here
+        with decoding(buf.name, "manifest"):
+            start, n = buf.vector(pos, 4)
+            target = tuple(coords)
+            lo, hi = 0, n
+            while lo < hi:
+                mid = (lo + hi) // 2
+                table = buf.table_at(buf.deref(start + 4 * mid))
+                key = _ref_coords(buf, table)
+                if len(key) != len(target):
+                    return None  # the refs are of another dimensionality
+                if key < target:
+                    lo = mid + 1
+                elif key > target:
+                    hi = mid
+                else:
+                    return _read_ref(buf, table, key, self._locations)
+        return None
+
+
+def _ref_coords(buf: Buffer, table: Table) -> tuple[int, ...]:
+    """The chunk coordinates (``ChunkRef.index``) of the ref ``table``."""
+    start, k = buf.vector(table.child(_INDEX, "ChunkRef.index", required=True), 4)
+    coords: tuple[int, ...] = struct.unpack_from(f"<{k}I", buf.data, start)
+    return coords
+
+
+def _read_ref(
+    buf: Buffer, table: Table, coords: tuple[int, ...], locations: _Locations
+) -> ChunkRefs:
+    """One ref, decoded as :func:`_read_refs` decodes each of an array's refs."""
+    chunk_id = table.struct(_CHUNK_ID, 12)
+    offset = table.scalar(_OFFSET, "u64")
+    length = table.scalar(_LENGTH, "u64")
+    inline_at = table.child(_INLINE, "ChunkRef.inline")
+    location_at = table.child(_LOCATION, "ChunkRef.location")
+    compressed_at = table.child(_COMPRESSED_LOCATION, "ChunkRef.compressed_location")
+    if chunk_id is not None:
+        kind = ChunkKind.NATIVE
+    elif location_at or compressed_at:
+        kind = ChunkKind.VIRTUAL
+    elif inline_at:
+        kind = ChunkKind.INLINE
+    else:
+        raise buf.error("a chunk ref has neither a chunk id, a location nor inline bytes")
+    inline = buf.bytes_at(inline_at) if kind == ChunkKind.INLINE else None
+    if inline is not None:
+        offset, length = 0, len(inline)
+    refs = ChunkRefs(
+        np.array([coords], dtype=np.uint32).reshape(1, len(coords)),
+        np.array([kind], dtype=np.uint8),
+        np.frombuffer(chunk_id or bytes(12), dtype=np.uint8).reshape(1, 12).copy(),
+        np.array([offset], dtype=np.uint64),
+        np.array([length], dtype=np.uint64),
+    )
+    if inline is not None:
+        refs.inline = [inline]
+    if kind == ChunkKind.VIRTUAL:
+        refs.location = [buf.string_at(location_at) if location_at else locations(compressed_at)]
+        etag_at = table.child(_ETAG, "ChunkRef.checksum_etag")
+        refs.checksum_etag = [buf.string_at(etag_at) if etag_at else None]
+        modified = table.scalar(_LAST_MODIFIED, "u32")
+        refs.checksum_last_modified = np.array([modified], dtype=np.uint32)
+    return refs

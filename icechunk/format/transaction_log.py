@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -55,12 +56,31 @@ _ID_LISTS: Final = (
 )
 _CHUNK_INDICES_VTABLE: Final = struct.pack("<HHH", 6, 8, 4)
 
+type ChunkList = Sequence[tuple[int, ...]] | npt.NDArray[np.integer[Any]]
+"""One array's updated chunk coordinates: tuples, or an ``(n, ndim)`` integer array."""
 
-def _sorted_coords(node_id: bytes, chunks: list[tuple[int, ...]]) -> npt.NDArray[np.uint32]:
-    """The coordinates as a sorted, de-duplicated ``(n, ndim)`` array."""
+
+def _coords_of(node_id: bytes, chunks: ChunkList) -> npt.NDArray[np.uint32]:
+    """``chunks`` as an ``(n, ndim)`` uint32 array, checked (not sorted)."""
+    if isinstance(chunks, np.ndarray):
+        if chunks.ndim != 2 or (chunks.size and chunks.dtype.kind not in "iu"):
+            raise InvalidInputError(
+                f"chunk coordinates of node {node_id.hex()} must be a 2-d integer array, not "
+                f"{chunks.dtype} with shape {chunks.shape}",
+                ErrorKind.INVALID_ARGUMENT,
+            )
+        if chunks.dtype == np.uint32:
+            same: npt.NDArray[np.uint32] = chunks.astype(np.uint32, copy=False)
+            return same
+        if chunks.size and (int(chunks.min()) < 0 or int(chunks.max()) > 0xFFFFFFFF):
+            raise InvalidInputError(
+                "chunk coordinates must fit in uint32", ErrorKind.INVALID_CHUNK_INDEX
+            )
+        return chunks.astype(np.uint32)
     n = len(chunks)
     ndim = len(chunks[0]) if n else 0
-    if not all(len(c) == ndim for c in chunks):
+    lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=n)
+    if (lengths != ndim).any():
         raise InvalidInputError(
             f"chunk coordinates of node {node_id.hex()} differ in dimensionality",
             ErrorKind.INVALID_ARGUMENT,
@@ -75,12 +95,26 @@ def _sorted_coords(node_id: bytes, chunks: list[tuple[int, ...]]) -> npt.NDArray
         raise InvalidInputError(
             "chunk coordinates must fit in uint32", ErrorKind.INVALID_CHUNK_INDEX
         )
-    coords = flat.astype(np.uint32).reshape(n, ndim)
+    return flat.astype(np.uint32).reshape(n, ndim)
+
+
+def _sorted_coords(node_id: bytes, chunks: ChunkList) -> npt.NDArray[np.uint32]:
+    """The coordinates as a sorted, de-duplicated ``(n, ndim)`` array."""
+    coords = _coords_of(node_id, chunks)
+    n, ndim = coords.shape
     if n < 2 or ascending_rows(coords):
         return coords
     if ndim == 0:
         return coords[:1]
-    unique: npt.NDArray[np.uint32] = np.unique(coords, axis=0)
+    if ndim == 1:
+        return np.unique(coords[:, 0]).reshape(-1, 1)
+    if ndim == 2:
+        key = (coords[:, 0].astype(np.uint64) << np.uint64(32)) | coords[:, 1]
+    else:
+        # big-endian rows compare as byte strings in coordinate order
+        key = np.ascontiguousarray(coords, dtype=">u4").view(f"S{4 * ndim}").reshape(n)
+    _, first = np.unique(key, return_index=True)
+    unique: npt.NDArray[np.uint32] = coords[first]
     return unique
 
 
@@ -107,7 +141,7 @@ def _chunks_block(coords: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.uint8]
     return out, vec
 
 
-def _build_updated_chunks(b: Any, node_id: bytes, chunks: list[tuple[int, ...]]) -> int:
+def _build_updated_chunks(b: Any, node_id: bytes, chunks: ChunkList) -> int:
     block, vec = _chunks_block(_sorted_coords(node_id, chunks))
     chunks_vec = insert_block(b, block, 4) - vec
     b.StartObject(2)
@@ -131,8 +165,17 @@ def _build_move(b: Any, move: MoveOperation) -> int:
     return int(b.EndObject())
 
 
-def encode_transaction_log(t: TransactionLog, spec_version: int) -> bytes:
+def encode_transaction_log(
+    t: TransactionLog,
+    spec_version: int,
+    *,
+    chunk_coords: Mapping[bytes, ChunkList] | None = None,
+) -> bytes:
     """The complete bytes of the transaction-log object for ``t`` in ``spec_version``.
+
+    ``chunk_coords``, if given, replaces ``t.updated_chunks``: per array node id its updated
+    chunk coordinates, e.g. as an ``(n, ndim)`` integer array (any order, duplicates allowed),
+    so that a commit of millions of chunks never builds a tuple per chunk.
 
     Raises
     ------
@@ -145,15 +188,16 @@ def encode_transaction_log(t: TransactionLog, spec_version: int) -> bytes:
             f"cannot write spec version {spec_version!r}: supported versions are 1 and 2",
             ErrorKind.UNSUPPORTED_SPEC_VERSION,
         )
-    total = sum(len(c) for c in t.updated_chunks.values())
+    chunks = t.updated_chunks if chunk_coords is None else chunk_coords
+    total = sum(len(c) for c in chunks.values())
     b = new_builder(4096 + 24 * total)
     id_lists = []
     for field in _ID_LISTS:
         ids = sorted({check_id(x, 8, "node id") for x in getattr(t, field)})
         id_lists.append(create_raw_vector(b, b"".join(ids), 8, len(ids), 1))
     updated = [
-        _build_updated_chunks(b, node_id, t.updated_chunks[node_id])
-        for node_id in sorted(t.updated_chunks, key=lambda x: check_id(x, 8, "node id"))
+        _build_updated_chunks(b, node_id, chunks[node_id])
+        for node_id in sorted(chunks, key=lambda x: check_id(x, 8, "node id"))
     ]
     updated_vec = create_offset_vector(b, updated)
     moves_vec = 0

@@ -50,6 +50,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import itertools
 import os
 import secrets
 import stat
@@ -106,7 +107,21 @@ _LIST_BATCH = 1000
 _NOT_FOUND = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
-def content_version(data: bytes) -> str:
+_TMP_SERIAL: Final = itertools.count()
+_TMP_TAG: Final = [secrets.token_hex(6)]
+"""Temporary files are named ``<pid>-<tag>-<serial>.tmp``: unique among the threads of a process
+(serial), its forks (pid) and processes elsewhere that reuse the pid (random tag), without a
+``getrandom`` call per write. They are created with ``O_EXCL`` all the same."""
+
+
+def _retag_after_fork() -> None:
+    _TMP_TAG[0] = secrets.token_hex(6)
+
+
+os.register_at_fork(after_in_child=_retag_after_fork)
+
+
+def content_version(data: bytes | memoryview) -> str:
     """The version token of an object holding ``data``: 128 bits of its SHA-256, in hex.
 
     SHA-256 rather than BLAKE2b because CPUs with SHA extensions hash it about twice as fast.
@@ -114,7 +129,7 @@ def content_version(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _version_of(key: str, data: bytes) -> str:
+def _version_of(key: str, data: bytes | memoryview) -> str:
     """The version token of ``data`` stored at ``key``.
 
     Immutable objects are written once and never changed, so hashing them (every chunk!) would
@@ -150,7 +165,7 @@ _syncfs: Callable[[int], int] | None = _load_syncfs()
 """``syncfs(fd)`` returning 0 or -1 (errno set); looked up at call time, so tests can spy."""
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     """Write all of ``data`` to the file descriptor ``fd``."""
     view = memoryview(data)
     while view:
@@ -260,15 +275,20 @@ class LocalFileSystemStorage(Storage):
         self._check_key(key)
         return await asyncio.to_thread(self._read_with_version, key)
 
-    async def put(self, key: str, data: bytes, mode: PutMode = WriteMode.OVERWRITE) -> VersionInfo:
-        # docstring inherited
+    async def put(
+        self, key: str, data: bytes | memoryview, mode: PutMode = WriteMode.OVERWRITE
+    ) -> VersionInfo:
+        """Store ``data`` under ``key`` and return the new version (see :meth:`Storage.put`).
+
+        ``data`` may be any flat bytes-like object: it is written as is, without a copy, so
+        it must not change until this returns.
+        """
         self._check_key(key)
         match mode:
             case WriteMode.OVERWRITE | WriteMode.CREATE | IfMatch():
                 pass
             case _:
                 raise InvalidInputError(f"unknown put mode: {mode!r}")
-        data = bytes(data)
         if len(data) <= INLINE_WRITE_MAX and mode is WriteMode.OVERWRITE and is_immutable_key(key):
             # no fsync, no lock: a handful of fast system calls, cheaper than a thread hop
             return self._write(key, data, mode)
@@ -401,10 +421,10 @@ class LocalFileSystemStorage(Storage):
                 raise _os_error("sync directory", up, exc) from exc
         return parent
 
-    def _write_temp(self, data: bytes, durable: bool) -> str:
+    def _write_temp(self, data: bytes | memoryview, durable: bool) -> str:
         """Write ``data`` to a fresh temporary file (``fsync``\\ ed if ``durable``); its path."""
         tmp_dir = os.path.join(self._root, TMP_DIR)
-        name = f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        name = f"{os.getpid()}-{_TMP_TAG[0]}-{next(_TMP_SERIAL)}.tmp"
         tmp_path = os.path.join(tmp_dir, name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -428,7 +448,7 @@ class LocalFileSystemStorage(Storage):
             raise _os_error("write", tmp_path, exc) from exc
         return tmp_path
 
-    def _write(self, key: str, data: bytes, mode: PutMode) -> VersionInfo:
+    def _write(self, key: str, data: bytes | memoryview, mode: PutMode) -> VersionInfo:
         path = self._path(key)
         version = VersionInfo(_version_of(key, data))
         immutable = is_immutable_key(key) and not isinstance(mode, IfMatch)
@@ -453,10 +473,14 @@ class LocalFileSystemStorage(Storage):
                 if not immutable:
                     self._sync_dir(parent)
             elif immutable:
-                # written once under a fresh name: no other writer to linearize with
-                self._ensure_parent(path, durable=False)
+                # written once under a fresh name: no other writer to linearize with. The
+                # directory usually exists: create it only when the move says it is missing.
                 try:
-                    os.replace(tmp_path, path)
+                    try:
+                        os.replace(tmp_path, path)
+                    except FileNotFoundError:
+                        self._ensure_parent(path, durable=False)
+                        os.replace(tmp_path, path)
                 except OSError as exc:
                     raise _os_error("write", path, exc) from exc
                 moved = True
