@@ -335,7 +335,7 @@ class VirtualChunkContainer:
         self.name = state["name"]
 
 
-@dataclass
+@dataclass(slots=True)
 class VirtualChunkSpec:
     """One virtual reference for ``IcechunkStore.set_virtual_refs``.
 
