@@ -25,8 +25,8 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
     chain = await repo._refs.path_between(start, end)
     if chain is None:
         raise InvalidInputError(
-            f"snapshot {encode_id(start)} is not an ancestor of {encode_id(end)}; "
-            "diff needs `from` to be an ancestor of `to`",
+            f"`to` snapshot ancestry doesn't include `from`: snapshot {encode_id(start)} is not "
+            f"an ancestor of {encode_id(end)}; diff needs `from` to be an ancestor of `to`",
             ErrorKind.BAD_SNAPSHOT_CHAIN_FOR_DIFF,
         )
     old_tree = repo._tree_for(await repo._load_snapshot(start))

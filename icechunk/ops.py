@@ -33,6 +33,46 @@ class UpdateType:
         args = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
         return f"{self.kind}({args})"
 
+    @classmethod
+    def of(cls, kind: str, fields: dict[str, Any]) -> UpdateType:
+        """An update of ``kind``, as an instance of its per-kind class ``UpdateType.<kind>``
+        (so that ``isinstance(update.kind, UpdateType.NewCommit)`` works as with the real
+        Icechunk); unknown kinds get the base class."""
+        sub = _KINDS.get(kind, cls)
+        return sub(kind, fields)
+
+
+KINDS = (
+    "RepoInitialized",
+    "RepoMigrated",
+    "ConfigChanged",
+    "MetadataChanged",
+    "TagCreated",
+    "TagDeleted",
+    "BranchCreated",
+    "BranchDeleted",
+    "BranchReset",
+    "NewCommit",
+    "CommitAmended",
+    "NewDetachedSnapshot",
+    "GCRan",
+    "ExpirationRan",
+    "FeatureFlagChanged",
+    "RepoStatusChanged",
+)
+"""Every kind of operations-log entry, in the order of the format's union."""
+
+_KINDS: dict[str, type[UpdateType]] = {
+    name: type(
+        name,
+        (UpdateType,),
+        {"__slots__": (), "__module__": __name__, "__qualname__": f"UpdateType.{name}"},
+    )
+    for name in KINDS
+}
+for _name, _sub in _KINDS.items():
+    setattr(UpdateType, _name, _sub)
+
 
 @dataclass(frozen=True, slots=True)
 class Update:

@@ -703,9 +703,14 @@ class Repository:
 
     def ops_log(self) -> Iterator[Update]:
         """Every repository mutation, newest first (spec 2 only)."""
-        return _ListIterator(sync(self.ops_log_async()))
+        return _ListIterator(sync(self._ops_log_list()))
 
-    async def ops_log_async(self) -> list[Update]:
+    async def ops_log_async(self) -> AsyncIterator[Update]:
+        """Async twin of :meth:`ops_log`: ``async for update in repo.ops_log_async()``."""
+        for update in await self._ops_log_list():
+            yield update
+
+    async def _ops_log_list(self) -> list[Update]:
         out = []
         for rec in await self._refs.ops_log():
             fields = {
@@ -713,7 +718,9 @@ class Repository:
                 for k, v in rec.fields.items()
             }
             out.append(
-                Update(UpdateType(rec.kind, fields), _to_datetime(rec.updated_at), rec.backup_path)
+                Update(
+                    UpdateType.of(rec.kind, fields), _to_datetime(rec.updated_at), rec.backup_path
+                )
             )
         return out
 
@@ -865,9 +872,19 @@ class Repository:
         sync(self._refs.set_metadata(metadata))
 
     def update_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        current = self.get_metadata()
+        return sync(self.update_metadata_async(metadata))
+
+    async def get_metadata_async(self) -> dict[str, Any]:
+        return await self._refs.get_metadata()
+
+    async def set_metadata_async(self, metadata: dict[str, Any]) -> None:
+        await self._refs.set_metadata(metadata)
+
+    async def update_metadata_async(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``metadata`` into the repository metadata; return the result."""
+        current = await self._refs.get_metadata()
         current.update(metadata)
-        self.set_metadata(current)
+        await self._refs.set_metadata(current)
         return current
 
     # -- sessions ---------------------------------------------------------------------------

@@ -57,23 +57,35 @@ class Diff:
         )
 
     def __str__(self) -> str:
-        lines: list[str] = []
+        """The real Icechunk's text form: one section per kind of change, empty if none.
+
+        Chunk coordinates are listed per array, sorted, at most ten per array followed by
+        ``... N more``.
+        """
+        out: list[str] = []
 
         def section(title: str, items: list[str]) -> None:
             if items:
-                lines.append(f"{title}:")
-                lines.extend(f"    {item}" for item in items)
-                lines.append("")
+                out.append(f"{title}:\n")
+                out.extend(f"    {item}\n" for item in items)
+                out.append("\n")
 
         section("Groups created", sorted(self.new_groups))
         section("Arrays created", sorted(self.new_arrays))
-        section("Groups updated", sorted(self.updated_groups))
-        section("Arrays updated", sorted(self.updated_arrays))
+        section("Group definitions updated", sorted(self.updated_groups))
+        section("Array definitions updated", sorted(self.updated_arrays))
         section("Groups deleted", sorted(self.deleted_groups))
         section("Arrays deleted", sorted(self.deleted_arrays))
-        section("Nodes moved", [f"{a} -> {b}" for a, b in self.moved_nodes])
-        chunks = [
-            f"{path}: {len(coords)} chunks" for path, coords in sorted(self.updated_chunks.items())
-        ]
-        section("Chunks updated", chunks)
-        return "\n".join(lines) if lines else "No changes"
+        section("Nodes moved/renamed", [f"{a} -> {b}" for a, b in self.moved_nodes])
+        chunked = [(p, c) for p, c in sorted(self.updated_chunks.items()) if c]
+        if chunked:
+            out.append("Chunks updated:\n")
+            for path, coords in chunked:
+                out.append(f"    {path}:\n")
+                ordered = sorted(list(c) for c in coords)
+                out.extend(f"        {c}\n" for c in ordered[:10])
+                if len(ordered) > 10:
+                    out.append(f"        ... {len(ordered) - 10} more\n")
+        return "".join(out)
+
+    __repr__ = __str__

@@ -348,6 +348,8 @@ class IcechunkStore(Store):
             yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        if prefix == "/":  # the root, as the real Icechunk reads it
+            prefix = ""
         async for key in self._keys(prefix):
             yield key
 

@@ -247,3 +247,67 @@ def test_concurrent_reset_branch_loses_nothing(tmp_path: Path) -> None:
     logged = list(zip(previous, [*previous[1:], final], strict=True))
     assert previous[0] == targets[-1]
     assert sorted(logged) == sorted(successes)
+
+
+# ---------------------------------------------------------------------------------------------
+# public API details matched to the real Icechunk 2.3.0 (expected values captured from it)
+
+
+def test_diff_text_form_matches_the_real_icechunk() -> None:
+    repo = icechunk.Repository.create(icechunk.in_memory_storage())
+    session = repo.writable_session("main")
+    group = zarr.group(session.store)
+    group.create_group("g1")
+    a = group.create_array("a", shape=(4,), chunks=(1,), dtype="i4")
+    a[:3] = 1
+    group.create_array("b", shape=(20,), chunks=(1,), dtype="i4")[:] = 1
+    expected = (
+        "Groups created:\n    /\n    /g1\n\nArrays created:\n    /a\n    /b\n\n"
+        "Chunks updated:\n    /a:\n        [0]\n        [1]\n        [2]\n    /b:\n"
+        + "".join(f"        [{i}]\n" for i in range(10))
+        + "        ... 10 more\n"
+    )
+    assert repr(session.status()) == str(session.status()) == expected
+    session.commit("c1")
+    session = repo.writable_session("main")
+    assert repr(session.status()) == ""
+    group = zarr.open_group(session.store)
+    group.attrs["x"] = 1
+    group["a"].attrs["y"] = 2
+    del group["g1"]
+    assert repr(session.status()) == (
+        "Group definitions updated:\n    /\n\nArray definitions updated:\n    /a\n\n"
+        "Groups deleted:\n    /g1\n\n"
+    )
+    with pytest.raises(icechunk.IcechunkError, match="doesn't include"):
+        repo.diff(from_branch="main", to_snapshot_id=list(repo.ancestry(branch="main"))[-1].id)
+
+
+async def test_ops_log_kinds_and_async_twins() -> None:
+    repo = await icechunk.Repository.create_async(icechunk.in_memory_storage())
+    root = await repo.lookup_branch_async("main")
+    await repo.create_branch_async("dev", root)
+    await repo.set_metadata_async({"user": "test"})
+    assert await repo.update_metadata_async({"n": 1}) == {"user": "test", "n": 1}
+    assert await repo.get_metadata_async() == {"user": "test", "n": 1}
+    updates = [u async for u in repo.ops_log_async()]
+    assert [type(u.kind).__name__ for u in updates] == [
+        "MetadataChanged",
+        "MetadataChanged",
+        "BranchCreated",
+        "RepoInitialized",
+    ]
+    assert isinstance(updates[2].kind, icechunk.UpdateType.BranchCreated)
+    assert isinstance(updates[2].kind, icechunk.UpdateType)
+    assert not isinstance(updates[2].kind, icechunk.UpdateType.TagCreated)
+    assert updates[2].kind.name == "dev"
+    assert [u.kind for u in repo.ops_log()] == [u.kind for u in updates]
+
+
+async def test_list_prefix_of_slash_lists_the_root() -> None:
+    repo = icechunk.Repository.create(icechunk.in_memory_storage())
+    session = repo.writable_session("main")
+    zarr.group(session.store).create_array("x", shape=(2,), chunks=(1,), dtype="i4")[:] = 1
+    keys = sorted([k async for k in session.store.list_prefix("/")])
+    assert keys == sorted([k async for k in session.store.list_prefix("")])
+    assert keys == ["x/c/0", "x/c/1", "x/zarr.json", "zarr.json"]
