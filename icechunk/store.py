@@ -348,8 +348,12 @@ class IcechunkStore(Store):
             yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        if prefix == "/":  # the root, as the real Icechunk reads it
+        # Directory semantics, as the real Icechunk: "z" lists what is under "z/" (not the
+        # root's "zarr.json"), and "/" is the root.
+        if prefix == "/":
             prefix = ""
+        elif prefix and not prefix.endswith("/"):
+            prefix += "/"
         async for key in self._keys(prefix):
             yield key
 

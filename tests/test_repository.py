@@ -311,3 +311,13 @@ async def test_list_prefix_of_slash_lists_the_root() -> None:
     keys = sorted([k async for k in session.store.list_prefix("/")])
     assert keys == sorted([k async for k in session.store.list_prefix("")])
     assert keys == ["x/c/0", "x/c/1", "x/zarr.json", "zarr.json"]
+
+
+async def test_list_prefix_has_directory_semantics() -> None:
+    repo = icechunk.Repository.create(icechunk.in_memory_storage())
+    session = repo.writable_session("main")
+    group = zarr.group(session.store)
+    group.create_array("z", shape=(1,), chunks=(1,), dtype="i4")
+    group.create_array("z2", shape=(1,), chunks=(1,), dtype="i4")
+    for prefix in ("z", "z/"):
+        assert [k async for k in session.store.list_prefix(prefix)] == ["z/zarr.json"]

@@ -773,7 +773,8 @@ async def test_listing(repo: icechunk.Repository, commit: bool) -> None:
     keys = sorted([*TREE_KEYS, "gg/zarr.json"])
     assert await collect(store.list()) == keys
     assert await collect(store.list_prefix("")) == keys
-    assert await collect(store.list_prefix("g")) == [k for k in keys if k.startswith("g")]
+    # directory semantics, as the real Icechunk: "g" does not reach "gg/"
+    assert await collect(store.list_prefix("g")) == [k for k in keys if k.startswith("g/")]
     assert await collect(store.list_prefix("g/")) == [k for k in keys if k.startswith("g/")]
     assert await collect(store.list_prefix("g/a/c/0/")) == ["g/a/c/0/0", "g/a/c/0/1", "g/a/c/0/2"]
     assert await collect(store.list_prefix("g/a/c/")) == [
