@@ -56,6 +56,7 @@ from icechunk.errors import (
     StorageError,
 )
 from icechunk.inspect import AncestryGraph
+from icechunk.logs import initialize_logs, set_logs_filter, shutdown_telemetry
 from icechunk.maintenance import ChunkStorageStats, GCSummary
 from icechunk.ops import Update, UpdateType
 from icechunk.repository import Repository
@@ -163,6 +164,9 @@ __all__ = [
     "StorageError",
     "Update",
     "UpdateType",
+    "initialize_logs",
+    "set_logs_filter",
+    "shutdown_telemetry",
     "VersionSelection",
     "__version__",
     "in_memory_storage",
