@@ -220,7 +220,8 @@ class RefStore(ABC):
         self, branch: str, info: SnapshotInfoRecord, expected_tip: bytes
     ) -> None:
         raise SessionStateError(
-            "amend is only supported in spec version 2 repositories", ErrorKind.AMEND_NOT_ALLOWED
+            "amend is only supported in spec version 2 repositories; upgrade the repository to spec version 2 to use it",
+            ErrorKind.AMEND_NOT_ALLOWED,
         )
 
     async def publish_detached(self, info: SnapshotInfoRecord) -> None:
@@ -229,13 +230,13 @@ class RefStore(ABC):
 
     async def ops_log(self) -> list[UpdateRecord]:
         raise SessionStateError(
-            "the operations log exists only in spec version 2 repositories",
+            "the operations log exists only in spec version 2 repositories; upgrade the repository to spec version 2 to use it",
             ErrorKind.INVALID_ARGUMENT,
         )
 
     async def get_metadata(self) -> dict[str, Any]:
         raise SessionStateError(
-            "repository metadata exists only in spec version 2 repositories",
+            "repository metadata exists only in spec version 2 repositories; upgrade the repository to spec version 2 to use it",
             ErrorKind.INVALID_ARGUMENT,
         )
 

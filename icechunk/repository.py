@@ -255,7 +255,7 @@ class Repository:
         version = 2 if spec_version is None else int(spec_version)
         if version not in (1, 2):
             raise InvalidInputError(
-                f"unsupported spec version {spec_version!r}: use 1 or 2",
+                f"Unsupported version {spec_version!r}: use spec version 1 or 2",
                 ErrorKind.UNSUPPORTED_SPEC_VERSION,
             )
         if check_clean_root and not await storage.is_empty():

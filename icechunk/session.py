@@ -882,7 +882,7 @@ class Session:
         self._require_can_commit("amend")
         if self._repo.spec_version < 2:
             raise SessionStateError(
-                "amend is only supported in spec version 2 repositories",
+                "amend is only supported in spec version 2 repositories; upgrade the repository to spec version 2 to use it",
                 ErrorKind.AMEND_NOT_ALLOWED,
             )
         props = self._commit_metadata(metadata)
