@@ -198,7 +198,8 @@ class Repository:
         self._refs = self._make_refs()
 
     def __repr__(self) -> str:
-        return f"<Repository spec_version={self._spec_version} storage={self._storage!r}>"
+        storage = " ".join(repr(self._storage).split())  # one line
+        return f"<Repository spec_version={self._spec_version} storage={storage}>"
 
     # -- properties -------------------------------------------------------------------------
 

@@ -321,3 +321,11 @@ async def test_list_prefix_has_directory_semantics() -> None:
     group.create_array("z2", shape=(1,), chunks=(1,), dtype="i4")
     for prefix in ("z", "z/"):
         assert [k async for k in session.store.list_prefix(prefix)] == ["z/zarr.json"]
+
+
+def test_storage_reprs_match_the_real_icechunk(tmp_path: Path) -> None:
+    local = icechunk.local_filesystem_storage(str(tmp_path))
+    assert repr(local) == f"<icechunk.Storage>\ntype: local filesystem\npath: {tmp_path}\n"
+    assert repr(icechunk.in_memory_storage()) == "<icechunk.Storage>\ntype: in-memory\n"
+    repo = icechunk.Repository.create(local)
+    assert "\n" not in repr(repo) and str(tmp_path) in repr(repo)

@@ -233,7 +233,8 @@ class LocalFileSystemStorage(Storage):
         return (type(self), (self._root,))
 
     def __repr__(self) -> str:
-        return f"LocalFileSystemStorage({self._root!r})"
+        # the real Icechunk's text form
+        return f"<icechunk.Storage>\ntype: local filesystem\npath: {self._root}\n"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LocalFileSystemStorage):

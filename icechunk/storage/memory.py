@@ -139,7 +139,8 @@ class InMemoryStorage(Storage):
         return (_restore, (self._bucket_id, self._owner_pid))
 
     def __repr__(self) -> str:
-        return f"InMemoryStorage(id={self._bucket_id[:8]})"
+        # the real Icechunk's text form
+        return "<icechunk.Storage>\ntype: in-memory\n"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, InMemoryStorage):
