@@ -195,29 +195,6 @@ async def inspect_manifest(repo: Repository, manifest_id: str) -> dict[str, Any]
     }
 
 
-def _merge_logs(logs: list[TransactionLog]) -> TransactionLog:
-    out = TransactionLog(id=logs[-1].id)
-    sets: dict[str, set[bytes]] = {}
-    chunks: dict[bytes, set[tuple[int, ...]]] = {}
-    for tx in logs:
-        for name in (
-            "new_groups",
-            "new_arrays",
-            "deleted_groups",
-            "deleted_arrays",
-            "updated_groups",
-            "updated_arrays",
-        ):
-            sets.setdefault(name, set()).update(getattr(tx, name))
-        for node, coords in tx.updated_chunks.items():
-            chunks.setdefault(node, set()).update(tuple(c) for c in coords)
-        out.moved_nodes.extend(tx.moved_nodes)
-    for name, values in sets.items():
-        setattr(out, name, sorted(values))
-    out.updated_chunks = {n: sorted(c) for n, c in sorted(chunks.items())}
-    return out
-
-
 async def inspect_transaction_log(repo: Repository, snapshot_id: str) -> dict[str, Any]:
     """The transaction log of ``snapshot_id``: what that commit changed, by node id.
 
@@ -254,7 +231,7 @@ async def inspect_transaction_log(repo: Repository, snapshot_id: str) -> dict[st
             logs.append(decode_transaction_log(await repo.storage.get(pkey), pkey))
         except ObjectNotFoundError:
             missing.append(encode_id(pid))
-    tx = _merge_logs([*logs, own]) if pruned else own
+    tx = TransactionLog.merged([*logs, own]) if pruned else own
     out: dict[str, Any] = {"header": _header(data)}
     for name in (
         "new_groups",

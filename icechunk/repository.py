@@ -547,15 +547,13 @@ class Repository:
                 break
         if not pruned:
             return own
-        from icechunk.inspect import _merge_logs
-
         logs: list[TransactionLog] = []
         for pid in pruned:
             try:
                 logs.append(await self._load_transaction_log(pid))
             except ObjectNotFoundError:
                 continue
-        return _merge_logs([*logs, own])
+        return TransactionLog.merged([*logs, own])
 
     async def _fetch_payload(self, payload: ChunkPayload, byte_range: ByteRange | None) -> bytes:
         from icechunk.change_set import InlinePayload, NativePayload

@@ -1041,7 +1041,7 @@ class Session:
                 tx.updated_chunks = {
                     k: list(map(tuple, np.asarray(v).tolist())) for k, v in updated_chunks.items()
                 }
-                _absorb_log(tx, await repo._load_transaction_log(tx_parent))
+                tx.absorb(await repo._load_transaction_log(tx_parent))
                 chunk_coords = dict(tx.updated_chunks)
             for lst in (
                 tx.new_groups,
@@ -1171,23 +1171,6 @@ class Session:
 
 _BULK_MIN_REFS = 256
 """Batches of virtual refs at least this large are staged as columns (``set_chunk_refs``)."""
-
-
-def _absorb_log(tx: TransactionLog, older: TransactionLog) -> None:
-    """Fold ``older``'s changes into ``tx`` (sorted unions), for amends."""
-    for name in (
-        "new_groups",
-        "new_arrays",
-        "deleted_groups",
-        "deleted_arrays",
-        "updated_arrays",
-        "updated_groups",
-    ):
-        merged = set(getattr(tx, name)) | set(getattr(older, name))
-        setattr(tx, name, sorted(merged))
-    for node_id, coords in older.updated_chunks.items():
-        tx.updated_chunks[node_id] = sorted(set(tx.updated_chunks.get(node_id, [])) | set(coords))
-    tx.moved_nodes = [*older.moved_nodes, *tx.moved_nodes]
 
 
 def _normalize_path(path: str) -> str:

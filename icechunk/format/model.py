@@ -11,6 +11,7 @@ without a Python object per reference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -206,6 +207,45 @@ class TransactionLog:
     """Per array node id, every chunk coordinate added, overwritten or deleted."""
     moved_nodes: list[MoveOperation] = field(default_factory=list)
     spec_version: int = 2
+
+    def absorb(self, older: TransactionLog) -> None:
+        """Fold the changes of ``older`` (an earlier commit's log) into this one, in place:
+        sorted unions of every id list and chunk list; ``older``'s moves come first."""
+        for name in (
+            "new_groups",
+            "new_arrays",
+            "deleted_groups",
+            "deleted_arrays",
+            "updated_arrays",
+            "updated_groups",
+        ):
+            setattr(self, name, sorted(set(getattr(self, name)) | set(getattr(older, name))))
+        chunks = dict(self.updated_chunks)
+        for node_id, coords in older.updated_chunks.items():
+            mine = chunks.get(node_id, [])
+            chunks[node_id] = sorted({tuple(c) for c in mine} | {tuple(c) for c in coords})
+        self.updated_chunks = dict(sorted(chunks.items()))
+        self.moved_nodes = [*older.moved_nodes, *self.moved_nodes]
+
+    @staticmethod
+    def merged(logs: Sequence[TransactionLog]) -> TransactionLog:
+        """One log with the changes of ``logs`` (oldest first), under the newest one's id."""
+        newest = logs[-1]
+        out = TransactionLog(
+            newest.id,
+            list(newest.new_groups),
+            list(newest.new_arrays),
+            list(newest.deleted_groups),
+            list(newest.deleted_arrays),
+            list(newest.updated_arrays),
+            list(newest.updated_groups),
+            dict(newest.updated_chunks),
+            list(newest.moved_nodes),
+            newest.spec_version,
+        )
+        for older in reversed(logs[:-1]):
+            out.absorb(older)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
