@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from icechunk import credentials
+from icechunk.attribution import Attribution
 from icechunk.change_set import ChunkOverlapWarning
 from icechunk.config import (
     CachingConfig,
@@ -59,11 +60,13 @@ from icechunk.inspect import AncestryGraph
 from icechunk.logs import initialize_logs, set_logs_filter, shutdown_telemetry
 from icechunk.maintenance import ChunkStorageStats, GCSummary
 from icechunk.ops import Update, UpdateType
+from icechunk.repo_status import FeatureFlag, RepoAvailability, RepoStatus
 from icechunk.repository import Repository
 from icechunk.session import ChunkType, ForkSession, Session, SessionMode
 from icechunk.snapshots import Diff, ManifestFileInfo, SnapshotInfo
 from icechunk.storage import Storage, in_memory_storage, local_filesystem_storage
 from icechunk.store import IcechunkStore
+from icechunk.upgrade import upgrade_icechunk_repository
 from icechunk.virtual import (
     ObjectStoreConfig,
     S3Options,
@@ -101,6 +104,11 @@ def supported_spec_versions() -> list[SpecVersion]:
 
 
 __all__ = [
+    "Attribution",
+    "FeatureFlag",
+    "RepoAvailability",
+    "RepoStatus",
+    "upgrade_icechunk_repository",
     "credentials",
     "ObjectStoreConfig",
     "S3Options",

@@ -255,6 +255,13 @@ class RepositoryConfig:
     def default() -> RepositoryConfig:
         return RepositoryConfig()
 
+    @property
+    def previous_file(self) -> str | None:
+        """The real Icechunk's internal ``previous_file`` field of a persisted config (``None``
+        unless a persisted config carried one)."""
+        value = self._extra.get("previous_file")
+        return None if value is None else str(value)
+
     def merge(self, other: RepositoryConfig) -> RepositoryConfig:
         """A new config: ``other``'s set fields over this one's."""
         out = copy.deepcopy(self)

@@ -317,10 +317,15 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
             f"ancestor of branch `{session._branch}` (was the branch reset?)",
             ErrorKind.REBASE_FAILED,
         )
-    for snap_id in reversed(chain):
-        tx = await repo._history_transaction_log(snap_id)
-        theirs = repo._tree_for(await repo._load_snapshot(snap_id))
-        conflicts = detect_conflicts(session, tx, theirs)
-        solver._resolve(session, conflicts, snap_id)
-        _delete_adopted_descendants(session, theirs)
-        session._tree = theirs
+    try:
+        for snap_id in reversed(chain):
+            tx = await repo._history_transaction_log(snap_id)
+            theirs = repo._tree_for(await repo._load_snapshot(snap_id))
+            conflicts = detect_conflicts(session, tx, theirs)
+            solver._resolve(session, conflicts, snap_id)
+            _delete_adopted_descendants(session, theirs)
+            session._tree = theirs
+    finally:
+        if session._moves:
+            # a rearrange session: show its (new) base with its moves applied again
+            session._replay_moves()

@@ -44,6 +44,7 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
     new_groups: set[bytes] = set()
     deleted_arrays: set[bytes] = set()
     deleted_groups: set[bytes] = set()
+    moves: dict[bytes, tuple[str, str]] = {}
     for snap_id in reversed(chain):
         tx = await repo._history_transaction_log(snap_id)
         new_groups.update(tx.new_groups)
@@ -54,6 +55,9 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
         updated_groups.update(tx.updated_groups)
         for node_id, coords in tx.updated_chunks.items():
             chunk_sets.setdefault(node_id, set()).update(coords)
+        for move in tx.moved_nodes:  # oldest commit first: keep the first origin
+            origin = moves[move.node_id][0] if move.node_id in moves else move.from_path
+            moves[move.node_id] = (origin, move.to_path)
     new_ids = new_groups | new_arrays
     deleted_ids = deleted_groups | deleted_arrays
     transient = new_ids & deleted_ids
@@ -68,4 +72,9 @@ async def diff_snapshots(repo: Repository, start: bytes, end: bytes) -> Diff:
         for i, coords in chunk_sets.items()
         if i in paths and i not in deleted_ids and coords
     }
+    # net moves (first origin -> last destination), sorted by destination as the real one
+    diff.moved_nodes = sorted(
+        ((a, b) for i, (a, b) in moves.items() if a != b and i not in deleted_ids),
+        key=lambda m: m[1].split("/"),
+    )
     return diff

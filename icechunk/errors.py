@@ -77,7 +77,8 @@ class ErrorKind(StrEnum):
     # read only
     READ_ONLY_STORE = "read-only-store"
     READ_ONLY_SESSION = "read-only-session"
-    REPO_READ_ONLY = "repo-read-only"
+    READ_ONLY_REPOSITORY = "read-only-repository"
+    REPO_READ_ONLY = "read-only-repository"  # alias of READ_ONLY_REPOSITORY
     # invalid input
     INVALID_KEY = "invalid-key"
     INVALID_CHUNK_INDEX = "invalid-chunk-index"
@@ -97,7 +98,20 @@ class ErrorKind(StrEnum):
     NO_CHANGES_TO_COMMIT = "no-changes-to-commit"
     CANNOT_DELETE_MAIN = "cannot-delete-main"
     AMEND_NOT_ALLOWED = "amend-not-allowed"
-    FEATURE_DISABLED = "feature-disabled"
+    FEATURE_FLAG_DISABLED = "feature-flag-disabled"
+    FEATURE_DISABLED = "feature-flag-disabled"  # alias of FEATURE_FLAG_DISABLED
+    INVALID_FEATURE_FLAG = "invalid-feature-flag"
+    INVALID_REPOSITORY_MIGRATION = "invalid-repository-migration"
+    # rearranging (moves)
+    NON_REARRANGE_SESSION = "non-rearrange-session"
+    REARRANGE_SESSION_ONLY = "rearrange-session-only"
+    MOVE_INTO_SELF_OR_DESCENDANT = "move-into-self-or-descendant"
+    MOVE_WONT_OVERWRITE = "move-wont-overwrite"
+    MOVE_DESTINATION_PARENT_MISSING = "move-destination-parent-missing"
+    MOVE_DESTINATION_PARENT_NOT_GROUP = "move-destination-parent-not-group"
+    INVALID_PATH = "invalid-path"
+    NOT_AN_ARRAY = "not-an-array"
+    UNKNOWN = "unknown"
     # storage
     STORAGE = "storage"
     PRECONDITION_FAILED = "precondition-failed"

@@ -216,9 +216,8 @@ async def _require_online(repo: Repository, what: str) -> None:
         status = (await refs.read()).status
         if status.availability != 0:
             raise ReadOnlyError(
-                f"cannot {what}: the repository is not online; "
-                f"reason: {status.reason or 'none given'}",
-                ErrorKind.REPO_READ_ONLY,
+                f"repository error the repository status is read-only: {what}",
+                ErrorKind.READ_ONLY_REPOSITORY,
             )
 
 
@@ -287,7 +286,7 @@ async def expire_snapshots(
         The ``repo`` object kept changing under the operation (spec 2).
     """
     cutoff = cutoff_us(older_than, "older_than")
-    await _require_online(repo, "expire snapshots")
+    await _require_online(repo, "Cannot expire")
     refs = repo._refs
     if isinstance(refs, RefStoreV2):
         released = await _expire_v2(refs, cutoff, delete_expired_branches, delete_expired_tags)
@@ -746,7 +745,7 @@ async def garbage_collect(
         else _positive("max_concurrent_listings", max_concurrent_listings),
     )
     _positive("max_decoded_manifest_mem_bytes", max_decoded_manifest_mem_bytes)
-    await _require_online(repo, "garbage collect")
+    await _require_online(repo, "Cannot garbage collect")
     for _ in range(_MAX_ATTEMPTS):
         try:
             return await _gc_attempt(repo, cutoff, limits, dry_run, progress)

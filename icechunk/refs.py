@@ -24,7 +24,6 @@ from icechunk.errors import (
     InvalidInputError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    ReadOnlyError,
     RefNotFoundError,
     SessionStateError,
     SnapshotNotFoundError,
@@ -40,6 +39,7 @@ from icechunk.format.ids import encode_id, new_id12
 from icechunk.format.model import (
     RepoInfo,
     RepoRef,
+    RepoStatus,
     Snapshot,
     SnapshotInfoRecord,
     UpdateRecord,
@@ -204,7 +204,12 @@ class RefStore(ABC):
 
     @abstractmethod
     async def publish_commit(
-        self, branch: str, info: SnapshotInfoRecord, expected_parent: bytes
+        self,
+        branch: str,
+        info: SnapshotInfoRecord,
+        expected_parent: bytes,
+        *,
+        rearrange: bool = False,
     ) -> None:
         """Move ``branch`` from ``expected_parent`` to the new snapshot ``info.id``.
 
@@ -217,7 +222,12 @@ class RefStore(ABC):
         """
 
     async def publish_amend(
-        self, branch: str, info: SnapshotInfoRecord, expected_tip: bytes
+        self,
+        branch: str,
+        info: SnapshotInfoRecord,
+        expected_tip: bytes,
+        *,
+        rearrange: bool = False,
     ) -> None:
         raise SessionStateError(
             "amend is only supported in spec version 2 repositories; upgrade the repository to spec version 2 to use it",
@@ -390,7 +400,12 @@ class RefStoreV1(RefStore):
             raise _not_found(name) from None
 
     async def publish_commit(
-        self, branch: str, info: SnapshotInfoRecord, expected_parent: bytes
+        self,
+        branch: str,
+        info: SnapshotInfoRecord,
+        expected_parent: bytes,
+        *,
+        rearrange: bool = False,
     ) -> None:
         await self._cas_branch(branch, info.id, expected_parent, ErrorKind.COMMIT_CONFLICT)
 
@@ -533,7 +548,12 @@ class RefStoreV2(RefStore):
     # -- the update protocol ----------------------------------------------------------------
 
     async def update(
-        self, apply: Callable[[RepoInfo], UpdateRecord], *, allow_when_not_online: bool = False
+        self,
+        apply: Callable[[RepoInfo], UpdateRecord],
+        *,
+        allow_when_not_online: bool = False,
+        read_only_action: str | None = None,
+        read_only_prefix: str = "",
     ) -> RepoInfo:
         """Read-modify-write of ``repo`` with compare-and-swap, retried on contention.
 
@@ -558,11 +578,9 @@ class RefStoreV2(RefStore):
                     ErrorKind.UNKNOWN_FORMAT_FIELDS,
                 )
             if current.status.availability != 0 and not allow_when_not_online:
-                raise ReadOnlyError(
-                    "the repository is not online (status: read-only or offline); "
-                    f"reason: {current.status.reason or 'none given'}",
-                    ErrorKind.REPO_READ_ONLY,
-                )
+                from icechunk.repo_status import read_only_error
+
+                raise read_only_error(current.status, read_only_action, read_only_prefix)
             new = _copy_repo_info(current)
             entry = apply(new)
             newest = current.latest_updates[0].updated_at if current.latest_updates else 0
@@ -650,7 +668,7 @@ class RefStoreV2(RefStore):
         validate_ref_name(name)
 
         def apply(info: RepoInfo) -> UpdateRecord:
-            _require_flag(info, 4, "create_tag")
+            _require_flag(info, 4, "tag creation", "create_tag")
             _require_snapshot(info, snapshot_id)
             if name in info.deleted_tags:
                 raise AlreadyExistsError(
@@ -669,7 +687,7 @@ class RefStoreV2(RefStore):
 
     async def delete_tag(self, name: str) -> None:
         def apply(info: RepoInfo) -> UpdateRecord:
-            _require_flag(info, 5, "delete_tag")
+            _require_flag(info, 5, "tag delete", "delete_tag")
             ref = _pop_ref(info.tags, name)
             info.deleted_tags.append(name)
             return UpdateRecord(
@@ -679,9 +697,16 @@ class RefStoreV2(RefStore):
         await self.update(apply)
 
     async def publish_commit(
-        self, branch: str, info: SnapshotInfoRecord, expected_parent: bytes
+        self,
+        branch: str,
+        info: SnapshotInfoRecord,
+        expected_parent: bytes,
+        *,
+        rearrange: bool = False,
     ) -> None:
         def apply(repo: RepoInfo) -> UpdateRecord:
+            if rearrange:
+                _require_flag(repo, 3, "commit rearrange session", "move_node", _SESSION)
             ref = _pop_ref(repo.branches, branch)
             if ref.snapshot_id != expected_parent:
                 raise ConflictError(encode_id(expected_parent), encode_id(ref.snapshot_id))
@@ -689,12 +714,19 @@ class RefStoreV2(RefStore):
             repo.branches.append(RepoRef(branch, info.id))
             return UpdateRecord("NewCommit", {"branch": branch, "new_snap_id": info.id}, 0)
 
-        await self.update(apply)
+        await self.update(apply, read_only_prefix=_SESSION)
 
     async def publish_amend(
-        self, branch: str, info: SnapshotInfoRecord, expected_tip: bytes
+        self,
+        branch: str,
+        info: SnapshotInfoRecord,
+        expected_tip: bytes,
+        *,
+        rearrange: bool = False,
     ) -> None:
         def apply(repo: RepoInfo) -> UpdateRecord:
+            if rearrange:
+                _require_flag(repo, 3, "commit rearrange session", "move_node", _SESSION)
             ref = _pop_ref(repo.branches, branch)
             if ref.snapshot_id != expected_tip:
                 raise ConflictError(encode_id(expected_tip), encode_id(ref.snapshot_id))
@@ -706,12 +738,47 @@ class RefStoreV2(RefStore):
                 0,
             )
 
-        await self.update(apply)
+        await self.update(apply, read_only_prefix=_SESSION)
 
     async def publish_detached(self, info: SnapshotInfoRecord) -> None:
         def apply(repo: RepoInfo) -> UpdateRecord:
             repo.snapshots.append(info)
             return UpdateRecord("NewDetachedSnapshot", {"new_snap_id": info.id}, 0)
+
+        await self.update(apply, read_only_prefix=_SESSION)
+
+    async def set_status(self, status: RepoStatus) -> None:
+        """Set the availability record; allowed whatever the current status is."""
+
+        def apply(repo: RepoInfo) -> UpdateRecord:
+            repo.status = status
+            return UpdateRecord("RepoStatusChanged", {"status": status}, 0)
+
+        await self.update(apply, allow_when_not_online=True)
+
+    async def set_feature_flag(self, flag_id: int, setting: bool | None) -> None:
+        """Enable (``True``), disable (``False``) or reset (``None``) flag ``flag_id``."""
+
+        def apply(repo: RepoInfo) -> UpdateRecord:
+            enabled = {f for f in repo.enabled_feature_flags or () if f != flag_id}
+            disabled = {f for f in repo.disabled_feature_flags or () if f != flag_id}
+            if setting is True:
+                enabled.add(flag_id)
+            elif setting is False:
+                disabled.add(flag_id)
+            repo.enabled_feature_flags = sorted(enabled)
+            repo.disabled_feature_flags = sorted(disabled)
+            fields = {"id": flag_id, "new_value": bool(setting), "is_set": setting is not None}
+            return UpdateRecord("FeatureFlagChanged", fields, 0)
+
+        await self.update(apply)
+
+    async def set_config(self, config: bytes | None) -> None:
+        """Persist the FlexBuffers repository config (an ops-log ``ConfigChanged`` entry)."""
+
+        def apply(repo: RepoInfo) -> UpdateRecord:
+            repo.config = config
+            return UpdateRecord("ConfigChanged", {}, 0)
 
         await self.update(apply)
 
@@ -721,6 +788,10 @@ class RefStoreV2(RefStore):
             return UpdateRecord("MetadataChanged", {}, 0)
 
         await self.update(apply)
+
+
+_SESSION = "session error: "
+"""The real Icechunk's prefix of errors raised while committing a session."""
 
 
 def _copy_repo_info(info: RepoInfo) -> RepoInfo:
@@ -747,8 +818,10 @@ def _require_snapshot(info: RepoInfo, snapshot_id: bytes) -> None:
         raise _snapshot_not_found(snapshot_id)
 
 
-def _require_flag(info: RepoInfo, flag_id: int, name: str) -> None:
-    if info.disabled_feature_flags and flag_id in info.disabled_feature_flags:
-        raise SessionStateError(
-            f"the `{name}` feature is disabled in this repository", ErrorKind.FEATURE_DISABLED
-        )
+def _require_flag(
+    info: RepoInfo, flag_id: int, operation: str, name: str, prefix: str = ""
+) -> None:
+    from icechunk.repo_status import flag_disabled_error, flag_enabled
+
+    if not flag_enabled(flag_id, info.enabled_feature_flags, info.disabled_feature_flags):
+        raise flag_disabled_error(operation, name, prefix)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from icechunk._sync import sync
+from icechunk.attribution import Attribution
 from icechunk.cache import default_cache
 from icechunk.chunk_refs import RefIndex, payload_at
 from icechunk.config import RepositoryConfig
@@ -40,14 +41,15 @@ from icechunk.format.model import (
     ManifestFileInfo,
     RepoInfo,
     RepoRef,
-    RepoStatus,
     Snapshot,
     SnapshotInfoRecord,
     TransactionLog,
     UpdateRecord,
 )
+from icechunk.format.model import RepoStatus as StatusRecord
 from icechunk.ops import Update, UpdateType
 from icechunk.refs import MAIN, RefStore, RefStoreV1, RefStoreV2, now_us
+from icechunk.repo_status import FeatureFlag, RepoStatus
 from icechunk.session import Session, SessionMode, _BaseTree
 from icechunk.snapshots import Diff, SnapshotInfo
 from icechunk.snapshots import ManifestFileInfo as PublicManifestFileInfo
@@ -157,8 +159,10 @@ class Repository:
         spec_version: int,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        attribution: Attribution | None = None,
     ) -> None:
         self._storage = storage
+        self._attribution = attribution if attribution is not None else Attribution()
         self._spec_version = spec_version
         self._config = config if config is not None else RepositoryConfig()
         self._authorized = dict(authorize_virtual_chunk_access or {})
@@ -187,6 +191,7 @@ class Repository:
             "config": self._config,
             "authorized": self._authorized,
             "default_metadata": self._default_metadata,
+            "attribution": self._attribution,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -195,6 +200,7 @@ class Repository:
         self._config = state["config"]
         self._authorized = state["authorized"]
         self._default_metadata = state["default_metadata"]
+        self._attribution = state.get("attribution") or Attribution()
         self._refs = self._make_refs()
 
     def __repr__(self) -> str:
@@ -219,6 +225,11 @@ class Repository:
     def authorized_virtual_container_prefixes(self) -> set[str]:
         return set(self._authorized)
 
+    @property
+    def attribution(self) -> Attribution:
+        """The labels this repository attaches to its requests (see :class:`Attribution`)."""
+        return self._attribution
+
     # -- creation and opening ---------------------------------------------------------------
 
     @classmethod
@@ -229,8 +240,12 @@ class Repository:
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
         spec_version: int | None = None,
         check_clean_root: bool = True,
+        attribution: Attribution | None = None,
     ) -> Repository:
         """Create a repository (spec 2 unless ``spec_version=1``) in an empty location.
+
+        A given ``config`` is persisted (as :meth:`save_config` does), so later ``open`` calls
+        use it.
 
         Raises
         ------
@@ -240,7 +255,12 @@ class Repository:
         """
         return sync(
             cls.create_async(
-                storage, config, authorize_virtual_chunk_access, spec_version, check_clean_root
+                storage,
+                config,
+                authorize_virtual_chunk_access,
+                spec_version,
+                check_clean_root,
+                attribution=attribution,
             )
         )
 
@@ -252,6 +272,7 @@ class Repository:
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
         spec_version: int | None = None,
         check_clean_root: bool = True,
+        attribution: Attribution | None = None,
     ) -> Repository:
         version = 2 if spec_version is None else int(spec_version)
         if version not in (1, 2):
@@ -264,7 +285,7 @@ class Repository:
                 "repositories can only be created in clean prefixes",
                 ErrorKind.PARENT_DIRECTORY_NOT_CLEAN,
             )
-        repo = cls(storage, version, config, authorize_virtual_chunk_access)
+        repo = cls(storage, version, config, authorize_virtual_chunk_access, attribution)
         now = now_us()
         root_meta: dict[str, Any] = {"__icechunk": {"is_root": True}}
         root = Snapshot(
@@ -283,8 +304,6 @@ class Repository:
                 layout.branch_key(MAIN), encode_ref(INITIAL_SNAPSHOT_ID), WriteMode.CREATE
             )
         else:
-            from icechunk.virtual import persisted_config
-
             tx = TransactionLog(id=INITIAL_SNAPSHOT_ID, spec_version=2)
             await storage.put(
                 layout.transaction_key(INITIAL_SNAPSHOT_ID), encode_transaction_log(tx, 2)
@@ -298,10 +317,9 @@ class Repository:
                         INITIAL_SNAPSHOT_ID, None, now, "Repository initialized", root_meta
                     )
                 ],
-                status=RepoStatus(0, now, None),
+                status=StatusRecord(0, now, None),
                 metadata={},
                 latest_updates=[UpdateRecord("RepoInitialized", {}, now, None)],
-                config=persisted_config(repo.config),
             )
             try:
                 await storage.put(layout.REPO_INFO, encode_repo_info(info), WriteMode.CREATE)
@@ -315,6 +333,10 @@ class Repository:
                     ) from None
                 raise
         repo._cache_snapshot(root)
+        if config is not None:
+            from icechunk import repo_admin
+
+            await repo_admin.save_config(repo)
         return repo
 
     @staticmethod
@@ -344,15 +366,20 @@ class Repository:
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        attribution: Attribution | None = None,
     ) -> Repository:
         """Open an existing repository.
+
+        ``config`` is merged over the repository's persisted config (for this handle only).
 
         Raises
         ------
         RepositoryNotFoundError
             There is no repository at this location.
         """
-        return sync(cls.open_async(storage, config, authorize_virtual_chunk_access))
+        return sync(
+            cls.open_async(storage, config, authorize_virtual_chunk_access, attribution=attribution)
+        )
 
     @classmethod
     async def open_async(
@@ -360,20 +387,21 @@ class Repository:
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        attribution: Attribution | None = None,
     ) -> Repository:
+        from icechunk import repo_admin
+
         version = await cls.fetch_spec_version_async(storage)
         if version is None:
             raise RepositoryNotFoundError(
                 "the repository doesn't exist", ErrorKind.REPOSITORY_NOT_FOUND
             )
-        repo = cls(storage, version, config, authorize_virtual_chunk_access)
+        persisted = await repo_admin.persisted_or_none(storage)
+        merged = repo_admin.merge_persisted(persisted, config)
+        repo = cls(storage, version, merged, authorize_virtual_chunk_access, attribution)
         if version == 2:
             assert isinstance(repo._refs, RefStoreV2)
-            info = await repo._refs.read()  # validates the repo object now, not on first use
-            if info.config:
-                from icechunk.virtual import with_persisted_containers
-
-                repo._config = with_persisted_containers(repo._config, info.config)
+            await repo._refs.read()  # validates the repo object now, not on first use
         return repo
 
     @classmethod
@@ -384,10 +412,16 @@ class Repository:
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
         create_version: int | None = None,
         check_clean_root: bool = True,
+        attribution: Attribution | None = None,
     ) -> Repository:
         return sync(
             cls.open_or_create_async(
-                storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
+                storage,
+                config,
+                authorize_virtual_chunk_access,
+                create_version,
+                check_clean_root,
+                attribution=attribution,
             )
         )
 
@@ -399,11 +433,19 @@ class Repository:
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
         create_version: int | None = None,
         check_clean_root: bool = True,
+        attribution: Attribution | None = None,
     ) -> Repository:
         if await cls.exists_async(storage):
-            return await cls.open_async(storage, config, authorize_virtual_chunk_access)
+            return await cls.open_async(
+                storage, config, authorize_virtual_chunk_access, attribution=attribution
+            )
         return await cls.create_async(
-            storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
+            storage,
+            config,
+            authorize_virtual_chunk_access,
+            create_version,
+            check_clean_root,
+            attribution=attribution,
         )
 
     def reopen(
@@ -417,9 +459,110 @@ class Repository:
             if authorize_virtual_chunk_access is None
             else (authorize_virtual_chunk_access)
         )
-        repo = Repository(self._storage, self._spec_version, merged, auth)
+        repo = Repository(self._storage, self._spec_version, merged, auth, self._attribution)
         repo._default_metadata = dict(self._default_metadata)
         return repo
+
+    async def reopen_async(
+        self,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Async twin of :meth:`reopen` (a new handle with another config or credentials)."""
+        return self.reopen(config, authorize_virtual_chunk_access)
+
+    # -- persisted config, status and feature flags (icechunk.repo_admin) --------------------
+
+    @staticmethod
+    def fetch_config(storage: Storage) -> RepositoryConfig | None:
+        """The config persisted in the repository at ``storage``, or ``None``."""
+        return sync(Repository.fetch_config_async(storage))
+
+    @staticmethod
+    async def fetch_config_async(storage: Storage) -> RepositoryConfig | None:
+        from icechunk import repo_admin
+
+        return await repo_admin.fetch_config(storage)
+
+    def save_config(self) -> None:
+        """Persist this handle's config; later ``open`` calls use it.
+
+        Raises
+        ------
+        ReadOnlyError
+            The repository is not online (spec 2).
+        """
+        sync(self.save_config_async())
+
+    async def save_config_async(self) -> None:
+        from icechunk import repo_admin
+
+        await repo_admin.save_config(self)
+
+    def get_status(self) -> RepoStatus:
+        """The repository's availability status (spec 2).
+
+        Raises
+        ------
+        FormatError
+            A spec-1 repository (``unsupported-spec-version``).
+        """
+        return sync(self.get_status_async())
+
+    @property
+    def status(self) -> RepoStatus:
+        return self.get_status()
+
+    async def get_status_async(self) -> RepoStatus:
+        from icechunk import repo_admin
+
+        return await repo_admin.get_status(self)
+
+    def set_status(self, status: RepoStatus) -> None:
+        """Set the availability status; while it is not online every writer refuses, in every
+        process, with :class:`ReadOnlyError` (``read-only-repository``)."""
+        sync(self.set_status_async(status))
+
+    async def set_status_async(self, status: RepoStatus) -> None:
+        from icechunk import repo_admin
+
+        await repo_admin.set_status(self, status)
+
+    def feature_flags(self) -> list[FeatureFlag]:
+        """Every feature flag with its setting and effective state (spec 2)."""
+        return sync(self.feature_flags_async())
+
+    async def feature_flags_async(self) -> list[FeatureFlag]:
+        from icechunk import repo_admin
+
+        return await repo_admin.feature_flags(self)
+
+    def enabled_feature_flags(self) -> list[FeatureFlag]:
+        return sync(self.enabled_feature_flags_async())
+
+    async def enabled_feature_flags_async(self) -> list[FeatureFlag]:
+        return [f for f in await self.feature_flags_async() if f.enabled]
+
+    def disabled_feature_flags(self) -> list[FeatureFlag]:
+        return sync(self.disabled_feature_flags_async())
+
+    async def disabled_feature_flags_async(self) -> list[FeatureFlag]:
+        return [f for f in await self.feature_flags_async() if not f.enabled]
+
+    def set_feature_flag(self, name: str, setting: bool | None) -> None:
+        """Enable (``True``), disable (``False``) or reset to the default (``None``) a flag.
+
+        Raises
+        ------
+        InvalidInputError
+            No flag has that name (``invalid-feature-flag``).
+        """
+        sync(self.set_feature_flag_async(name, setting))
+
+    async def set_feature_flag_async(self, name: str, setting: bool | None) -> None:
+        from icechunk import repo_admin
+
+        await repo_admin.set_feature_flag(self, name, setting)
 
     # -- object loading (shared cache) ------------------------------------------------------
 
@@ -694,7 +837,11 @@ class Repository:
         return _public_info(await self._refs.snapshot_info(parse_snapshot_id(snapshot_id)))
 
     def list_manifest_files(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
-        snap = sync(self._load_snapshot(parse_snapshot_id(snapshot_id)))
+        """The manifest files the snapshot uses."""
+        return sync(self.list_manifest_files_async(snapshot_id))
+
+    async def list_manifest_files_async(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
+        snap = await self._load_snapshot(parse_snapshot_id(snapshot_id))
         return [
             PublicManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
             for m in snap.manifest_files
@@ -716,6 +863,13 @@ class Repository:
                 k: encode_id(v) if isinstance(v, bytes) and len(v) == 12 else v
                 for k, v in rec.fields.items()
             }
+            if rec.kind == "FeatureFlagChanged":
+                fields = {
+                    "id": fields.get("id"),
+                    "new_value": fields.get("new_value") if fields.get("is_set") else None,
+                }
+            elif rec.kind == "RepoStatusChanged" and isinstance(fields.get("status"), StatusRecord):
+                fields = {"status": RepoStatus.from_record(fields["status"])}
             out.append(
                 Update(
                     UpdateType.of(rec.kind, fields), _to_datetime(rec.updated_at), rec.backup_path
@@ -845,6 +999,11 @@ class Repository:
                 **(internal if isinstance(internal, dict) else {}),
                 "splitting_config": splitting.to_json(),
             }
+        from icechunk import repo_admin
+
+        await repo_admin.require_online(
+            self, "Cannot create writable session", "error rewriting manifests: "
+        )
         session = await self.writable_session_async(branch)
         mark_for_rewrite(session)
         if commit_method == "amend":
@@ -929,9 +1088,37 @@ class Repository:
         return sync(self.writable_session_async(branch))
 
     async def writable_session_async(self, branch: str) -> Session:
+        from icechunk import repo_admin
+
+        await repo_admin.require_online(self, "Cannot create writable session")
         tip = await self._refs.branch_tip(branch)
         snap = await self._load_snapshot(tip)
         return Session(self, snap, branch=branch, mode=SessionMode.writable)
+
+    def rearrange_session(self, branch: str) -> Session:
+        """A session on ``branch`` that only moves and renames nodes (:meth:`Session.move`).
+
+        Raises
+        ------
+        FormatError
+            A spec-1 repository.
+        ReadOnlyError
+            The repository is not online.
+        SessionStateError
+            The ``move_node`` feature flag is disabled.
+        """
+        return sync(self.rearrange_session_async(branch))
+
+    async def rearrange_session_async(self, branch: str) -> Session:
+        from icechunk import repo_admin
+        from icechunk.repo_status import require_spec2
+
+        require_spec2(self._spec_version)
+        await repo_admin.require_online(self, "Cannot create rearrange session")
+        await repo_admin.require_flag(self, "move_node", "create rearrange session")
+        tip = await self._refs.branch_tip(branch)
+        snap = await self._load_snapshot(tip)
+        return Session(self, snap, branch=branch, mode=SessionMode.rearrange)
 
     @contextlib.contextmanager
     def transaction(

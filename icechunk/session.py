@@ -180,6 +180,8 @@ class Session:
         self._overlaps: list[str] = []
         """For forks: overlapping chunk writes found by merges into this fork, reported
         when the fork is merged into a non-fork session (tree reductions run on workers)."""
+        self._moves: list[tuple[str, str]] = []
+        """Rearrange sessions: the moves asked for, in order (replayed on a rebase)."""
 
     # -- properties -----------------------------------------------------------------------
 
@@ -212,7 +214,7 @@ class Session:
 
     @property
     def has_uncommitted_changes(self) -> bool:
-        return not self._changes.is_empty()
+        return bool(self._moves) or not self._changes.is_empty()
 
     @property
     def config(self) -> Any:
@@ -247,6 +249,7 @@ class Session:
             "pickled_view": self._pickled_view,
             "committed": self._committed,
             "overlaps": self._overlaps,
+            "moves": self._moves,
         }
         if self._mode != SessionMode.readonly and not isinstance(self, ForkSession):
             # A writable session travels as a read-only view of its current state: reads
@@ -272,6 +275,10 @@ class Session:
         self._pickled_view = state["pickled_view"]
         self._committed = state["committed"]
         self._overlaps = list(state.get("overlaps", ()))
+        self._moves = []
+        for src, dst in state.get("moves", ()):
+            self._tree = _moved_tree(self._tree, src, dst)
+            self._moves.append((src, dst))
 
     def __eq__(self, other: object) -> bool:
         return self is other
@@ -282,6 +289,13 @@ class Session:
     # -- state checks ---------------------------------------------------------------------
 
     def _require_writable(self) -> None:
+        if self._mode == SessionMode.rearrange:
+            raise SessionStateError(
+                "This session was created to rearrange the hierarchy, other write operations "
+                "cannot be executed. Commit or abandon the sessions and create a regular "
+                "writable session",
+                ErrorKind.REARRANGE_SESSION_ONLY,
+            )
         if self._pickled_view:
             raise ReadOnlyError(_PICKLE_HELP, ErrorKind.READ_ONLY_SESSION)
         if self._mode == SessionMode.readonly:
@@ -339,10 +353,155 @@ class Session:
         return None if node is None else node.meta
 
     def get_node_id(self, path: str) -> str:
+        """The node's stable id (kept across moves).
+
+        Raises
+        ------
+        NodeNotFoundError
+            No node exists at ``path``.
+        """
         node = self._node(path)
         if node is None:
             raise NodeNotFoundError(f"node not found at `{path}`", ErrorKind.NODE_NOT_FOUND)
         return encode_id(node.node_id)
+
+    async def get_node_id_async(self, path: str) -> str:
+        return self.get_node_id(path)
+
+    # -- rearranging (icechunk.rearrange) -------------------------------------------------
+
+    def move(self, from_path: str, to_path: str) -> None:
+        """Move or rename the node at ``from_path`` (with its subtree) to ``to_path``.
+
+        Metadata only: no data is copied, node ids are kept. Only in a rearrange session
+        (:meth:`Repository.rearrange_session`); the destination's parent group must exist.
+
+        Raises
+        ------
+        SessionStateError
+            Not a rearrange session (``non-rearrange-session``); the destination is the node
+            itself or below it, or its parent is missing or an array.
+        AlreadyExistsError
+            A node exists at ``to_path``.
+        NodeNotFoundError
+            No node at ``from_path``.
+        InvalidInputError
+            A path does not start with ``/``.
+        """
+        if self._mode != SessionMode.rearrange:
+            if self._mode == SessionMode.readonly:
+                raise ReadOnlyError(
+                    "session error: Read only sessions cannot modify the repository",
+                    ErrorKind.READ_ONLY_SESSION,
+                )
+            raise SessionStateError(
+                "session error: To move nodes in the hierarchy you need to create a rearrange "
+                "session. Commit or abandon this session and create a new rearrange session",
+                ErrorKind.NON_REARRANGE_SESSION,
+            )
+        self._tree = _moved_tree(self._tree, from_path, to_path)
+        self._moves.append((from_path, to_path))
+
+    async def move_async(self, from_path: str, to_path: str) -> None:
+        self.move(from_path, to_path)
+
+    def _net_moves(self) -> list[Any]:
+        from icechunk.rearrange import net_moves
+
+        if not self._moves:
+            return []
+        original = self._repo._tree_for(self._tree.snapshot)
+        return net_moves(original.by_path, self._tree.by_path)
+
+    def _replay_moves(self) -> None:
+        """After a rebase: show the new base with this session's moves applied again."""
+        tree = self._repo._tree_for(self._tree.snapshot)
+        for src, dst in self._moves:
+            tree = _moved_tree(tree, src, dst)
+        self._tree = tree
+
+    # -- moving chunks inside an array (icechunk.reindex) ---------------------------------
+
+    def reindex_array(
+        self,
+        array_path: str,
+        forward: Any,
+        backward: Any = None,
+    ) -> None:
+        """Move every existing chunk of an array to ``forward(coords)`` (``None``: leave it).
+
+        With ``backward`` (the inverse of ``forward``), every existing chunk position whose
+        ``backward`` is ``None`` or points at no chunk is cleared. All or nothing: a
+        destination outside the chunk grid raises and stages nothing.
+
+        Raises
+        ------
+        InvalidInputError
+            A destination is outside the grid (``invalid-chunk-index``), or the path is not
+            an array.
+        IcechunkError
+            ``forward`` or ``backward`` raised or returned something that is not a list of
+            non-negative integers (``unknown``, as the real Icechunk).
+        """
+        sync(self._reindex(array_path, forward, backward))
+
+    def shift_array(self, array_path: str, chunk_offset: Iterable[int]) -> None:
+        """Shift every chunk of an array by ``chunk_offset`` chunks per dimension.
+
+        Chunks shifted out of the grid are dropped; vacated positions are cleared (resize the
+        array first to keep everything).
+
+        Raises
+        ------
+        InvalidInputError
+            ``chunk_offset`` does not have one integer per dimension, or the path is not an
+            array.
+        """
+        from icechunk.reindex import shift_functions
+
+        offset = [_as_index(x) for x in chunk_offset]
+        node = self._node_for_reindex(array_path)
+        forward, backward = shift_functions(offset, node.meta.num_chunks, array_path)
+        sync(self._reindex(array_path, forward, backward))
+
+    def _node_for_reindex(self, array_path: str) -> _Node:
+        from icechunk.rearrange import normalize_move_path
+
+        if self._mode == SessionMode.rearrange:
+            raise SessionStateError(
+                "session error: This session was created to rearrange the hierarchy, other "
+                "write operations cannot be executed. Commit or abandon the sessions and create "
+                "a regular writable session",
+                ErrorKind.REARRANGE_SESSION_ONLY,
+            )
+        if self._mode == SessionMode.readonly or self._pickled_view:
+            raise ReadOnlyError(
+                "session error: Read only sessions cannot modify the repository",
+                ErrorKind.READ_ONLY_SESSION,
+            )
+        path = normalize_move_path(array_path)
+        node = self._node(path)
+        if node is None:
+            raise NodeNotFoundError(
+                f"session error: node not found at `{path}`: existing node not found",
+                ErrorKind.NODE_NOT_FOUND,
+            )
+        if not node.meta.is_array:
+            raise InvalidInputError(
+                f"session error: there is not an array at `{path}`: getting an array",
+                ErrorKind.NOT_AN_ARRAY,
+            )
+        return node
+
+    async def _reindex(self, array_path: str, forward: Any, backward: Any) -> None:
+        from icechunk.reindex import plan_reindex
+
+        node = self._node_for_reindex(array_path)
+        existing = await self._chunks_of(node, node.meta.num_chunks)
+        payloads = {c: await self._payload(node, c) for c in existing}
+        plan = plan_reindex(node.path, node.meta.num_chunks, payloads, forward, backward)
+        for coords, payload in plan.items():
+            self._changes.set_chunk(node.node_id, coords, payload)
 
     # -- chunk reads ----------------------------------------------------------------------
 
@@ -629,6 +788,7 @@ class Session:
     def status(self) -> Diff:
         """The uncommitted changes, as a :class:`Diff`."""
         diff = Diff()
+        diff.moved_nodes = [(m.from_path, m.to_path) for m in self._net_moves()]
         cs = self._changes
         for path, (_, is_array) in cs.deleted.items():
             (diff.deleted_arrays if is_array else diff.deleted_groups).add(path)
@@ -655,6 +815,9 @@ class Session:
             raise ReadOnlyError("cannot discard changes of a read-only session")
         self._changes = ChangeSet()
         self._overlaps = []
+        if self._moves:
+            self._moves = []
+            self._tree = self._repo._tree_for(self._tree.snapshot)
 
     # -- fork / merge ---------------------------------------------------------------------
 
@@ -687,6 +850,10 @@ class Session:
             changes=ChangeSet(),
             fork_base=None if base.is_empty() else base,
         )
+
+    async def merge_async(self, *others: ForkSession, on_overlap: str = "warn") -> None:
+        """Async twin of :meth:`merge`."""
+        self.merge(*others, on_overlap=on_overlap)
 
     def merge(self, *others: ForkSession, on_overlap: str = "warn") -> None:
         """Fold the changes of forks into this session, in order (later forks win).
@@ -857,7 +1024,9 @@ class Session:
                 snapshot.id, self._base_id, snapshot.flushed_at, message, props
             )
             try:
-                await self._repo._refs.publish_commit(self._branch, info, self._base_id)
+                await self._repo._refs.publish_commit(
+                    self._branch, info, self._base_id, rearrange=bool(self._moves)
+                )
             except ConflictError:
                 if rebase_with is None or attempts >= rebase_tries:
                     raise
@@ -903,7 +1072,9 @@ class Session:
         info = SnapshotInfoRecord(
             snapshot.id, tip_info.parent_id, snapshot.flushed_at, message, props
         )
-        await self._repo._refs.publish_amend(self._branch, info, tip.id)
+        await self._repo._refs.publish_amend(
+            self._branch, info, tip.id, rearrange=bool(self._moves)
+        )
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
@@ -938,7 +1109,7 @@ class Session:
     def _require_can_commit(self, what: str) -> None:
         if (
             isinstance(self, ForkSession)
-            or self._mode != SessionMode.writable
+            or self._mode == SessionMode.readonly
             or self._pickled_view
         ):
             raise SessionStateError(
@@ -963,6 +1134,7 @@ class Session:
         return normalized
 
     def _after_commit(self, snapshot: Snapshot) -> None:
+        self._moves = []
         self._tree = self._repo._tree_for(snapshot)
         self._changes = ChangeSet()
         self._fork_base = None
@@ -1032,6 +1204,7 @@ class Session:
                 (tx.updated_arrays if change.is_array else tx.updated_groups).append(change.node_id)
         for node_id, is_array in cs.deleted.values():
             (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
+        tx.moved_nodes = self._net_moves()
 
         async def write_transaction_log() -> None:
             chunk_coords: dict[bytes, ChunkList] = updated_chunks
@@ -1171,6 +1344,25 @@ class Session:
 
 _BULK_MIN_REFS = 256
 """Batches of virtual refs at least this large are staged as columns (``set_chunk_refs``)."""
+
+
+def _moved_tree(tree: _BaseTree, from_path: str, to_path: str) -> _BaseTree:
+    """A private copy of ``tree`` with one move applied (see :func:`icechunk.rearrange.apply_move`)."""
+    from icechunk.rearrange import apply_move
+
+    by_path = apply_move(tree.by_path, from_path, to_path)
+    out = _BaseTree.__new__(_BaseTree)
+    out.snapshot = tree.snapshot
+    out.manifest_files = tree.manifest_files
+    out.by_path = dict(sorted(by_path.items()))
+    out.meta = {}
+    return out
+
+
+def _as_index(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer")
+    return int(value)
 
 
 def _normalize_path(path: str) -> str:

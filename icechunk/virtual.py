@@ -107,7 +107,7 @@ class S3Options:
     allow_http: bool = False
     anonymous: bool = False
     force_path_style: bool = False
-    network_stream_timeout_seconds: int = 60
+    network_stream_timeout_seconds: int | None = 60
     requester_pays: bool = False
     checksum_algorithm: Any = None
 
@@ -539,7 +539,11 @@ def _persisted_store(doc: object) -> AnyObjectStoreConfig | None:
             allow_http=bool(body.get("allow_http", False)),
             anonymous=bool(body.get("anonymous", False)),
             force_path_style=bool(body.get("force_path_style", False)),
-            network_stream_timeout_seconds=int(body.get("network_stream_timeout_seconds") or 60),
+            network_stream_timeout_seconds=(
+                None
+                if body.get("network_stream_timeout_seconds", 60) is None
+                else int(body.get("network_stream_timeout_seconds", 60))
+            ),
             requester_pays=bool(body.get("requester_pays", False)),
         )
         kinds: dict[str, Any] = {

@@ -57,8 +57,9 @@ def rich_config() -> Any:
         max_concurrent_requests=12,
         caching=ic.CachingConfig(num_snapshot_nodes=9, num_chunk_refs=8),
         manifest=ic.ManifestConfig(splitting=split),
-        num_updates_per_repo_info_file=50,
     )
+    if hasattr(cfg, "num_updates_per_repo_info_file"):  # 2.x only
+        cfg.num_updates_per_repo_info_file = 50
     cfg.set_virtual_chunk_container(
         ic.VirtualChunkContainer("file:///data/", ic.local_filesystem_store("/data"))
     )
@@ -77,14 +78,17 @@ def config_doc(cfg: Any) -> Any:
         "inline_chunk_threshold_bytes": cfg.inline_chunk_threshold_bytes,
         "get_partial_values_concurrency": cfg.get_partial_values_concurrency,
         "max_concurrent_requests": cfg.max_concurrent_requests,
-        "num_updates_per_repo_info_file": cfg.num_updates_per_repo_info_file,
+        "num_updates_per_repo_info_file": getattr(cfg, "num_updates_per_repo_info_file", "missing"),
         "compression_level": None if comp is None else comp.level,
         "caching": None
         if cach is None
         else [cach.num_snapshot_nodes, cach.num_chunk_refs, cach.num_bytes_chunks],
-        "split_sizes": None if split is None else sorted(n for d in split.values() for n in d.values()),
+        "split_sizes": None
+        if split is None
+        else sorted(n for d in split.values() for n in d.values()),
         "virtual_chunk_containers": sorted(
-            [prefix, c.url_prefix, c.name, type(c.store).__name__] for prefix, c in vccs.items()
+            [prefix, c.url_prefix, c.name, type(c.store).__name__.rsplit("_", 1)[-1]]
+            for prefix, c in vccs.items()
         ),
         "previous_file": getattr(cfg, "previous_file", "missing"),
     }
@@ -109,7 +113,9 @@ def status_set(path: str) -> dict[str, Any]:
     snap = s.commit("c1")
     repo.create_branch("dev", snap)
     repo.create_tag("t0", snap)
-    repo.set_status(ic.RepoStatus(ic.RepoAvailability.read_only, limited_availability_reason="maintenance"))
+    repo.set_status(
+        ic.RepoStatus(ic.RepoAvailability.read_only, limited_availability_reason="maintenance")
+    )
     return {"snap": snap}
 
 
@@ -145,7 +151,9 @@ def status_check(path: str) -> dict[str, Any]:
         "availability": str(st.availability),
         "reason": st.limited_availability_reason,
         "outcome": outcome,
-        "after_online": zarr.open_array(repo.readonly_session(snapshot_id=after).store, path="a", mode="r")[:],
+        "after_online": zarr.open_array(
+            repo.readonly_session(snapshot_id=after).store, path="a", mode="r"
+        )[:],
         "status_after": str(repo.get_status().availability),
     }
 
@@ -170,7 +178,9 @@ def flags_check(path: str) -> dict[str, Any]:
     repo = open_repo(path)
     snap = repo.lookup_branch("main")
     # the real icechunk lists flags in no fixed order
-    flags = sorted([f.id, f.name, f.default_enabled, f.setting, f.enabled] for f in repo.feature_flags())
+    flags = sorted(
+        [f.id, f.name, f.default_enabled, f.setting, f.enabled] for f in repo.feature_flags()
+    )
     out = {
         "flags": flags,
         "enabled": sorted(f.name for f in repo.enabled_feature_flags()),
@@ -222,7 +232,11 @@ def move_read(path: str) -> dict[str, Any]:
     old = repo.readonly_session(snapshot_id=before)
     ids_kept = {
         new: session.get_node_id(new) == old.get_node_id(orig)
-        for orig, new in [("/grp", "/dest/moved"), ("/grp/x", "/xx"), ("/top", "/dest/moved/sub/top2")]
+        for orig, new in [
+            ("/grp", "/dest/moved"),
+            ("/grp/x", "/xx"),
+            ("/top", "/dest/moved/sub/top2"),
+        ]
     }
     diff = repo.diff(from_snapshot_id=before, to_snapshot_id=moved)
     return {
