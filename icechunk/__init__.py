@@ -176,10 +176,25 @@ __all__ = [
 ]
 
 
+_FROM_STORAGE = frozenset(
+    {
+        "AzureRefreshableCredential",
+        "GcsBearerCredential",
+        "ObjectStoreStorage",
+        "S3StaticCredentials",
+        "StorageRetriesSettings",
+        "azure_storage",
+        "from_url",
+        "gcs_storage",
+        "s3_storage",
+    }
+)
+
+
 def __getattr__(name: str) -> object:
     # Object-store factories need the optional obstore dependency: import on first use.
-    import icechunk.storage as _storage
+    if name in _FROM_STORAGE:
+        import icechunk.storage as _storage
 
-    if name in _storage._OBJECT_STORE_NAMES:
         return getattr(_storage, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
