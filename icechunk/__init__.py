@@ -10,7 +10,15 @@ from __future__ import annotations
 from enum import IntEnum
 
 from icechunk import credentials
-from icechunk.change_set import ChunkOverlapWarning
+from icechunk._core.change_set import ChunkOverlapWarning
+from icechunk._core.conflicts import (
+    BasicConflictSolver,
+    Conflict,
+    ConflictDetector,
+    ConflictSolver,
+    ConflictType,
+    VersionSelection,
+)
 from icechunk.config import (
     CachingConfig,
     CompressionAlgorithm,
@@ -20,14 +28,6 @@ from icechunk.config import (
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
     RepositoryConfig,
-)
-from icechunk.conflicts import (
-    BasicConflictSolver,
-    Conflict,
-    ConflictDetector,
-    ConflictSolver,
-    ConflictType,
-    VersionSelection,
 )
 from icechunk.credentials import (
     containers_credentials,
