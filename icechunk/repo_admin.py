@@ -69,7 +69,7 @@ async def save_config(repo: Repository) -> None:
     """Persist ``repo.config``: ``config.yaml`` (spec 1) or ``repo.config`` (spec 2, refused
     while the repository is not online, with an ops-log ``ConfigChanged`` entry)."""
     config = repo.config
-    refs = repo._refs
+    refs = repo._objects.refs
     if isinstance(refs, RefStoreV2):
         await refs.set_config(encode_flexbuffers(config))
     else:
@@ -107,14 +107,14 @@ async def persisted_or_none(storage: Storage) -> RepositoryConfig | None:
 
 async def _info(repo: Repository) -> RepoInfo:
     require_spec2(repo.spec_version)
-    refs = repo._refs
+    refs = repo._objects.refs
     assert isinstance(refs, RefStoreV2)
     return await refs.read()
 
 
 async def require_online(repo: Repository, action: str | None, prefix: str = "") -> None:
     """Raise the real Icechunk's ``ReadOnlyError`` if a spec-2 repository is not online."""
-    refs = repo._refs
+    refs = repo._objects.refs
     if not isinstance(refs, RefStoreV2):
         return
     status = (await refs.read()).status
@@ -130,7 +130,7 @@ async def set_status(repo: Repository, status: RepoStatus) -> None:
     if not isinstance(status, RepoStatus):
         raise TypeError(f"'{type(status).__name__}' object is not an instance of 'RepoStatus'")
     await _info(repo)
-    refs = repo._refs
+    refs = repo._objects.refs
     assert isinstance(refs, RefStoreV2)
     await refs.set_status(status.to_record())
 
@@ -145,7 +145,7 @@ async def set_feature_flag(repo: Repository, name: str, setting: bool | None) ->
     if setting is not None and not isinstance(setting, bool):
         raise TypeError(f"'{type(setting).__name__}' object is not an instance of 'bool'")
     await _info(repo)
-    refs = repo._refs
+    refs = repo._objects.refs
     assert isinstance(refs, RefStoreV2)
     await refs.set_feature_flag(spec.id, setting)
 
@@ -154,7 +154,7 @@ async def require_flag(repo: Repository, flag: str, operation: str) -> None:
     """Raise ``feature-flag-disabled`` if flag ``flag`` is disabled in a spec-2 repository."""
     from icechunk.repo_status import flag_disabled_error, flag_enabled
 
-    refs = repo._refs
+    refs = repo._objects.refs
     if not isinstance(refs, RefStoreV2):
         return
     info = await refs.read()

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from icechunk._sync import sync
-from icechunk.cache import default_cache
-from icechunk.change_set import (
+from icechunk._core.cache import default_cache
+from icechunk._core.change_set import (
     MAX_OVERLAPS,
     ChangeSet,
     ChunkOverlapWarning,
@@ -35,6 +34,11 @@ from icechunk.change_set import (
     NodeChange,
     overlap_message,
 )
+from icechunk._core.manifest_writer import ArrayManifestJob, ManifestWriter, rewrites_manifests
+from icechunk._core.refs import now_us
+from icechunk._core.tree import Node, ReadTree
+from icechunk._core.zarr_metadata import NodeMetadata, parse_node_metadata
+from icechunk._sync import sync
 from icechunk.errors import (
     ConflictError,
     ErrorKind,
@@ -54,14 +58,11 @@ from icechunk.format.model import (
     SnapshotInfoRecord,
     TransactionLog,
 )
-from icechunk.manifest_writer import ArrayManifestJob, ManifestWriter, rewrites_manifests
-from icechunk.refs import now_us
 from icechunk.snapshots import Diff
 from icechunk.storage.base import ByteRange, WriteMode
-from icechunk.zarr_metadata import NodeMetadata, parse_node_metadata
 
 if TYPE_CHECKING:
-    from icechunk.conflicts import ConflictSolver
+    from icechunk._core.conflicts import ConflictSolver
     from icechunk.repository import Repository
     from icechunk.store import IcechunkStore
 
@@ -95,56 +96,6 @@ class SessionMode(IntEnum):
     rearrange = 2
 
 
-class _Node:
-    """A live node as the session sees it."""
-
-    __slots__ = ("base", "change", "meta", "node_id", "path", "user_data")
-
-    def __init__(
-        self,
-        path: str,
-        node_id: bytes,
-        user_data: bytes,
-        meta: NodeMetadata,
-        base: NodeSnapshot | None,
-        change: NodeChange | None,
-    ) -> None:
-        self.path = path
-        self.node_id = node_id
-        self.user_data = user_data
-        self.meta = meta
-        self.base = base
-        self.change = change
-
-
-class _BaseTree:
-    """The base snapshot's nodes by path (built once per snapshot and cached)."""
-
-    __slots__ = ("by_path", "manifest_files", "meta", "snapshot")
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.by_path = {n.path: n for n in snapshot.nodes}
-        self.manifest_files = {m.id: m for m in snapshot.manifest_files}
-        self.meta: dict[str, NodeMetadata] = {}
-
-    def node_meta(self, node: NodeSnapshot) -> NodeMetadata:
-        meta = self.meta.get(node.path)
-        if meta is None:
-            if node.array is None:
-                meta = NodeMetadata(is_array=False)
-            else:
-                try:
-                    meta = parse_node_metadata(node.path, node.user_data)
-                except InvalidInputError:
-                    shape = tuple(d.array_length for d in node.array.shape)
-                    meta = NodeMetadata(
-                        True, shape, tuple(1 for _ in shape), node.array.dimension_names
-                    )
-            self.meta[node.path] = meta
-        return meta
-
-
 def _is_descendant(path: str, ancestor: str) -> bool:
     if ancestor == "/":
         return path != "/"
@@ -169,7 +120,7 @@ class Session:
         fork_base: ChangeSet | None = None,
     ) -> None:
         self._repo = repo
-        self._tree = repo._tree_for(snapshot)
+        self._tree = repo._objects.tree_for(snapshot)
         self._branch = branch
         self._mode = mode
         self._changes = changes if changes is not None else ChangeSet()
@@ -265,9 +216,9 @@ class Session:
         # the event-loop round trip of ``sync`` when it is there.
         snapshot = default_cache.get("snapshot", state["snapshot_id"])
         if not isinstance(snapshot, Snapshot):
-            snapshot = sync(repo._load_snapshot(state["snapshot_id"]))
+            snapshot = sync(repo._objects.load_snapshot(state["snapshot_id"]))
         self._repo = repo
-        self._tree = repo._tree_for(snapshot)
+        self._tree = repo._objects.tree_for(snapshot)
         self._branch = state["branch"]
         self._mode = SessionMode(state["mode"])
         self._changes = state["changes"]
@@ -314,19 +265,19 @@ class Session:
     def _layers(self) -> list[ChangeSet]:
         return [self._changes] if self._fork_base is None else [self._changes, self._fork_base]
 
-    def _node(self, path: str) -> _Node | None:
+    def _node(self, path: str) -> Node | None:
         for cs in self._layers():
             change = cs.nodes.get(path)
             if change is not None:
                 meta = parse_node_metadata(path, change.user_data)
                 base = self._tree.by_path.get(path) if not change.is_new else None
-                return _Node(path, change.node_id, change.user_data, meta, base, change)
+                return Node(path, change.node_id, change.user_data, meta, base, change)
             if path in cs.deleted:
                 return None
         base = self._tree.by_path.get(path)
         if base is None:
             return None
-        return _Node(path, base.id, base.user_data, self._tree.node_meta(base), base, None)
+        return Node(path, base.id, base.user_data, self._tree.node_meta(base), base, None)
 
     def _all_paths(self) -> list[str]:
         paths: set[str] = set(self._tree.by_path)
@@ -410,12 +361,12 @@ class Session:
 
         if not self._moves:
             return []
-        original = self._repo._tree_for(self._tree.snapshot)
+        original = self._repo._objects.tree_for(self._tree.snapshot)
         return net_moves(original.by_path, self._tree.by_path)
 
     def _replay_moves(self) -> None:
         """After a rebase: show the new base with this session's moves applied again."""
-        tree = self._repo._tree_for(self._tree.snapshot)
+        tree = self._repo._objects.tree_for(self._tree.snapshot)
         for src, dst in self._moves:
             tree = _moved_tree(tree, src, dst)
         self._tree = tree
@@ -464,7 +415,7 @@ class Session:
         forward, backward = shift_functions(offset, node.meta.num_chunks, array_path)
         sync(self._reindex(array_path, forward, backward))
 
-    def _node_for_reindex(self, array_path: str) -> _Node:
+    def _node_for_reindex(self, array_path: str) -> Node:
         from icechunk.rearrange import normalize_move_path
 
         if self._mode == SessionMode.rearrange:
@@ -520,14 +471,14 @@ class Session:
         assert node.array is not None
         for mref in node.array.manifests:
             if all(lo <= c < hi for c, (lo, hi) in zip(coords, mref.extents, strict=False)):
-                payload = await self._repo._manifest_ref(
+                payload = await self._repo._objects.manifest_ref(
                     mref.object_id, node.id, self._tree.manifest_files.get(mref.object_id), coords
                 )
                 if payload is not None:
                     return payload
         return None
 
-    async def _payload(self, node: _Node, coords: tuple[int, ...]) -> ChunkPayload | None:
+    async def _payload(self, node: Node, coords: tuple[int, ...]) -> ChunkPayload | None:
         found, payload = self._staged_payload(node.node_id, coords)
         if found:
             return payload
@@ -545,7 +496,7 @@ class Session:
         payload = await self._payload(node, coords)
         if payload is None:
             return None
-        return await self._repo._fetch_payload(payload, byte_range)
+        return await self._repo._objects.fetch_payload(payload, byte_range)
 
     async def chunk_exists(self, path: str, coords: tuple[int, ...]) -> bool:
         node = self._node(path)
@@ -590,11 +541,11 @@ class Session:
             return []
         return await self._chunks_of(node, node.meta.num_chunks)
 
-    async def _chunks_of(self, node: _Node, bounds: tuple[int, ...]) -> list[tuple[int, ...]]:
+    async def _chunks_of(self, node: Node, bounds: tuple[int, ...]) -> list[tuple[int, ...]]:
         coords: set[tuple[int, ...]] = set()
         if node.base is not None and node.base.array is not None:
             for mref in node.base.array.manifests:
-                index = await self._repo._manifest_index(
+                index = await self._repo._objects.manifest_index(
                     mref.object_id, node.node_id, self._tree.manifest_files.get(mref.object_id)
                 )
                 if index is not None:
@@ -662,7 +613,7 @@ class Session:
                 # created by the parent before the fork: record as a deletion too
                 cs.deleted[p] = (node.node_id, node.meta.is_array)
 
-    def _array_for_write(self, path: str, coords: tuple[int, ...]) -> _Node:
+    def _array_for_write(self, path: str, coords: tuple[int, ...]) -> Node:
         node = self._node(path)
         if node is None or not node.meta.is_array:
             raise InvalidInputError(
@@ -729,7 +680,7 @@ class Session:
 
         ``coords`` is an ``(n, ndim)`` integer array; ``offsets``, ``lengths`` and
         ``last_modified`` (seconds, 0 for none) integer arrays. See
-        :func:`icechunk.virtual_refs.plan_virtual_refs` for the checks: any bad reference
+        :func:`icechunk._core.virtual_refs.plan_virtual_refs` for the checks: any bad reference
         raises :class:`~icechunk.errors.InvalidInputError` and stages nothing. References are
         staged in bulk (``ChangeSet.set_chunk_refs``); of several with the same coordinates
         the last one wins.
@@ -740,7 +691,7 @@ class Session:
             Positions refused because no virtual chunk container matches their location (only
             with ``validate_containers``); every other reference is staged.
         """
-        from icechunk.virtual_refs import plan_virtual_refs
+        from icechunk._core.virtual_refs import plan_virtual_refs
 
         self._require_writable()
         node = self._node(_normalize_path(path))
@@ -750,7 +701,7 @@ class Session:
                 ErrorKind.INVALID_KEY,
             )
         refs, failed = plan_virtual_refs(
-            self._repo,
+            self._repo._objects,
             node.path,
             node.meta.num_chunks,
             coords,
@@ -767,7 +718,7 @@ class Session:
         else:
             # a few refs (set_virtual_ref in a loop): merging each into the bulk columns
             # would cost O(staged) per call, so they are staged one by one
-            from icechunk.chunk_refs import payload_at
+            from icechunk._core.chunk_refs import payload_at
 
             for i, row in enumerate(refs.coords.tolist()):
                 self._changes.set_chunk(node.node_id, tuple(row), payload_at(refs, i))
@@ -817,7 +768,7 @@ class Session:
         self._overlaps = []
         if self._moves:
             self._moves = []
-            self._tree = self._repo._tree_for(self._tree.snapshot)
+            self._tree = self._repo._objects.tree_for(self._tree.snapshot)
 
     # -- fork / merge ---------------------------------------------------------------------
 
@@ -870,7 +821,7 @@ class Session:
             itself is skipped (threads writing through one shared session).
         on_overlap
             What to do when merged forks wrote different bytes to the same chunk: ``"warn"``
-            (default, :class:`~icechunk.change_set.ChunkOverlapWarning`), ``"error"``
+            (default, :class:`~icechunk._core.change_set.ChunkOverlapWarning`), ``"error"``
             (:class:`SessionStateError`) or ``"ignore"``. The last merged fork wins. A
             :class:`ForkSession` (merging on a worker, in a tree reduction) does not warn but
             records the overlaps; they are reported when it is merged into a session.
@@ -1024,7 +975,7 @@ class Session:
                 snapshot.id, self._base_id, snapshot.flushed_at, message, props
             )
             try:
-                await self._repo._refs.publish_commit(
+                await self._repo._objects.refs.publish_commit(
                     self._branch, info, self._base_id, rearrange=bool(self._moves)
                 )
             except ConflictError:
@@ -1063,7 +1014,7 @@ class Session:
             )
         assert self._branch is not None
         tip = self._tree.snapshot
-        tip_info = await self._repo._refs.snapshot_info(tip.id)
+        tip_info = await self._repo._objects.refs.snapshot_info(tip.id)
         if tip_info.parent_id is None:
             raise SessionStateError(
                 "cannot amend the first commit of a repository", ErrorKind.AMEND_NOT_ALLOWED
@@ -1072,7 +1023,7 @@ class Session:
         info = SnapshotInfoRecord(
             snapshot.id, tip_info.parent_id, snapshot.flushed_at, message, props
         )
-        await self._repo._refs.publish_amend(
+        await self._repo._objects.refs.publish_amend(
             self._branch, info, tip.id, rearrange=bool(self._moves)
         )
         self._after_commit(snapshot)
@@ -1089,7 +1040,7 @@ class Session:
         props = self._commit_metadata(metadata)
         snapshot, _ = await self._write_commit_objects(message, props)
         info = SnapshotInfoRecord(snapshot.id, self._base_id, snapshot.flushed_at, message, props)
-        await self._repo._refs.publish_detached(info)
+        await self._repo._objects.refs.publish_detached(info)
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
@@ -1098,13 +1049,20 @@ class Session:
         sync(self.rebase_async(solver))
 
     async def rebase_async(self, solver: ConflictSolver) -> None:
-        from icechunk.conflicts import rebase_session
+        from icechunk._core.conflicts import rebase_steps
 
         if self._branch is None:
             raise SessionStateError(
                 "only sessions attached to a branch can rebase", ErrorKind.COMMIT_NOT_ALLOWED
             )
-        await rebase_session(self, solver)
+        steps = rebase_steps(self._repo._objects, self._branch, self._tree, self._changes, solver)
+        try:
+            async for tree in steps:
+                self._tree = tree
+        finally:
+            if self._moves:
+                # a rearrange session: show its (new) base with its moves applied again
+                self._replay_moves()
 
     def _require_can_commit(self, what: str) -> None:
         if (
@@ -1135,7 +1093,7 @@ class Session:
 
     def _after_commit(self, snapshot: Snapshot) -> None:
         self._moves = []
-        self._tree = self._repo._tree_for(snapshot)
+        self._tree = self._repo._objects.tree_for(snapshot)
         self._changes = ChangeSet()
         self._fork_base = None
         self._branch = None
@@ -1153,9 +1111,9 @@ class Session:
         so the returned log's ``updated_chunks`` is empty (except for an amend, which folds in
         the replaced commit's log): read the log back for the coordinates.
         """
-        from icechunk.chunk_refs import changed_coords
+        from icechunk._core.chunk_refs import changed_coords
+        from icechunk._core.manifest_writer import THREAD_ENCODE_MIN_REFS
         from icechunk.format.transaction_log import ChunkList, encode_transaction_log
-        from icechunk.manifest_writer import THREAD_ENCODE_MIN_REFS
 
         repo = self._repo
         spec = repo.spec_version
@@ -1170,7 +1128,7 @@ class Session:
         # ManifestWriter, all arrays concurrently; Repository.rewrite_manifests marks its
         # session so that every array's manifests are rewritten.
         rewrite = rewrites_manifests(self)
-        array_jobs: list[tuple[int, _Node, ArrayManifestJob]] = []
+        array_jobs: list[tuple[int, Node, ArrayManifestJob]] = []
         for path in self._all_paths():
             node = self._node(path)
             assert node is not None
@@ -1214,7 +1172,7 @@ class Session:
                 tx.updated_chunks = {
                     k: list(map(tuple, np.asarray(v).tolist())) for k, v in updated_chunks.items()
                 }
-                tx.absorb(await repo._load_transaction_log(tx_parent))
+                tx.absorb(await repo._objects.load_transaction_log(tx_parent))
                 chunk_coords = dict(tx.updated_chunks)
             for lst in (
                 tx.new_groups,
@@ -1235,7 +1193,7 @@ class Session:
 
         manifest_config = repo.config.manifest
         writer = ManifestWriter(
-            repo,
+            repo._objects,
             base,
             repo.config.splitting,
             max_fetches=manifest_config.max_concurrent_manifest_fetches_during_commit
@@ -1278,9 +1236,11 @@ class Session:
             spec_version=spec,
         )
         await repo.storage.put(
-            layout.snapshot_key(snapshot_id), repo._encode_snapshot(snapshot), WriteMode.CREATE
+            layout.snapshot_key(snapshot_id),
+            repo._objects.encode_snapshot(snapshot),
+            WriteMode.CREATE,
         )
-        repo._cache_snapshot(snapshot)
+        repo._objects.cache_snapshot(snapshot)
         return snapshot, tx
 
     # -- async twins needed by integrations ------------------------------------------------
@@ -1291,7 +1251,7 @@ class Session:
         Reads each array's manifests once and applies the staged changes, all columnar (no
         Python object per reference, so millions of references take a fraction of a second).
         """
-        from icechunk.chunk_refs import pick, rows_in, staged_columns
+        from icechunk._core.chunk_refs import pick, rows_in, staged_columns
         from icechunk.format.model import ChunkKind
 
         out: set[str | None] = set()
@@ -1316,7 +1276,7 @@ class Session:
             if node.base is None or node.base.array is None:
                 continue
             for mref in node.base.array.manifests:
-                index = await self._repo._manifest_index(
+                index = await self._repo._objects.manifest_index(
                     mref.object_id, node.node_id, self._tree.manifest_files.get(mref.object_id)
                 )
                 if index is None or not index.refs.location:
@@ -1331,7 +1291,9 @@ class Session:
         out.discard(None)
         from icechunk.virtual import absolute_locations
 
-        return sorted(absolute_locations(self._repo, {loc for loc in out if loc is not None}))
+        return sorted(
+            absolute_locations(self._repo.config, {loc for loc in out if loc is not None})
+        )
 
     def all_virtual_chunk_locations(self) -> list[str]:
         return sync(self.all_virtual_chunk_locations_async())
@@ -1346,12 +1308,12 @@ _BULK_MIN_REFS = 256
 """Batches of virtual refs at least this large are staged as columns (``set_chunk_refs``)."""
 
 
-def _moved_tree(tree: _BaseTree, from_path: str, to_path: str) -> _BaseTree:
+def _moved_tree(tree: ReadTree, from_path: str, to_path: str) -> ReadTree:
     """A private copy of ``tree`` with one move applied (see :func:`icechunk.rearrange.apply_move`)."""
     from icechunk.rearrange import apply_move
 
     by_path = apply_move(tree.by_path, from_path, to_path)
-    out = _BaseTree.__new__(_BaseTree)
+    out = ReadTree.__new__(ReadTree)
     out.snapshot = tree.snapshot
     out.manifest_files = tree.manifest_files
     out.by_path = dict(sorted(by_path.items()))

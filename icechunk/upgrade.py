@@ -76,7 +76,7 @@ async def _collect(
     repo: Repository, concurrency: int
 ) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, bytes], dict[bytes, Snapshot]]:
     """Branches, live tags, deleted tags (name -> last target) and every reachable snapshot."""
-    refs = repo._refs
+    refs = repo._objects.refs
     assert isinstance(refs, RefStoreV1)
     branches, tags, deleted_names = await refs._list_refs()
     deleted: dict[str, bytes] = {}
@@ -92,7 +92,7 @@ async def _collect(
 
     async def load(sid: bytes) -> Snapshot:
         async with sem:
-            return await repo._load_snapshot(sid)
+            return await repo._objects.load_snapshot(sid)
 
     while frontier:
         loaded = await asyncio.gather(*(load(s) for s in frontier))
@@ -172,7 +172,7 @@ async def upgrade_icechunk_repository_async(
         # a crash after `repo` was written leaves spec-1 files: finish deleting them
         leftovers = await _v1_files(repo) if await storage.exists(layout.REPO_INFO) else []
         opened = await Repository.open_async(storage)
-        migrated = any(u.kind == "RepoMigrated" for u in await opened._refs.ops_log())
+        migrated = any(u.kind == "RepoMigrated" for u in await opened._objects.refs.ops_log())
         if not (leftovers and migrated):
             raise _wrong_version()
         if not dry_run:
