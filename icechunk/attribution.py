@@ -21,6 +21,7 @@ _FORBIDDEN: Final = frozenset('()\\;="')
 
 def _rust_str_debug(value: str) -> str:
     """``value`` quoted and escaped as Rust's ``{:?}`` prints a string (the real messages)."""
+    return '"' + "".join(_rust_escape(ch, in_string=True) for ch in value) + '"'
 
 
 def _rust_escape(ch: str, *, in_string: bool) -> str:

@@ -500,7 +500,7 @@ def encode_yaml(config: RepositoryConfig) -> bytes:
     """The spec-1 ``config.yaml`` bytes of ``config``, as serde_yaml writes them."""
     import yaml
 
-    class Dumper(yaml.SafeDumper):
+    class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # untyped library
         pass
 
     def tagged(dumper: yaml.SafeDumper, data: _Tagged) -> yaml.Node:
@@ -532,7 +532,7 @@ def load_yaml_doc(data: bytes | str) -> Any:
     """The serde document of a ``config.yaml`` (YAML tags become one-key maps)."""
     import yaml
 
-    class Loader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]  # untyped library
         pass
 
     def variant(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:

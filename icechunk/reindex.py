@@ -73,7 +73,8 @@ def plan_reindex(
     InvalidInputError
         ``forward`` maps a chunk outside the grid ``num_chunks`` (``invalid-chunk-index``).
     """
-    if not callable(forward) or (backward is not None and not callable(backward)):
+    given: tuple[object, object] = (forward, backward)
+    if not callable(given[0]) or (given[1] is not None and not callable(given[1])):
         raise TypeError("reindex_array: `forward` and `backward` must be callables")
     writes: dict[Coords, ChunkPayload | None] = {}
     for coords in sorted(payloads):

@@ -46,6 +46,8 @@ class RepoAvailability:
 
     __slots__ = ("_name", "_value")
     __hash__ = None  # type: ignore[assignment]  # unhashable, as the real one
+    _name: str
+    _value: int
 
     online: ClassVar[RepoAvailability]
     read_only: ClassVar[RepoAvailability]
@@ -277,6 +279,8 @@ class FeatureFlag:
 
     __slots__ = ("_setting", "_spec")
     __hash__ = None  # type: ignore[assignment]
+    _spec: _FlagSpec
+    _setting: bool | None
 
     def __init__(self, *args: object) -> None:
         raise TypeError("cannot create 'FeatureFlag' instances")

@@ -662,8 +662,10 @@ class Repository:
                     "id": fields.get("id"),
                     "new_value": fields.get("new_value") if fields.get("is_set") else None,
                 }
-            elif rec.kind == "RepoStatusChanged" and isinstance(fields.get("status"), StatusRecord):
-                fields = {"status": RepoStatus.from_record(fields["status"])}
+            elif rec.kind == "RepoStatusChanged":
+                record = fields.get("status")
+                if isinstance(record, StatusRecord):
+                    fields = {"status": RepoStatus.from_record(record)}
             out.append(
                 Update(
                     UpdateType.of(rec.kind, fields), _to_datetime(rec.updated_at), rec.backup_path

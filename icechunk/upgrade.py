@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from icechunk._core.refs import MAIN, RefStoreV1, now_us
 from icechunk.errors import ErrorKind, ObjectNotFoundError, SessionStateError
 from icechunk.format import decode_ref, encode_repo_info, layout
 from icechunk.format.ids import INITIAL_SNAPSHOT_ID
@@ -31,7 +32,6 @@ from icechunk.format.model import (
     SnapshotInfoRecord,
     UpdateRecord,
 )
-from icechunk.refs import MAIN, RefStoreV1, now_us
 from icechunk.storage.base import WriteMode
 
 if TYPE_CHECKING:
@@ -202,7 +202,8 @@ async def upgrade_icechunk_repository_async(
     v1_files = await _v1_files(repo)
     await storage.put(layout.REPO_INFO, encoded, WriteMode.CREATE)
     if delete_unused_v1_files:
-        await storage.delete(v1_files)
+        for key in v1_files:  # one at a time: a crash between two leaves a readable state
+            await storage.delete([key])
     _invalidate(repo)
     return await Repository.open_async(storage)
 

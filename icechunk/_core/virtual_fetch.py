@@ -210,7 +210,7 @@ class _S3Fetcher:
             endpoint_url=opts.endpoint_url,
             allow_http=opts.allow_http,
             force_path_style=opts.force_path_style,
-            network_stream_timeout_seconds=opts.network_stream_timeout_seconds,
+            network_stream_timeout_seconds=opts.network_stream_timeout_seconds or 60,
             requester_pays=opts.requester_pays,
             **kwargs,
         )
