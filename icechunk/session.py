@@ -19,7 +19,7 @@ import random
 import warnings
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -34,8 +34,7 @@ from icechunk._core.change_set import (
     NodeChange,
     overlap_message,
 )
-from icechunk._core.manifest_writer import ArrayManifestJob, ManifestWriter, rewrites_manifests
-from icechunk._core.refs import now_us
+from icechunk._core.manifest_writer import rewrites_manifests
 from icechunk._core.tree import Node, ReadTree
 from icechunk._core.zarr_metadata import NodeMetadata, parse_node_metadata
 from icechunk._sync import sync
@@ -51,19 +50,18 @@ from icechunk.format import layout
 from icechunk.format.ids import encode_id, new_id8, new_id12
 from icechunk.format.metadata import encode_json_value
 from icechunk.format.model import (
-    ArrayData,
-    ManifestFileInfo,
     NodeSnapshot,
     Snapshot,
     SnapshotInfoRecord,
     TransactionLog,
 )
 from icechunk.snapshots import Diff
-from icechunk.storage.base import ByteRange, WriteMode
+from icechunk.storage.base import ByteRange, Storage
 
 if TYPE_CHECKING:
     from icechunk._core.conflicts import ConflictSolver
-    from icechunk.repository import Repository
+    from icechunk._core.objects import RepoObjects
+    from icechunk.config import RepositoryConfig
     from icechunk.store import IcechunkStore
 
 __all__ = ["ChunkType", "ForkSession", "Session", "SessionMode"]
@@ -102,6 +100,27 @@ def _is_descendant(path: str, ancestor: str) -> bool:
     return path.startswith(ancestor + "/")
 
 
+class _Owner(Protocol):
+    """What a session needs of the :class:`~icechunk.Repository` it belongs to.
+
+    A protocol, not the class, so that this module does not import the repository module
+    (which imports this one).
+    """
+
+    _objects: RepoObjects
+
+    @property
+    def config(self) -> RepositoryConfig: ...
+
+    @property
+    def spec_version(self) -> int: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    def default_commit_metadata(self) -> dict[str, Any]: ...
+
+
 class Session:
     """A view of one snapshot plus, for writable sessions, staged changes.
 
@@ -111,7 +130,7 @@ class Session:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: _Owner,
         snapshot: Snapshot,
         *,
         branch: str | None,
@@ -1103,145 +1122,21 @@ class Session:
     async def _write_commit_objects(
         self, message: str, props: dict[str, Any], tx_parent: bytes | None = None
     ) -> tuple[Snapshot, TransactionLog]:
-        """Write manifests, transaction log and snapshot; return the snapshot and the log.
+        """Write this session's commit objects; see :func:`icechunk._core.commit.write_commit`."""
+        from icechunk._core.commit import write_commit
 
-        The manifests and the transaction log are encoded and stored concurrently (large ones
-        in worker threads), each exactly once; the snapshot, which lists the manifests, is
-        stored last. Chunk coordinates stay numpy arrays from the change set to the encoders,
-        so the returned log's ``updated_chunks`` is empty (except for an amend, which folds in
-        the replaced commit's log): read the log back for the coordinates.
-        """
-        from icechunk._core.chunk_refs import changed_coords
-        from icechunk._core.manifest_writer import THREAD_ENCODE_MIN_REFS
-        from icechunk.format.transaction_log import ChunkList, encode_transaction_log
-
-        repo = self._repo
-        spec = repo.spec_version
-        base = self._tree
-        cs = self._changes
-        snapshot_id = new_id12()
-        new_manifests: dict[bytes, ManifestFileInfo] = {}
-        nodes: list[NodeSnapshot] = []
-        updated_chunks: dict[bytes, ChunkList] = {}
-
-        # Arrays' manifests are laid out (split per the config) and stored by the
-        # ManifestWriter, all arrays concurrently; Repository.rewrite_manifests marks its
-        # session so that every array's manifests are rewritten.
-        rewrite = rewrites_manifests(self)
-        array_jobs: list[tuple[int, Node, ArrayManifestJob]] = []
-        for path in self._all_paths():
-            node = self._node(path)
-            assert node is not None
-            nodes.append(NodeSnapshot(node.node_id, path, node.user_data, None))
-            if not node.meta.is_array:
-                continue
-            meta = node.meta
-            old_refs = node.base.array.manifests if node.base and node.base.array else ()
-            changes = cs.chunks.get(node.node_id)
-            coords = None
-            if changes:
-                coords = changed_coords(changes, len(meta.num_chunks))
-                updated_chunks[node.node_id] = coords
-            job = ArrayManifestJob(
-                node_id=node.node_id,
-                path=path,
-                num_chunks=meta.num_chunks,
-                dimension_names=meta.dimension_names,
-                base_refs=old_refs,
-                changes=changes,
-                rewrite=rewrite,
-                changed=coords,
-            )
-            array_jobs.append((len(nodes) - 1, node, job))
-
-        tx = TransactionLog(id=snapshot_id, spec_version=spec)
-        for change in cs.nodes.values():
-            if change.is_new:
-                (tx.new_arrays if change.is_array else tx.new_groups).append(change.node_id)
-            else:
-                (tx.updated_arrays if change.is_array else tx.updated_groups).append(change.node_id)
-        for node_id, is_array in cs.deleted.values():
-            (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
-        tx.moved_nodes = self._net_moves()
-
-        async def write_transaction_log() -> None:
-            chunk_coords: dict[bytes, ChunkList] = updated_chunks
-            if tx_parent is not None:
-                # An amend replaces the tip: its log must also carry the replaced commit's
-                # changes, or diffs and rebases over the amended commit would miss them.
-                tx.updated_chunks = {
-                    k: list(map(tuple, np.asarray(v).tolist())) for k, v in updated_chunks.items()
-                }
-                tx.absorb(await repo._objects.load_transaction_log(tx_parent))
-                chunk_coords = dict(tx.updated_chunks)
-            for lst in (
-                tx.new_groups,
-                tx.new_arrays,
-                tx.deleted_groups,
-                tx.deleted_arrays,
-                tx.updated_arrays,
-                tx.updated_groups,
-            ):
-                lst.sort()
-            if sum(len(c) for c in chunk_coords.values()) >= THREAD_ENCODE_MIN_REFS:
-                data = await asyncio.to_thread(
-                    encode_transaction_log, tx, spec, chunk_coords=chunk_coords
-                )
-            else:
-                data = encode_transaction_log(tx, spec, chunk_coords=chunk_coords)
-            await repo.storage.put(layout.transaction_key(snapshot_id), data, WriteMode.OVERWRITE)
-
-        manifest_config = repo.config.manifest
-        writer = ManifestWriter(
-            repo._objects,
-            base,
-            repo.config.splitting,
-            max_fetches=manifest_config.max_concurrent_manifest_fetches_during_commit
-            if manifest_config is not None
-            else None,
-        )
-        # manifests and the transaction log are independent: write them concurrently
-        array_refs, _ = await asyncio.gather(
-            writer.write_arrays([job for _, _, job in array_jobs]), write_transaction_log()
-        )
-        for (i, node, _), manifest_refs in zip(array_jobs, array_refs, strict=True):
-            meta = node.meta
-            array = ArrayData(meta.dimension_shapes(), meta.dimension_names, manifest_refs)
-            nodes[i] = NodeSnapshot(node.node_id, node.path, node.user_data, array)
-        new_manifests.update(writer.new_manifests)
-
-        used: dict[bytes, ManifestFileInfo] = {}
-        for n in nodes:
-            if n.array is not None:
-                for mref in n.array.manifests:
-                    info = new_manifests.get(mref.object_id)
-                    if info is None:
-                        info = base.manifest_files.get(mref.object_id)
-                    if info is None:
-                        raise SessionStateError(
-                            f"manifest {encode_id(mref.object_id)} is referenced by "
-                            f"`{n.path}` but missing from the base snapshot's manifest list",
-                            ErrorKind.FORMAT,
-                        )
-                    used[mref.object_id] = info
-        flushed_at = max(now_us(), base.snapshot.flushed_at + 1)
-        snapshot = Snapshot(
-            id=snapshot_id,
-            parent_id=self._base_id if spec == 1 else None,
-            nodes=nodes,
-            flushed_at=flushed_at,
+        live = [node for node in map(self._node, self._all_paths()) if node is not None]
+        return await write_commit(
+            self._repo._objects,
+            self._tree,
+            self._changes,
+            live,
             message=message,
-            metadata=props,
-            manifest_files=sorted(used.values(), key=lambda m: m.id),
-            spec_version=spec,
+            props=props,
+            rewrite=rewrites_manifests(self),
+            tx_parent=tx_parent,
+            moves=self._net_moves(),
         )
-        await repo.storage.put(
-            layout.snapshot_key(snapshot_id),
-            repo._objects.encode_snapshot(snapshot),
-            WriteMode.CREATE,
-        )
-        repo._objects.cache_snapshot(snapshot)
-        return snapshot, tx
 
     # -- async twins needed by integrations ------------------------------------------------
 
