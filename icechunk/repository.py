@@ -17,6 +17,7 @@ from icechunk._core.refs import MAIN, RefStoreV2, now_us
 from icechunk._sync import sync
 from icechunk.attribution import Attribution
 from icechunk.config import RepositoryConfig
+from icechunk.config_codec import encode_flexbuffers
 from icechunk.errors import (
     ErrorKind,
     InvalidInputError,
@@ -284,6 +285,8 @@ class Repository:
                 status=StatusRecord(0, now, None),
                 metadata={},
                 latest_updates=[UpdateRecord("RepoInitialized", {}, now, None)],
+                # a given config is persisted with the repository (no ConfigChanged entry)
+                config=None if config is None else encode_flexbuffers(repo.config),
             )
             try:
                 await storage.put(layout.REPO_INFO, encode_repo_info(info), WriteMode.CREATE)
@@ -297,10 +300,10 @@ class Repository:
                     ) from None
                 raise
         repo._objects.cache_snapshot(root)
-        if config is not None:
+        if config is not None and version == 1:
             from icechunk import repo_admin
 
-            await repo_admin.save_config(repo)
+            await repo_admin.save_config(repo)  # config.yaml
         return repo
 
     @staticmethod
