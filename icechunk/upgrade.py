@@ -78,7 +78,7 @@ async def _collect(
     """Branches, live tags, deleted tags (name -> last target) and every reachable snapshot."""
     refs = repo._objects.refs
     assert isinstance(refs, RefStoreV1)
-    branches, tags, deleted_names = await refs._list_refs()
+    branches, tags, deleted_names = await refs.all_refs()
     deleted: dict[str, bytes] = {}
     for name in sorted(deleted_names):
         key = layout.tag_key(name)

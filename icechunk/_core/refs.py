@@ -295,6 +295,10 @@ class RefStoreV1(RefStore):
         tags = {n: v for n, v in zip(live_tags, values[len(names) :], strict=True) if v}
         return branches, tags, deleted
 
+    async def all_refs(self) -> tuple[dict[str, bytes], dict[str, bytes], set[str]]:
+        """Branches, live tags (name -> snapshot id) and the names of deleted tags."""
+        return await self._list_refs()
+
     async def branches(self) -> dict[str, bytes]:
         return (await self._list_refs())[0]
 
