@@ -390,16 +390,42 @@ class Repository:
     # -- branches ---------------------------------------------------------------------------
 
     async def list_branches_async(self) -> set[str]:
+        """The names of every branch, ``main`` included."""
         return set(await self._objects.refs.branches())
 
     list_branches = sync_twin(list_branches_async)
 
     async def lookup_branch_async(self, branch: str) -> str:
+        """The id of the snapshot at the tip of ``branch``.
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        """
         return encode_id(await self._objects.refs.branch_tip(branch))
 
     lookup_branch = sync_twin(lookup_branch_async)
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
+        """Create ``branch`` pointing at ``snapshot_id``.
+
+        Parameters
+        ----------
+        branch
+            The new branch's name (a valid ref name: not empty, no ``/``).
+        snapshot_id
+            An existing snapshot of this repository.
+
+        Raises
+        ------
+        AlreadyExistsError
+            A branch of that name exists (``branch-already-exists``).
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        InvalidInputError
+            The name or the id is malformed.
+        """
         await self._objects.refs.create_branch(branch, parse_snapshot_id(snapshot_id))
 
     create_branch = sync_twin(create_branch_async)
@@ -407,12 +433,45 @@ class Repository:
     async def reset_branch_async(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
+        """Point ``branch`` at ``snapshot_id``, rewriting its history.
+
+        Commits after ``snapshot_id`` are no longer reachable from the branch (expiration and
+        garbage collection may then remove them).
+
+        Parameters
+        ----------
+        branch
+            An existing branch.
+        snapshot_id
+            The snapshot the branch points at afterwards.
+        from_snapshot_id
+            If given, reset only if the branch still points at this snapshot (a
+            compare-and-swap).
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        ConflictError
+            The branch does not point at ``from_snapshot_id`` (``branch-update-conflict``).
+        """
         expected = None if from_snapshot_id is None else parse_snapshot_id(from_snapshot_id)
         await self._objects.refs.reset_branch(branch, parse_snapshot_id(snapshot_id), expected)
 
     reset_branch = sync_twin(reset_branch_async)
 
     async def delete_branch_async(self, branch: str) -> None:
+        """Delete ``branch``; its snapshots stay until expiration and GC remove them.
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        SessionStateError
+            ``branch`` is ``main``, which cannot be deleted.
+        """
         await self._objects.refs.delete_branch(branch)
 
     delete_branch = sync_twin(delete_branch_async)
@@ -420,21 +479,48 @@ class Repository:
     # -- tags -------------------------------------------------------------------------------
 
     async def list_tags_async(self) -> set[str]:
+        """The names of every tag (deleted tags excluded)."""
         return set(await self._objects.refs.tags())
 
     list_tags = sync_twin(list_tags_async)
 
     async def lookup_tag_async(self, tag: str) -> str:
+        """The id of the snapshot ``tag`` points at.
+
+        Raises
+        ------
+        RefNotFoundError
+            No tag of that name.
+        """
         return encode_id(await self._objects.refs.tag_target(tag))
 
     lookup_tag = sync_twin(lookup_tag_async)
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
+        """Create the immutable tag ``tag`` at ``snapshot_id``.
+
+        Raises
+        ------
+        AlreadyExistsError
+            A tag of that name exists, or existed and was deleted (tag names are never
+            reused: ``tag-already-exists`` / ``tag-previously-deleted``).
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        InvalidInputError
+            The name or the id is malformed.
+        """
         await self._objects.refs.create_tag(tag, parse_snapshot_id(snapshot_id))
 
     create_tag = sync_twin(create_tag_async)
 
     async def delete_tag_async(self, tag: str) -> None:
+        """Delete ``tag``. Its name cannot be used for a new tag afterwards.
+
+        Raises
+        ------
+        RefNotFoundError
+            No tag of that name.
+        """
         await self._objects.refs.delete_tag(tag)
 
     delete_tag = sync_twin(delete_tag_async)
@@ -471,6 +557,13 @@ class Repository:
             yield info
 
     async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
+        """The :class:`~icechunk.SnapshotInfo` of ``snapshot_id``.
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            No such snapshot in this repository.
+        """
         return _public_info(await self._objects.refs.snapshot_info(parse_snapshot_id(snapshot_id)))
 
     lookup_snapshot = sync_twin(lookup_snapshot_async)
