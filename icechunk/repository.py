@@ -169,18 +169,22 @@ class Repository:
 
     @property
     def storage(self) -> Storage:
+        """Where the repository lives."""
         return self._objects.storage
 
     @property
     def config(self) -> RepositoryConfig:
+        """The configuration in effect: persisted settings merged with those given at open."""
         return self._objects.config
 
     @property
     def spec_version(self) -> int:
+        """The on-disk format version of the repository (1 or 2)."""
         return self._objects.spec_version
 
     @property
     def authorized_virtual_container_prefixes(self) -> set[str]:
+        """The virtual chunk container URL prefixes this handle may read from."""
         return set(self._objects.authorized)
 
     # -- creation and opening ---------------------------------------------------------------
@@ -217,6 +221,7 @@ class Repository:
         spec_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Async twin of :meth:`create` (same parameters, errors and result)."""
         version = 2 if spec_version is None else int(spec_version)
         if version not in (1, 2):
             raise InvalidInputError(
@@ -292,14 +297,17 @@ class Repository:
 
     @staticmethod
     def fetch_spec_version(storage: Storage) -> int | None:
+        """The spec version of the repository in ``storage``; ``None`` if there is none."""
         return sync(Repository.fetch_spec_version_async(storage))
 
     @staticmethod
     def exists(storage: Storage) -> bool:
+        """Whether ``storage`` holds a repository (of either spec version)."""
         return sync(Repository.exists_async(storage))
 
     @staticmethod
     async def exists_async(storage: Storage) -> bool:
+        """Async twin of :meth:`exists`."""
         return await Repository.fetch_spec_version_async(storage) is not None
 
     @classmethod
@@ -325,6 +333,7 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> Repository:
+        """Async twin of :meth:`open` (same parameters, errors and result)."""
         version = await cls.fetch_spec_version_async(storage)
         if version is None:
             raise RepositoryNotFoundError(
@@ -351,6 +360,13 @@ class Repository:
         create_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Open the repository in ``storage``, or create one there (spec ``create_version``).
+
+        Raises
+        ------
+        InvalidInputError
+            There is no repository and the location is not empty (see :meth:`create`).
+        """
         return sync(
             cls.open_or_create_async(
                 storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
@@ -366,6 +382,7 @@ class Repository:
         create_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Async twin of :meth:`open_or_create`."""
         if await cls.exists_async(storage):
             return await cls.open_async(storage, config, authorize_virtual_chunk_access)
         return await cls.create_async(
@@ -377,6 +394,11 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> Repository:
+        """A new handle on the same repository, with ``config`` merged into this one's.
+
+        ``authorize_virtual_chunk_access`` replaces this handle's authorizations when given;
+        the default commit metadata is carried over. Nothing is read or written.
+        """
         merged = self._objects.config if config is None else self._objects.config.merge(config)
         auth = (
             self._objects.authorized
@@ -553,6 +575,7 @@ class Repository:
         tag: str | None = None,
         snapshot_id: str | None = None,
     ) -> AsyncIterator[SnapshotInfo]:
+        """Async twin of :meth:`ancestry`: the same snapshots, as an async iterator."""
         for info in await self._ancestry_list(branch, tag, snapshot_id):
             yield info
 
@@ -569,6 +592,13 @@ class Repository:
     lookup_snapshot = sync_twin(lookup_snapshot_async)
 
     def list_manifest_files(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
+        """The manifest files the snapshot ``snapshot_id`` lists (id, size, number of refs).
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            No such snapshot in this repository.
+        """
         snap = sync(self._objects.load_snapshot(parse_snapshot_id(snapshot_id)))
         return [
             PublicManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
@@ -702,23 +732,37 @@ class Repository:
         self._default_metadata = dict(metadata)
 
     def default_commit_metadata(self) -> dict[str, Any]:
+        """A copy of the metadata set by :meth:`set_default_commit_metadata`."""
         return dict(self._default_metadata)
 
-    def get_metadata(self) -> dict[str, Any]:
-        return sync(self._objects.refs.get_metadata())
+    async def get_metadata_async(self) -> dict[str, Any]:
+        """The repository-level metadata (spec 2 only).
+
+        Raises
+        ------
+        SessionStateError
+            The repository is spec version 1, which has no repository metadata.
+        """
+        return await self._objects.refs.get_metadata()
+
+    get_metadata = sync_twin(get_metadata_async)
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The repository-level metadata; see :meth:`get_metadata_async`."""
         return self.get_metadata()
 
-    def set_metadata(self, metadata: dict[str, Any]) -> None:
-        sync(self._objects.refs.set_metadata(metadata))
-
-    async def get_metadata_async(self) -> dict[str, Any]:
-        return await self._objects.refs.get_metadata()
-
     async def set_metadata_async(self, metadata: dict[str, Any]) -> None:
+        """Replace the repository-level metadata with ``metadata`` (spec 2 only).
+
+        Raises
+        ------
+        SessionStateError
+            The repository is spec version 1, which has no repository metadata.
+        """
         await self._objects.refs.set_metadata(metadata)
+
+    set_metadata = sync_twin(set_metadata_async)
 
     async def update_metadata_async(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """Merge ``metadata`` into the repository metadata; return the result."""
