@@ -40,20 +40,22 @@ def on_commit(
     repository: str | IcechunkRepositoryBlock,
     snapshot_id: str,
     branch: str = "main",
-    appended: dict[str, Any] | None = None,
     dim: str | None = None,
+    start: int | str | None = None,
+    stop: int | str | None = None,
 ) -> dict[str, Any]:
     """Quick-look statistics of what the commit ``snapshot_id`` appended.
 
-    ``appended`` (``{"start", "stop", ...}``: target positions) and ``dim`` come from the event
-    payload; without them the whole dataset at the snapshot is summarised.
+    ``dim``, ``start`` and ``stop`` (positions along ``dim``) come from the event payload
+    (``appended``); event templates render them as strings, and an empty one means unknown:
+    the whole dataset at the snapshot is summarised then.
     """
     logger = get_run_logger()
     repo = open_repository(repository, create=False)
     session = repo.readonly_session(snapshot_id=snapshot_id)
     ds = xr.open_zarr(session.store, consolidated=False, chunks=None)
-    if appended and dim and dim in ds.dims:
-        ds = ds.isel({dim: slice(int(appended["start"]), int(appended["stop"]))})
+    if dim and dim in ds.dims and str(start or "").isdigit() and str(stop or "").isdigit():
+        ds = ds.isel({dim: slice(int(str(start)), int(str(stop)))})
     stats = quicklook(ds)
     logger.info("quick-look of snapshot %s on %s: %d variables", snapshot_id, branch, len(stats))
     rows = "\n".join(
