@@ -82,7 +82,7 @@ def commit_summary_markdown(
         "",
         f"**{message}**" + ("" if created else " (committed by an earlier attempt of this run)"),
         "",
-        "| | |",
+        "| commit | |",
         "|---|---|",
         f"| repository | `{public_location(location)}` |",
         f"| branch | `{branch}` |",
