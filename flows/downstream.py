@@ -71,3 +71,8 @@ def on_commit(
         description=f"Statistics of the data committed in {snapshot_id}",
     )
     return {"snapshot_id": snapshot_id, "branch": branch, "stats": stats}
+
+
+if __name__ not in ("flows.downstream", "__main__"):
+    # loaded from a file-path entrypoint: use the package's flow (see flows/ingest.py)
+    from flows.downstream import on_commit, quicklook

@@ -245,3 +245,12 @@ def backfill(
         if (info.metadata or {}).get("flow_run_id") == run_id and info.id not in commits
     ]
     return earlier[::-1] + commits
+
+
+if __name__ not in ("flows.ingest", "__main__"):
+    # Prefect loads a file-path entrypoint ("flows/ingest.py:ingest") as a top-level module
+    # named "ingest". Its flow objects travel to Dask workers in every task's context, and
+    # pickle by module name: workers started elsewhere (``dask worker`` processes) cannot
+    # import "ingest". Hand Prefect the package's flows instead, which pickle as
+    # "flows.ingest" and import wherever the project is installed.
+    from flows.ingest import append, backfill, ingest
