@@ -209,7 +209,7 @@ def _open_files(
 
 
 def _open_zarr(path: str, kwargs: tuple[tuple[str, Any], ...]) -> xr.Dataset:
-    return xr.open_zarr(path, **{"consolidated": None, **dict(kwargs)})
+    return xr.open_zarr(path, **{"consolidated": False, **dict(kwargs)})
 
 
 def _expand(pattern: tuple[str, ...]) -> list[str]:
@@ -285,7 +285,8 @@ class XarraySource:
 
     @classmethod
     def from_zarr(cls, path: str, *, dim: str = "time", **open_zarr_kwargs: Any) -> XarraySource:
-        """A Zarr store (v2 or v3) opened with ``xarray.open_zarr``."""
+        """A Zarr store (v2 or v3) opened with ``xarray.open_zarr`` (``consolidated=False``
+        unless given: stores written by plain zarr usually have no consolidated metadata)."""
         kwargs = tuple(sorted(open_zarr_kwargs.items()))
         return cls(
             open=functools.partial(_open_zarr, str(path), kwargs), dim=dim, name=f"zarr {path}"
