@@ -37,7 +37,7 @@ from icechunk._core.change_set import (
 from icechunk._core.manifest_writer import rewrites_manifests
 from icechunk._core.tree import Node
 from icechunk._core.zarr_metadata import NodeMetadata, parse_node_metadata
-from icechunk._sync import sync
+from icechunk._sync import sync, sync_twin
 from icechunk.errors import (
     ConflictError,
     ErrorKind,
@@ -364,13 +364,10 @@ class Session:
             return False
         return await self._payload(node, coords) is not None
 
-    def chunk_type(self, array_path: str, chunk_coordinates: Iterable[int]) -> ChunkType:
-        """Whether the chunk is uninitialized, or stored natively, virtually or inline."""
-        return sync(self.chunk_type_async(array_path, chunk_coordinates))
-
     async def chunk_type_async(
         self, array_path: str, chunk_coordinates: Iterable[int]
     ) -> ChunkType:
+        """Whether the chunk is uninitialized, or stored natively, virtually or inline."""
         node = self._node(_normalize_path(array_path))
         if node is None or not node.meta.is_array:
             return ChunkType.uninitialized
@@ -382,6 +379,8 @@ class Session:
         if isinstance(payload, InlinePayload):
             return ChunkType.inline
         return ChunkType.virtual
+
+    chunk_type = sync_twin(chunk_type_async)
 
     async def chunk_size(self, path: str, coords: tuple[int, ...]) -> int | None:
         node = self._node(path)
@@ -751,7 +750,7 @@ class Session:
 
     # -- commit ---------------------------------------------------------------------------
 
-    def commit(
+    async def commit_async(
         self,
         message: str,
         metadata: dict[str, Any] | None = None,
@@ -789,25 +788,6 @@ class Session:
         InvalidInputError
             ``metadata`` is not a JSON-serializable dict. Nothing was written.
         """
-        return sync(
-            self.commit_async(
-                message,
-                metadata,
-                rebase_with=rebase_with,
-                rebase_tries=rebase_tries,
-                allow_empty=allow_empty,
-            )
-        )
-
-    async def commit_async(
-        self,
-        message: str,
-        metadata: dict[str, Any] | None = None,
-        *,
-        rebase_with: ConflictSolver | None = None,
-        rebase_tries: int = 1000,
-        allow_empty: bool = False,
-    ) -> str:
         self._require_can_commit("commit")
         props = self._commit_metadata(metadata)
         if not allow_empty and not self.has_uncommitted_changes:
@@ -840,15 +820,12 @@ class Session:
             self._after_commit(snapshot)
             return encode_id(snapshot.id)
 
-    def amend(
-        self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
-    ) -> str:
-        """Replace the branch tip with a snapshot of the tip's parent plus these changes."""
-        return sync(self.amend_async(message, metadata=metadata, allow_empty=allow_empty))
+    commit = sync_twin(commit_async)
 
     async def amend_async(
         self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
     ) -> str:
+        """Replace the branch tip with a snapshot of the tip's parent plus these changes."""
         self._require_can_commit("amend")
         if self._repo.spec_version < 2:
             raise SessionStateError(
@@ -877,11 +854,10 @@ class Session:
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
-    def flush(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
-        """Write a detached snapshot (no branch moves); the session becomes read-only."""
-        return sync(self.flush_async(message, metadata=metadata))
+    amend = sync_twin(amend_async)
 
     async def flush_async(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
+        """Write a detached snapshot (no branch moves); the session becomes read-only."""
         if isinstance(self, ForkSession):
             raise SessionStateError("cannot flush a forked session", ErrorKind.COMMIT_NOT_ALLOWED)
         self._require_can_commit("flush")
@@ -892,11 +868,10 @@ class Session:
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
-    def rebase(self, solver: ConflictSolver) -> None:
-        """Move the session's base to the branch tip, replaying the commits in between."""
-        sync(self.rebase_async(solver))
+    flush = sync_twin(flush_async)
 
     async def rebase_async(self, solver: ConflictSolver) -> None:
+        """Move the session's base to the branch tip, replaying the commits in between."""
         from icechunk._core.conflicts import rebase_steps
 
         if self._branch is None:
@@ -906,6 +881,8 @@ class Session:
         steps = rebase_steps(self._repo._objects, self._branch, self._tree, self._changes, solver)
         async for tree in steps:
             self._tree = tree
+
+    rebase = sync_twin(rebase_async)
 
     def _require_can_commit(self, what: str) -> None:
         if (
@@ -1012,8 +989,7 @@ class Session:
             absolute_locations(self._repo.config, {loc for loc in out if loc is not None})
         )
 
-    def all_virtual_chunk_locations(self) -> list[str]:
-        return sync(self.all_virtual_chunk_locations_async())
+    all_virtual_chunk_locations = sync_twin(all_virtual_chunk_locations_async)
 
     def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000
