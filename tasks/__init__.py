@@ -22,7 +22,15 @@ the coordinator's writable session: call them directly in the flow, never ``.sub
         session = repo.writable_session("main")
         regions = extend_dataset(session, source, start, stop)
         forks = write_regions(session.fork(), source, regions)  # write_region.map + checks
-        return merge_and_commit(session, forks, "my ingest")
+        key = idempotency_key(flow_run.id, "main", source.dim, start, stop,
+                              source_fingerprint(source))
+        return merge_and_commit(session, forks, "my ingest", repo=repo,
+                                idempotency_key=key, location=location)
+
+(``from prefect.runtime import flow_run``.) With ``repo`` and ``idempotency_key`` the commit
+is exactly-once: a commit that landed although the call failed is found by its key and
+returned, never made twice (see :mod:`tasks.commits`). Every commit emits an
+``icechunk.commit`` event (:mod:`tasks.events`).
 """
 
 from __future__ import annotations
