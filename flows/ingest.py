@@ -13,12 +13,14 @@ migrations and logs "database is locked" tracebacks), or run ``prefect server st
 
 from __future__ import annotations
 
+import itertools
+import time
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 
 from flows.runners import default_task_runner, workers_report_to_this_api
 from icechunk import Repository
@@ -26,12 +28,18 @@ from tasks import (
     IcechunkRepositoryBlock,
     core,
     extend_dataset,
+    find_commit,
+    idempotency_key,
     initialize_dataset,
     merge_and_commit,
     open_repository,
     plan_append,
+    source_fingerprint,
     write_regions,
 )
+from tasks.artifacts import publish_commit_artifacts
+from tasks.events import emit_commit_event
+from tasks.regions import Region
 from tasks.sources import DatasetSource, source_from_spec
 
 __all__ = ["append", "backfill", "ingest"]
@@ -46,51 +54,99 @@ def _flow_run_id() -> str | None:
     return str(run.id) if run is not None else None
 
 
+def _location(repository: str | IcechunkRepositoryBlock) -> str:
+    return repository.location if isinstance(repository, IcechunkRepositoryBlock) else repository
+
+
+def _regions_of(metadata: dict[str, Any]) -> list[Region]:
+    return [
+        Region(int(a), int(b), int(a)) for a, b in metadata.get("regions", []) if int(b) > int(a)
+    ]
+
+
 def _append_steps(
     repo: Repository,
     source: DatasetSource,
     *,
+    location: str,
     branch: str,
     until: int | None,
     chunks: dict[str, int] | None,
     chunks_per_region: int,
     message: str | None,
 ) -> str | None:
+    """One data commit of the steps the repository lacks (up to ``until``), exactly once.
+
+    A re-execution of the same flow run whose commit already landed (a Prefect retry, a
+    crashed run re-run) finds nothing new to append; it returns that commit, and emits its
+    event and artifacts if the earlier attempt died before it could.
+    """
     initialize_dataset(repo, source, branch=branch, chunks=chunks)
+    run_id = _flow_run_id()
+    fingerprint = source_fingerprint(source)
     start, stop = plan_append(repo, source, branch=branch, until=until)
     if start >= stop:
-        return None
+        prior = None
+        if run_id is not None:
+            prior = find_commit(repo, branch, flow_run_id=run_id, fingerprint=fingerprint)
+        if prior is None:
+            return None
+        snapshot, meta = prior
+        info = repo.lookup_snapshot(snapshot)
+        get_run_logger().warning(
+            "an earlier attempt of this flow run already committed %s (%s); not committing again",
+            snapshot,
+            meta.get("idempotency_key"),
+        )
+        emit_commit_event(location, branch, snapshot, info.message, meta)
+        publish_commit_artifacts(
+            location=location,
+            branch=branch,
+            snapshot_id=snapshot,
+            message=info.message,
+            metadata=meta,
+            regions=_regions_of(meta),
+            written_at=info.written_at,
+            created=False,
+        )
+        return snapshot
+    began = time.perf_counter()
     session = repo.writable_session(branch)
     regions = extend_dataset(session, source, start, stop, chunks_per_region=chunks_per_region)
-    fork = session.fork()
-    forks = write_regions(fork, source, regions)
+    forks = write_regions(session.fork(), source, regions)
     incoming = source.coordinate()
     first, last = incoming[start], incoming[stop - 1]
     metadata: dict[str, Any] = {
-        "flow_run_id": _flow_run_id(),
+        "flow_run_id": run_id,
         "source": source.describe(),
+        "source_fingerprint": fingerprint,
         "dim": source.dim,
-        "appended": [str(first), str(last)],
+        "appended": {"start": start, "stop": stop, "first": str(first), "last": str(last)},
         "steps": stop - start,
         "regions": [[r.target_start, r.target_stop] for r in regions],
     }
-    diff = session.status()
+    message = message or f"append {stop - start} {source.dim} steps ({first} .. {last})"
     snapshot = merge_and_commit(
         session,
         forks,
-        message or f"append {stop - start} {source.dim} steps ({first} .. {last})",
+        message,
         metadata,
+        repo=repo,
+        idempotency_key=idempotency_key(run_id, branch, source.dim, start, stop, fingerprint),
+        location=location,
+        dim=source.dim,
     )
-    create_markdown_artifact(
-        key="icechunk-commit",
-        markdown=(
-            f"### Icechunk commit `{snapshot}`\n\n"
-            f"- branch: `{branch}`\n- appended {stop - start} `{source.dim}` steps: "
-            f"{first} .. {last}\n- regions written: {len(regions)}\n"
-            f"- arrays changed: {sorted(diff.updated_arrays | diff.new_arrays) or 'metadata'}\n"
-            f"- source: {source.describe()}\n"
-        ),
-        description="What this flow run committed",
+    info = repo.lookup_snapshot(snapshot)
+    publish_commit_artifacts(
+        location=location,
+        branch=branch,
+        snapshot_id=snapshot,
+        message=info.message,
+        metadata=info.metadata,
+        regions=regions,
+        written_at=info.written_at,
+        created=info.metadata.get("flow_run_id") == run_id,
+        seconds=time.perf_counter() - began,
     )
     return snapshot
 
@@ -115,6 +171,7 @@ def append(
         return _append_steps(
             repo,
             source,
+            location=_location(repository),
             branch=branch,
             until=until,
             chunks=chunks,
@@ -140,6 +197,7 @@ def ingest(
         return _append_steps(
             repo,
             source,
+            location=_location(repository),
             branch=branch,
             until=until,
             chunks=chunks,
@@ -168,12 +226,31 @@ def backfill(
             snap = _append_steps(
                 repo,
                 source,
+                location=_location(repository),
                 branch=branch,
                 until=min(until, stop),
                 chunks=chunks,
                 chunks_per_region=chunks_per_region,
                 message=None,
             )
-            if snap is not None:
+            if snap is not None and snap not in commits:
                 commits.append(snap)
-    return commits
+    run_id = _flow_run_id()
+    if run_id is None:
+        return commits
+    # a retried run: include what its earlier attempts committed, oldest first
+    earlier = [
+        info.id
+        for info in itertools.islice(repo.ancestry(branch=branch), 100)
+        if (info.metadata or {}).get("flow_run_id") == run_id and info.id not in commits
+    ]
+    return earlier[::-1] + commits
+
+
+if __name__ not in ("flows.ingest", "__main__"):
+    # Prefect loads a file-path entrypoint ("flows/ingest.py:ingest") as a top-level module
+    # named "ingest". Its flow objects travel to Dask workers in every task's context, and
+    # pickle by module name: workers started elsewhere (``dask worker`` processes) cannot
+    # import "ingest". Hand Prefect the package's flows instead, which pickle as
+    # "flows.ingest" and import wherever the project is installed.
+    from flows.ingest import append, backfill, ingest

@@ -92,8 +92,8 @@ def _run(args: argparse.Namespace, dask_address: str) -> int:
 
     import xarray as xr
 
+    import flows
     import icechunk
-    from flows import ingest as flows
     from flows.runners import DaskConfig, make_task_runner
     from tasks.sources import NetCDFSource, SyntheticWeatherSource
 

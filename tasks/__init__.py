@@ -22,7 +22,15 @@ the coordinator's writable session: call them directly in the flow, never ``.sub
         session = repo.writable_session("main")
         regions = extend_dataset(session, source, start, stop)
         forks = write_regions(session.fork(), source, regions)  # write_region.map + checks
-        return merge_and_commit(session, forks, "my ingest")
+        key = idempotency_key(flow_run.id, "main", source.dim, start, stop,
+                              source_fingerprint(source))
+        return merge_and_commit(session, forks, "my ingest", repo=repo,
+                                idempotency_key=key, location=location)
+
+(``from prefect.runtime import flow_run``.) With ``repo`` and ``idempotency_key`` the commit
+is exactly-once: a commit that landed although the call failed is found by its key and
+returned, never made twice (see :mod:`tasks.commits`). Every commit emits an
+``icechunk.commit`` event (:mod:`tasks.events`).
 """
 
 from __future__ import annotations
@@ -36,18 +44,31 @@ from prefect.logging import get_run_logger
 
 from icechunk import ForkSession, Repository, Session, StorageError
 from tasks import core
+from tasks.artifacts import RegionProgress
 from tasks.blocks import IcechunkRepositoryBlock
+from tasks.commits import CommitStateUnknownError, commit_once, find_commit, idempotency_key
+from tasks.events import emit_commit_event
 from tasks.regions import Region, plan_regions
-from tasks.sources import DatasetSource, NetCDFSource, SyntheticWeatherSource
+from tasks.sources import (
+    DatasetSource,
+    NetCDFSource,
+    SyntheticWeatherSource,
+    XarraySource,
+    source_fingerprint,
+)
 
 __all__ = [
+    "CommitStateUnknownError",
     "DatasetSource",
     "IcechunkRepositoryBlock",
     "NetCDFSource",
     "Region",
     "SyntheticWeatherSource",
     "TRANSIENT_ERRORS",
+    "XarraySource",
     "extend_dataset",
+    "find_commit",
+    "idempotency_key",
     "initialize_dataset",
     "is_transient",
     "merge_and_commit",
@@ -55,6 +76,7 @@ __all__ = [
     "plan_append",
     "plan_regions",
     "retry_transient_storage_errors",
+    "source_fingerprint",
     "write_region",
     "write_regions",
 ]
@@ -162,12 +184,62 @@ def merge_and_commit(
     forks: list[ForkSession],
     message: str,
     metadata: dict[str, Any] | None = None,
+    *,
+    repo: Repository | None = None,
+    idempotency_key: str | None = None,
+    location: str | None = None,
+    dim: str | None = None,
 ) -> str:
-    """Merge the forks into the coordinator's session and commit (rebasing over unrelated
-    concurrent commits; conflicting ones fail)."""
-    snapshot = core.merge_and_commit(session, forks, message=message, metadata=metadata)
-    get_run_logger().info("committed %s: %s", snapshot, message)
+    """Merge the forks into the coordinator's session and commit once (rebasing over
+    unrelated concurrent commits; conflicting ones fail); emit an ``icechunk.commit`` event.
+
+    With ``repo`` and ``idempotency_key`` the commit is exactly-once
+    (:func:`tasks.commits.commit_once`): the key is recorded in the commit metadata, and if a
+    commit with that key is already on the branch (an earlier attempt whose response was lost)
+    its snapshot id is returned instead of committing again. With ``dim``, the metadata also
+    records ``chunks_written`` and ``bytes_written``. ``location`` names the repository in the
+    event (its resource id is ``icechunk.repository.<location>``).
+    """
+    logger = get_run_logger()
+    branch = session.branch or "?"
+    meta = dict(metadata or {})
+    if dim is not None:
+        steps = int(meta.get("steps", 0) or 0)
+        meta.setdefault("bytes_written", core.appended_nbytes(session, dim, steps))
+    if idempotency_key is not None:
+        if repo is None:
+            raise ValueError("merge_and_commit(idempotency_key=...) also needs repo=")
+        outcome = commit_once(
+            repo,
+            session,
+            forks,
+            message=message,
+            key=idempotency_key,
+            metadata=meta,
+            extra_metadata=_chunk_counts,
+        )
+        snapshot, stored = outcome.snapshot_id, outcome.metadata
+        if outcome.created:
+            logger.info("committed %s on %s: %s", snapshot, branch, message)
+        else:
+            logger.warning(
+                "an earlier attempt already committed %s on %s (%s); not committing again",
+                snapshot,
+                branch,
+                idempotency_key,
+            )
+    else:
+        session.merge(*forks, on_overlap="error")
+        meta.setdefault("chunks_written", core.chunks_changed(session))
+        snapshot = core.merge_and_commit(session, [], message=message, metadata=meta)
+        stored = meta
+        logger.info("committed %s on %s: %s", snapshot, branch, message)
+    emit_commit_event(location or "unnamed", branch, snapshot, message, stored)
     return snapshot
+
+
+def _chunk_counts(session: Session) -> dict[str, Any]:
+    return {"chunks_written": core.chunks_changed(session)}
 
 
 def write_regions(
@@ -176,15 +248,18 @@ def write_regions(
     """Fan :func:`write_region` out over ``regions`` on the flow's task runner; return the
     forks, in region order, for :func:`merge_and_commit`. Call it inside a flow.
 
-    Waits for every region before reporting a failure (so no write still runs when the flow
+    A progress artifact of the flow run follows the regions as they complete. Waits for
+    every region before reporting a failure (so no write still runs when the flow
     run ends), then raises the first region's error: nothing can be committed. Prefer this
     to passing the futures of ``write_region.map`` straight to ``merge_and_commit``: Prefect
     does not raise when a task called in a flow gets failed upstream futures, it returns
     ``None`` (state ``NotReady``) and the flow run still completes.
     """
     logger = get_run_logger()
+    progress = RegionProgress(len(regions), f"Regions written ({len(regions)} in all)")
     futures = write_region.map(unmapped(fork), unmapped(source), regions)
     for i, _ in enumerate(as_completed(futures), start=1):
+        progress.advance()
         logger.info("progress: %d/%d regions done", i, len(regions))
     forks: list[ForkSession] = []
     failed: list[tuple[Region, BaseException]] = []

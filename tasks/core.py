@@ -34,6 +34,8 @@ from tasks.sources import DatasetSource
 
 __all__ = [
     "append_plan",
+    "appended_nbytes",
+    "chunks_changed",
     "extend_dataset",
     "initialize_dataset",
     "merge_and_commit",
@@ -232,6 +234,23 @@ def target_chunk_length(session: Session, dim: str, *, group: str | None = None)
     if not lengths:
         raise InvalidInputError(f"no data variable of the dataset has the dimension {dim!r}")
     return math.lcm(*lengths)
+
+
+def appended_nbytes(session: Session, dim: str, steps: int, *, group: str | None = None) -> int:
+    """Uncompressed bytes that ``steps`` new positions along ``dim`` add to the arrays."""
+    root = zarr.open_group(session.store, path=group or "", mode="r")
+    total = 0
+    for _, array in root.arrays():
+        dims = _dimension_names(array)
+        if dim in dims:
+            others = math.prod(s for d, s in zip(dims, array.shape, strict=True) if d != dim)
+            total += steps * others * array.dtype.itemsize
+    return total
+
+
+def chunks_changed(session: Session) -> int:
+    """Number of chunks the session's uncommitted changes write."""
+    return sum(len(coords) for coords in session.status().updated_chunks.values())
 
 
 def stored_length(session: Session, dim: str, *, group: str | None = None) -> int:

@@ -6,16 +6,31 @@ loads only its own region, so arrays move through Zarr/Icechunk, not through Pre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import glob
+import hashlib
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import cloudpickle
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["DatasetSource", "NetCDFSource", "SyntheticWeatherSource", "source_from_spec"]
+from icechunk import InvalidInputError
+
+__all__ = [
+    "DatasetSource",
+    "NetCDFSource",
+    "SyntheticWeatherSource",
+    "XarraySource",
+    "source_fingerprint",
+    "source_from_spec",
+]
 
 
 class DatasetSource(Protocol):
@@ -37,6 +52,36 @@ class DatasetSource(Protocol):
     def load(self, start: int, stop: int) -> xr.Dataset:
         """The source's dataset restricted to ``dim`` positions ``[start, stop)``, in memory."""
         ...
+
+
+def _digest(*parts: object) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _files_digest(paths: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Path, size and modification time of each file: a change to any shows."""
+    out = []
+    for p in paths:
+        st = os.stat(p)
+        out.append((str(Path(p).absolute()), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def source_fingerprint(source: DatasetSource) -> str:
+    """A short digest identifying the source's content, recorded with every data commit.
+
+    Uses ``source.fingerprint()`` when the source has one; otherwise a digest of its
+    description and of its coordinate along ``dim``.
+    """
+    own = getattr(source, "fingerprint", None)
+    if callable(own):
+        return str(own())
+    coords = np.asarray(source.coordinate())
+    return _digest(source.describe(), source.dim, str(coords.dtype), coords.tobytes())
 
 
 @dataclass(frozen=True)
@@ -61,6 +106,9 @@ class SyntheticWeatherSource:
             f"synthetic weather {self.ntime}x{self.nlat}x{self.nlon} from {self.start} "
             f"every {self.freq} (seed {self.seed})"
         )
+
+    def fingerprint(self) -> str:
+        return _digest("synthetic", self)
 
     def coordinate(self) -> np.ndarray:
         return pd.date_range(self.start, periods=self.ntime, freq=self.freq).values
@@ -115,6 +163,9 @@ class NetCDFSource:
     def describe(self) -> str:
         return "netCDF " + ", ".join(Path(p).name for p in self.paths)
 
+    def fingerprint(self) -> str:
+        return _digest("netcdf", self.dim, self.drop_variables, _files_digest(self.paths))
+
     def _open(self) -> xr.Dataset:
         datasets = [self._open_one(p) for p in self.paths]
         if len(datasets) == 1:
@@ -147,11 +198,163 @@ class NetCDFSource:
         return {}
 
 
+def _open_files(
+    pattern: tuple[str, ...], dim: str, kwargs: tuple[tuple[str, Any], ...]
+) -> xr.Dataset:
+    paths = _expand(pattern)
+    options = {"combine": "nested", "concat_dim": dim, **dict(kwargs)}
+    if options.get("combine") == "by_coords":
+        options.pop("concat_dim")
+    return xr.open_mfdataset(paths, **options)
+
+
+def _open_zarr(path: str, kwargs: tuple[tuple[str, Any], ...]) -> xr.Dataset:
+    return xr.open_zarr(path, **{"consolidated": False, **dict(kwargs)})
+
+
+def _expand(pattern: tuple[str, ...]) -> list[str]:
+    """The files matching the glob patterns, sorted (so new files must sort after old ones)."""
+    paths = sorted({p for pat in pattern for p in (glob.glob(pat) or [])})
+    if not paths:
+        raise InvalidInputError(
+            f"no files match {list(pattern)}: check the path and the glob pattern"
+        )
+    return paths
+
+
+@dataclass(frozen=True)
+class XarraySource:
+    """Anything ``xarray`` can open: an opener function, files by glob, a Zarr store.
+
+    ``open`` is called (in the flow process and on each Dask worker) to get the dataset,
+    lazily; each region loads only its own positions along ``dim``. It must be picklable
+    (a module-level function or a :func:`functools.partial` of one; cloudpickle also takes
+    lambdas and closures whose captured values pickle) and return the same dataset every
+    time, growing only at the end along ``dim`` for appends.
+
+    Use the constructors for the common cases::
+
+        XarraySource(open=my_opener, dim="time")           # any function returning a Dataset
+        XarraySource.from_files("/data/era5/*.nc", dim="time")   # open_mfdataset
+        XarraySource.from_zarr("/data/store.zarr", dim="time")   # open_zarr
+
+    Parameters
+    ----------
+    open
+        Zero-argument callable returning an ``xarray.Dataset``.
+    dim
+        The dimension regions are cut along and appends extend.
+    name
+        A short description for commit metadata (default: the opener's name).
+    files
+        For :meth:`from_files`: the glob patterns, so the fingerprint follows the files'
+        sizes and modification times.
+    """
+
+    open: Callable[[], xr.Dataset]
+    dim: str = "time"
+    name: str | None = None
+    files: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not callable(self.open):
+            raise InvalidInputError(
+                f"XarraySource(open=...) needs a callable returning a Dataset, got "
+                f"{type(self.open).__name__}"
+            )
+        try:
+            cloudpickle.dumps(self.open)
+        except Exception as e:
+            raise InvalidInputError(
+                f"the opener {self.open!r} cannot be pickled ({type(e).__name__}: {e}); "
+                "Dask workers call it, so define it at module level (or use "
+                "functools.partial of such a function) and capture only picklable values"
+            ) from e
+
+    @classmethod
+    def from_files(
+        cls, pattern: str | Sequence[str], *, dim: str = "time", **open_mfdataset_kwargs: Any
+    ) -> XarraySource:
+        """Files matching ``pattern`` (a glob, or several), opened with
+        ``xarray.open_mfdataset`` and concatenated along ``dim`` in sorted path order."""
+        patterns = (pattern,) if isinstance(pattern, str) else tuple(pattern)
+        patterns = tuple(str(Path(p).expanduser()) for p in patterns)
+        kwargs = tuple(sorted(open_mfdataset_kwargs.items()))
+        opener = functools.partial(_open_files, patterns, dim, kwargs)
+        return cls(open=opener, dim=dim, name="files " + ", ".join(patterns), files=patterns)
+
+    @classmethod
+    def from_zarr(cls, path: str, *, dim: str = "time", **open_zarr_kwargs: Any) -> XarraySource:
+        """A Zarr store (v2 or v3) opened with ``xarray.open_zarr`` (``consolidated=False``
+        unless given: stores written by plain zarr usually have no consolidated metadata)."""
+        kwargs = tuple(sorted(open_zarr_kwargs.items()))
+        return cls(
+            open=functools.partial(_open_zarr, str(path), kwargs), dim=dim, name=f"zarr {path}"
+        )
+
+    def describe(self) -> str:
+        if self.name:
+            return self.name
+        func = getattr(self.open, "func", self.open)
+        return f"xarray {getattr(func, '__qualname__', type(func).__name__)}"
+
+    def fingerprint(self) -> str:
+        coords = self.coordinate()
+        parts: list[object] = [self.describe(), self.dim, str(coords.dtype), coords.tobytes()]
+        if self.files:
+            parts.append(_files_digest(_expand(self.files)))
+        return _digest("xarray", *parts)
+
+    def _dataset(self) -> xr.Dataset:
+        ds = self.open()
+        if not isinstance(ds, xr.Dataset):
+            raise InvalidInputError(
+                f"the opener of {self.describe()} returned {type(ds).__name__}, not a Dataset"
+            )
+        if self.dim not in ds.dims:
+            raise InvalidInputError(
+                f"{self.describe()} has no dimension {self.dim!r} (it has {sorted(map(str, ds.dims))}); "
+                "pass dim= the dimension to append along"
+            )
+        return ds
+
+    def coordinate(self) -> np.ndarray:
+        ds = self._dataset()
+        try:
+            if self.dim in ds.variables:
+                with dask.config.set(scheduler="synchronous"):
+                    return np.asarray(ds[self.dim].values)
+            return np.arange(ds.sizes[self.dim])
+        finally:
+            ds.close()
+
+    def load(self, start: int, stop: int) -> xr.Dataset:
+        ds = self._dataset()
+        try:
+            # the region is loaded in this process: inside a Dask worker, the default
+            # scheduler would be the cluster itself, and a task waiting on tasks deadlocks
+            with dask.config.set(scheduler="synchronous"):
+                part = ds.isel({self.dim: slice(start, stop)}).load()
+        finally:
+            ds.close()
+        for var in part.variables.values():
+            var.encoding = {k: v for k, v in var.encoding.items() if k in _KEPT_ENCODING}
+        return part
+
+
+# what a region write may inherit from the source's encoding: CF decoding, not its storage
+# layout (chunks, compressors, filters of the source format would clash with the target's)
+_KEPT_ENCODING = frozenset(
+    {"units", "calendar", "dtype", "_FillValue", "scale_factor", "add_offset"}
+)
+
+
 def source_from_spec(spec: Any) -> DatasetSource:
     """A source from a JSON-friendly spec (as deployments pass it), or the source itself.
 
-    ``{"kind": "synthetic", "ntime": 48, ...}`` or ``{"kind": "netcdf", "paths": [...],
-    "dim": "time"}``.
+    ``{"kind": "synthetic", "ntime": 48, ...}``, ``{"kind": "netcdf", "paths": [...],
+    "dim": "time"}``, ``{"kind": "files", "pattern": "/data/*.nc", "dim": "time"}`` (glob,
+    ``open_mfdataset``) or ``{"kind": "zarr", "path": "/data/store.zarr", "dim": "time"}``.
     """
     if not isinstance(spec, dict):
         return spec  # type: ignore[no-any-return]
@@ -162,4 +365,8 @@ def source_from_spec(spec: Any) -> DatasetSource:
     if kind == "netcdf":
         options["paths"] = tuple(options["paths"])
         return NetCDFSource(**options)
-    raise ValueError(f"unknown source kind {kind!r}: use 'synthetic' or 'netcdf'")
+    if kind == "files":
+        return XarraySource.from_files(options.pop("pattern"), **options)
+    if kind == "zarr":
+        return XarraySource.from_zarr(options.pop("path"), **options)
+    raise ValueError(f"unknown source kind {kind!r}: use 'synthetic', 'netcdf', 'files' or 'zarr'")

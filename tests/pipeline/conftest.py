@@ -127,3 +127,33 @@ def subprocess_env(prefect_home: Path, **extra: str) -> dict[str, str]:
     env["PREFECT_HOME"] = str(prefect_home)
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``prefect server start`` (API and UI) on a free loopback port, its own ``PREFECT_HOME``
+    and SQLite database, with a process work pool; shared by the tests that need a real
+    server (deployments, workers, triggers, the UI). Stopped at the end of the session."""
+    from tests.pipeline.servers import POOL, Processes, Server, free_port, run_cli
+
+    logs = tmp_path_factory.mktemp("prefect-server")
+    procs = Processes(logs)
+    try:
+        server = Server(logs / "home", free_port(), procs)
+        server.wait_until_healthy(timeout=180)
+        run_cli(["work-pool", "create", POOL, "--type", "process"], server.env)
+        yield server
+    finally:
+        procs.stop_all()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Any]:
+    """Processes a test starts (workers, Dask schedulers and workers), stopped after it."""
+    from tests.pipeline.servers import Processes
+
+    procs = Processes(tmp_path)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()

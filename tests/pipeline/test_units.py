@@ -298,3 +298,84 @@ def test_served_deployments() -> None:
     ingest, append = build_deployments("/data/repo", {"kind": "synthetic"}, cron="0 * * * *")
     assert ingest.name == "ingest-on-demand"
     assert append.schedules[0].schedule.cron == "0 * * * *"
+
+
+# --- flows package, events and artifacts, built without an API ------------------------------
+
+
+def test_flows_package_exports_the_flows_and_entrypoints_load_them() -> None:
+    from prefect import Flow
+    from prefect.utilities.importtools import import_object
+
+    import flows
+    from flows import append, backfill, ingest, on_commit
+    from flows.ingest import ingest as ingest_from_module
+
+    for f in (append, backfill, ingest, on_commit):
+        assert isinstance(f, Flow)
+    assert ingest is ingest_from_module
+    assert flows.__all__ == ["append", "backfill", "ingest", "on_commit"]
+    # a file-path entrypoint, as Prefect loads it for a deployment, gives the package's flow
+    # (which pickles as flows.ingest, importable on remote Dask workers)
+    for entrypoint, expected in (
+        ("flows/ingest.py:ingest", ingest),
+        ("flows/ingest.py:append", append),
+        ("flows/downstream.py:on_commit", on_commit),
+    ):
+        assert import_object(str(Path(flows.__file__).parents[1] / entrypoint)) is expected
+
+
+def test_public_location_strips_credentials_from_urls() -> None:
+    from tasks.events import commit_event_id, public_location
+
+    assert public_location("s3://AKIAXX:s3cr3t@bucket/prefix") == "s3://bucket/prefix"
+    assert public_location("http://user:pw@host:9000/p") == "http://host:9000/p"
+    assert public_location("/data/repo") == "/data/repo"
+    assert public_location("s3://bucket/prefix") == "s3://bucket/prefix"
+    # one event id per commit, whoever emits it; credentials in the URL do not change it
+    a = commit_event_id("s3://bucket/prefix", "SNAP")
+    assert a == commit_event_id("s3://k:s@bucket/prefix", "SNAP")
+    assert a != commit_event_id("s3://bucket/prefix", "OTHER")
+
+
+def test_commit_summary_and_inspect_command() -> None:
+    from tasks.artifacts import commit_summary_markdown, inspect_command, regions_table
+
+    meta = {
+        "appended": {"start": 4, "stop": 8, "first": "a", "last": "b"},
+        "steps": 4,
+        "dim": "time",
+        "regions": [[4, 8]],
+        "chunks_written": 12,
+        "bytes_written": 3 * 1024 * 1024,
+        "idempotency_key": "run/main/time[4:8]/fp",
+    }
+    text = commit_summary_markdown(
+        location="s3://k:s@bucket/repo",
+        branch="main",
+        snapshot_id="SNAP",
+        message="append 4",
+        metadata=meta,
+        written_at=None,
+        created=True,
+    )
+    assert (
+        "| snapshot | `SNAP` |" in text and "3.0 MiB" in text and "| chunks written | 12 |" in text
+    )
+    assert "k:s@" not in text
+    assert (
+        inspect_command("/data/my repo", "SNAP")
+        == "icechunk log '/data/my repo' --snapshot SNAP -n 1"
+    )
+    assert regions_table([Region(0, 4, 4)], 10) == [
+        {
+            "region": "[4:8)",
+            "target_start": 4,
+            "target_stop": 8,
+            "source_start": 0,
+            "source_stop": 4,
+            "steps": 4,
+            "bytes": 40,
+            "status": "written",
+        }
+    ]
