@@ -20,6 +20,7 @@ from icechunk.config import (
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
     RepositoryConfig,
+    StorageSettings,
 )
 from icechunk.conflicts import (
     BasicConflictSolver,
@@ -162,6 +163,7 @@ __all__ = [
     "SpecVersion",
     "Storage",
     "StorageError",
+    "StorageSettings",
     "Update",
     "UpdateType",
     "initialize_logs",

@@ -145,6 +145,15 @@ class _ListIterator[T]:
         self.close()
 
 
+def _with_storage_settings(storage: Storage, config: RepositoryConfig) -> Storage:
+    """``storage`` as ``config.storage`` asks (local storage: flushing or not)."""
+    from icechunk.storage.local import LocalFileSystemStorage
+
+    if isinstance(storage, LocalFileSystemStorage):
+        return storage.with_durability(config.effective_use_fsync)
+    return storage
+
+
 class Repository:
     """An Icechunk repository in some :class:`~icechunk.storage.Storage`.
 
@@ -158,9 +167,9 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> None:
-        self._storage = storage
-        self._spec_version = spec_version
         self._config = config if config is not None else RepositoryConfig()
+        self._storage = _with_storage_settings(storage, self._config)
+        self._spec_version = spec_version
         self._authorized = dict(authorize_virtual_chunk_access or {})
         if self._authorized:
             from icechunk.credentials import check_authorizations
@@ -265,6 +274,7 @@ class Repository:
                 ErrorKind.PARENT_DIRECTORY_NOT_CLEAN,
             )
         repo = cls(storage, version, config, authorize_virtual_chunk_access)
+        storage = repo.storage  # as the config asks (``StorageSettings``)
         now = now_us()
         root_meta: dict[str, Any] = {"__icechunk": {"is_root": True}}
         root = Snapshot(

@@ -9,6 +9,7 @@ objects, and the system calls a commit makes on local storage.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from icechunk.format.manifest import decode_manifest, encode_manifest
 from icechunk.format.model import ArrayManifest, ChunkKind, ChunkRefs, Manifest, TransactionLog
 from icechunk.format.transaction_log import decode_transaction_log, encode_transaction_log
 from icechunk.manifest_writer import unique_rows
-from icechunk.storage import local as local_module
+from icechunk.storage import LocalFileSystemStorage
+from icechunk.storage._writeback import WriteBack
 from icechunk.virtual_refs import spec_columns
 
 NODE = b"\x01" * 8
@@ -245,32 +247,35 @@ def test_a_commit_puts_each_object_once_and_syncs_once(
     puts: list[str] = []
     syncs: list[str] = []
     storage = repo.storage
+    assert isinstance(storage, LocalFileSystemStorage)
     real_put = storage.put
-    real_syncfs = local_module._syncfs
-    assert real_syncfs is not None, "this test needs Linux's syncfs(2)"
     real_fsync = os.fsync
+    real_barrier = WriteBack.barrier
 
     async def put(key: str, *args: Any, **kwargs: Any) -> Any:
         puts.append(key.split("/")[0])
         return await real_put(key, *args, **kwargs)
 
-    def syncfs(fd: int) -> int:
-        syncs.append("syncfs")
-        return real_syncfs(fd)
+    def barrier(self: WriteBack) -> None:
+        syncs.append("barrier")
+        real_barrier(self)
 
     def fsync(fd: int) -> None:
-        syncs.append("fsync")
+        if not threading.current_thread().name.startswith("icechunk-local-"):
+            syncs.append("fsync")  # not the background write-back or the barrier's pool
         real_fsync(fd)
 
     monkeypatch.setattr(storage, "put", put)
-    monkeypatch.setattr(local_module, "_syncfs", syncfs)
+    monkeypatch.setattr(WriteBack, "barrier", barrier)
     monkeypatch.setattr(os, "fsync", fsync)
     session.commit("data")
 
     for kind in ("manifests", "transactions", "snapshots"):
         assert puts.count(kind) == 1, puts
     # one barrier; the repo object itself is flushed, then its directory
-    assert syncs == ["syncfs", "fsync", "fsync"]
+    assert syncs[0] == "barrier" and syncs.count("barrier") == 1, syncs
+    assert syncs[-2:] == ["fsync", "fsync"], syncs
+    assert storage._writeback.outstanding == 0
 
 
 def test_virtual_locations_of_a_fork_read_its_layers_top_down(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from icechunk.config import StorageSettings
 from icechunk.storage.base import (
     ByteRange,
     IfMatch,
@@ -83,6 +84,7 @@ __all__ = [
     "S3StaticCredentials",
     "Storage",
     "StorageRetriesSettings",
+    "StorageSettings",
     "SuffixRange",
     "VersionInfo",
     "WriteMode",
