@@ -39,6 +39,7 @@ import errno
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ TRANSFER_MAX: Final = 4096
 """Pickling a storage whose process has more objects than this in flight flushes them first,
 so a pickled storage stays small."""
 _FLUSH_THREADS: Final = 8
+BATCH_BYTES: Final = 8 << 20
+"""The background thread starts a batch once this many bytes are queued ..."""
+BATCH_DELAY: Final = 0.005
+"""... or this many seconds after the first object of the batch was queued: about one
+``syncfs`` per 8 MiB or 5 ms instead of one per chunk, and a barrier finds at most that much
+not yet started."""
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -165,28 +172,38 @@ class WriteBack:
         self._dirs: set[str] = set()
         """Directories with new entries not in any batch yet."""
         self._inflight: list[_Batch] = []
+        self._queued_bytes = 0
+        self._queued_since = 0.0
         self._thread: threading.Thread | None = None
         self._failed: OSError | None = None
         """A background batch failed: the background thread stopped; barriers do it all."""
 
     # -- recording ---------------------------------------------------------------------------
 
-    def written(self, path: str, new_dirs: Iterable[str] = ()) -> None:
-        """Record that ``path`` was moved into place (and ``new_dirs`` got new entries)."""
+    def written(self, path: str, nbytes: int = 0, new_dirs: Iterable[str] = ()) -> None:
+        """Record that ``path`` (``nbytes`` long) was moved into place (and ``new_dirs`` got
+        new entries)."""
         with self._cond:
+            first = not self._pending
+            if first:
+                self._queued_since = time.monotonic()
+            self._queued_bytes += nbytes
             self._pending[path] = None
             self._dirs.add(os.path.dirname(path))
             self._dirs.update(new_dirs)
             if MODE != "commit" and self._failed is None:
                 if self._thread is None:
                     self._start()
-                self._cond.notify_all()
+                if first or self._queued_bytes >= BATCH_BYTES:
+                    self._cond.notify_all()
 
     def adopt(self, pending: PendingWrites) -> None:
         """Take over objects another process wrote and did not see durable."""
         if not pending.paths and not pending.dirs:
             return
         with self._cond:
+            if not self._pending:
+                self._queued_since = time.monotonic()
             self._pending.update(dict.fromkeys(pending.paths))
             self._dirs.update(pending.dirs)
             if MODE != "commit" and self._failed is None:
@@ -227,6 +244,7 @@ class WriteBack:
         batch = _Batch(list(self._pending), self._dirs)
         self._pending = {}
         self._dirs = set()
+        self._queued_bytes = 0
         self._inflight.append(batch)
         return batch
 
@@ -245,6 +263,14 @@ class WriteBack:
             with self._cond:
                 while not self._pending and not self._dirs:
                     self._cond.wait()
+                # let a batch fill up a little (see BATCH_BYTES / BATCH_DELAY)
+                while self._pending and self._queued_bytes < BATCH_BYTES:
+                    left = self._queued_since + BATCH_DELAY - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                if not self._pending and not self._dirs:
+                    continue  # a barrier took them
                 batch = self._take()
             error: OSError | None = None
             try:

@@ -58,7 +58,9 @@ import itertools
 import os
 import secrets
 import stat
+import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -157,6 +159,27 @@ _syncfs: Callable[[int], int] | None = _load_syncfs()
 
 def _current_syncfs() -> Callable[[int], int] | None:
     return _syncfs
+
+
+_TMP_POOL: list[ThreadPoolExecutor] = []
+_TMP_POOL_LOCK = threading.Lock()
+
+
+def _tmp_pool() -> ThreadPoolExecutor:
+    """Threads writing the temporary file of a ref while the barrier runs."""
+    with _TMP_POOL_LOCK:
+        if not _TMP_POOL:
+            _TMP_POOL.append(ThreadPoolExecutor(4, thread_name_prefix="icechunk-local-tmp"))
+        return _TMP_POOL[0]
+
+
+def _reset_tmp_pool() -> None:
+    global _TMP_POOL_LOCK
+    _TMP_POOL_LOCK = threading.Lock()
+    _TMP_POOL.clear()
+
+
+os.register_at_fork(after_in_child=_reset_tmp_pool)
 
 
 def _restore(
@@ -463,9 +486,19 @@ class LocalFileSystemStorage(Storage):
         immutable = is_immutable_key(key) and not isinstance(mode, IfMatch)
         flush = self._durable and not immutable
         if flush:
-            # whatever this object may point to must be durable before it is
-            self.barrier()
-        tmp_path = self._write_temp(data, durable=flush)
+            # Whatever this object may point to must be durable before it is: the barrier,
+            # while another thread writes and flushes the temporary file (two device flushes
+            # at once instead of one after the other).
+            pending = _tmp_pool().submit(self._write_temp, data, True)
+            try:
+                self.barrier()
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    os.unlink(pending.result())
+                raise
+            tmp_path = pending.result()
+        else:
+            tmp_path = self._write_temp(data, durable=False)
         new_dirs: list[str] = []
         moved = False
         try:
@@ -510,7 +543,7 @@ class LocalFileSystemStorage(Storage):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_path)
         if immutable and self._durable:
-            self._writeback.written(path, new_dirs)
+            self._writeback.written(path, len(data), new_dirs)
         return version
 
     def barrier(self) -> None:
