@@ -10,7 +10,15 @@ from __future__ import annotations
 from enum import IntEnum
 
 from icechunk import credentials
-from icechunk.change_set import ChunkOverlapWarning
+from icechunk._core.change_set import ChunkOverlapWarning
+from icechunk._core.conflicts import (
+    BasicConflictSolver,
+    Conflict,
+    ConflictDetector,
+    ConflictSolver,
+    ConflictType,
+    VersionSelection,
+)
 from icechunk.config import (
     CachingConfig,
     CompressionAlgorithm,
@@ -21,14 +29,6 @@ from icechunk.config import (
     ManifestSplittingConfig,
     RepositoryConfig,
     StorageSettings,
-)
-from icechunk.conflicts import (
-    BasicConflictSolver,
-    Conflict,
-    ConflictDetector,
-    ConflictSolver,
-    ConflictType,
-    VersionSelection,
 )
 from icechunk.credentials import (
     containers_credentials,
@@ -178,10 +178,25 @@ __all__ = [
 ]
 
 
+_FROM_STORAGE = frozenset(
+    {
+        "AzureRefreshableCredential",
+        "GcsBearerCredential",
+        "ObjectStoreStorage",
+        "S3StaticCredentials",
+        "StorageRetriesSettings",
+        "azure_storage",
+        "from_url",
+        "gcs_storage",
+        "s3_storage",
+    }
+)
+
+
 def __getattr__(name: str) -> object:
     # Object-store factories need the optional obstore dependency: import on first use.
-    import icechunk.storage as _storage
+    if name in _FROM_STORAGE:
+        import icechunk.storage as _storage
 
-    if name in _storage._OBJECT_STORE_NAMES:
         return getattr(_storage, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
