@@ -50,8 +50,8 @@ from icechunk.storage.base import (
 
 if TYPE_CHECKING:
     from icechunk._core.conflicts import ConflictSolver
-    from icechunk.inspect import AncestryGraph
-    from icechunk.maintenance import ChunkStorageStats, GCSummary
+    from icechunk._core.inspect import AncestryGraph
+    from icechunk._core.maintenance import ChunkStorageStats, GCSummary
     from icechunk.store import IcechunkStore
 
 __all__ = ["LAZY_MANIFEST_LOOKUPS", "Repository"]
@@ -793,10 +793,10 @@ class Repository:
         delete_expired_branches: bool = False,
         delete_expired_tags: bool = False,
     ) -> set[str]:
-        from icechunk import maintenance
+        from icechunk._core import maintenance
 
         return await maintenance.expire_snapshots(
-            self,
+            self._objects,
             older_than,
             delete_expired_branches=delete_expired_branches,
             delete_expired_tags=delete_expired_tags,
@@ -857,10 +857,10 @@ class Repository:
         max_concurrent_listings: int | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> GCSummary:
-        from icechunk import maintenance
+        from icechunk._core import maintenance
 
         return await maintenance.garbage_collect(
-            self,
+            self._objects,
             delete_object_older_than,
             dry_run=dry_run,
             max_snapshots_in_memory=max_snapshots_in_memory,
@@ -899,10 +899,10 @@ class Repository:
         max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
         max_concurrent_manifest_fetches: int = 500,
     ) -> ChunkStorageStats:
-        from icechunk import maintenance
+        from icechunk._core import maintenance
 
         return await maintenance.chunk_storage_stats(
-            self,
+            self._objects,
             max_snapshots_in_memory=max_snapshots_in_memory,
             max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
             max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
@@ -958,36 +958,36 @@ class Repository:
         return sync(self.inspect_snapshot_async(snapshot_id))
 
     async def inspect_snapshot_async(self, snapshot_id: str) -> dict[str, Any]:
-        from icechunk import inspect
+        from icechunk._core import inspect
 
-        return await inspect.inspect_snapshot(self, snapshot_id)
+        return await inspect.inspect_snapshot(self._objects, snapshot_id)
 
     def inspect_manifest(self, manifest_id: str) -> dict[str, Any]:
         """The manifest file as a dict (see :func:`icechunk.inspect.inspect_manifest`)."""
         return sync(self.inspect_manifest_async(manifest_id))
 
     async def inspect_manifest_async(self, manifest_id: str) -> dict[str, Any]:
-        from icechunk import inspect
+        from icechunk._core import inspect
 
-        return await inspect.inspect_manifest(self, manifest_id)
+        return await inspect.inspect_manifest(self._objects, manifest_id)
 
     def inspect_transaction_log(self, snapshot_id: str) -> dict[str, Any]:
         """A transaction log as a dict (see :func:`icechunk.inspect.inspect_transaction_log`)."""
         return sync(self.inspect_transaction_log_async(snapshot_id))
 
     async def inspect_transaction_log_async(self, snapshot_id: str) -> dict[str, Any]:
-        from icechunk import inspect
+        from icechunk._core import inspect
 
-        return await inspect.inspect_transaction_log(self, snapshot_id)
+        return await inspect.inspect_transaction_log(self._objects, snapshot_id)
 
     def inspect_repo_info(self) -> dict[str, Any]:
         """The spec-2 ``repo`` object as a dict (see :func:`icechunk.inspect.inspect_repo_info`)."""
         return sync(self.inspect_repo_info_async())
 
     async def inspect_repo_info_async(self) -> dict[str, Any]:
-        from icechunk import inspect
+        from icechunk._core import inspect
 
-        return await inspect.inspect_repo_info(self)
+        return await inspect.inspect_repo_info(self._objects)
 
     def ancestry_graph(
         self,
@@ -1013,8 +1013,8 @@ class Repository:
         snapshot_id: str | None = None,
         plain: bool = False,
     ) -> AncestryGraph:
-        from icechunk import inspect
+        from icechunk._core import inspect
 
         return await inspect.ancestry_graph(
-            self, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain
+            self._objects, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain
         )

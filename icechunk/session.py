@@ -19,7 +19,7 @@ import random
 import warnings
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -56,11 +56,12 @@ from icechunk.format.model import (
     TransactionLog,
 )
 from icechunk.snapshots import Diff
-from icechunk.storage.base import ByteRange
+from icechunk.storage.base import ByteRange, Storage
 
 if TYPE_CHECKING:
     from icechunk._core.conflicts import ConflictSolver
-    from icechunk.repository import Repository
+    from icechunk._core.objects import RepoObjects
+    from icechunk.config import RepositoryConfig
     from icechunk.store import IcechunkStore
 
 __all__ = ["ChunkType", "ForkSession", "Session", "SessionMode"]
@@ -99,6 +100,27 @@ def _is_descendant(path: str, ancestor: str) -> bool:
     return path.startswith(ancestor + "/")
 
 
+class _Owner(Protocol):
+    """What a session needs of the :class:`~icechunk.Repository` it belongs to.
+
+    A protocol, not the class, so that this module does not import the repository module
+    (which imports this one).
+    """
+
+    _objects: RepoObjects
+
+    @property
+    def config(self) -> RepositoryConfig: ...
+
+    @property
+    def spec_version(self) -> int: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    def default_commit_metadata(self) -> dict[str, Any]: ...
+
+
 class Session:
     """A view of one snapshot plus, for writable sessions, staged changes.
 
@@ -108,7 +130,7 @@ class Session:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: _Owner,
         snapshot: Snapshot,
         *,
         branch: str | None,

@@ -56,7 +56,7 @@ from icechunk.virtual import (
 
 if TYPE_CHECKING:
     from icechunk._core.change_set import VirtualPayload
-    from icechunk._core.objects import RepoObjects
+    from icechunk.config import RepositoryConfig
 
 __all__ = ["INLINE_READ_BYTES", "fetch"]
 
@@ -296,11 +296,18 @@ class _HttpFetcher:
         return data
 
 
-_FETCHERS: weakref.WeakKeyDictionary[RepoObjects, dict[str, _Fetcher]] = weakref.WeakKeyDictionary()
+class _Repo(Protocol):
+    """What fetching needs of a repository's object service (``RepoObjects``)."""
+
+    config: RepositoryConfig
+    authorized: dict[str, Any]
+
+
+_FETCHERS: weakref.WeakKeyDictionary[_Repo, dict[str, _Fetcher]] = weakref.WeakKeyDictionary()
 _FETCHERS_LOCK = threading.Lock()
 
 
-def _fetcher(repo: RepoObjects, container: VirtualChunkContainer) -> _Fetcher:
+def _fetcher(repo: _Repo, container: VirtualChunkContainer) -> _Fetcher:
     """The cached fetcher of ``container`` for ``repo`` (built on first use)."""
     with _FETCHERS_LOCK:
         per_repo = _FETCHERS.setdefault(repo, {})
@@ -328,7 +335,7 @@ def _fetcher(repo: RepoObjects, container: VirtualChunkContainer) -> _Fetcher:
         return fetcher
 
 
-async def fetch(repo: RepoObjects, payload: VirtualPayload, start: int, end: int) -> bytes:
+async def fetch(repo: _Repo, payload: VirtualPayload, start: int, end: int) -> bytes:
     """Bytes ``[start, end)`` of a virtual chunk (relative to the chunk's own offset).
 
     Raises
