@@ -54,12 +54,13 @@ TRANSFER_MAX: Final = 4096
 """Pickling a storage whose process has more objects than this in flight flushes them first,
 so a pickled storage stays small."""
 _FLUSH_THREADS: Final = 8
-BATCH_BYTES: Final = 8 << 20
+BATCH_BYTES: Final = 64 << 20
 """The background thread starts a batch once this many bytes are queued ..."""
-BATCH_DELAY: Final = 0.005
-"""... or this many seconds after the first object of the batch was queued: about one
-``syncfs`` per 8 MiB or 5 ms instead of one per chunk, and a barrier finds at most that much
-not yet started."""
+BATCH_DELAY: Final = 0.1
+"""... or this many seconds after the first object of the batch was queued. Every ``syncfs``
+forces a journal commit and costs the caller CPU in proportion to the filesystem's inodes;
+one per chunk (or per 5 ms) slowed writes of many small chunks and raised the writers' CPU.
+A barrier finds at most this much not yet started, and flushes it itself."""
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
