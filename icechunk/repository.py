@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from icechunk._core.objects import LAZY_MANIFEST_LOOKUPS, RepoObjects
 from icechunk._core.refs import MAIN, RefStoreV2, now_us
-from icechunk._sync import sync
+from icechunk._sync import sync, sync_twin
 from icechunk.config import RepositoryConfig
 from icechunk.errors import (
     ErrorKind,
@@ -176,18 +176,22 @@ class Repository:
 
     @property
     def storage(self) -> Storage:
+        """Where the repository lives."""
         return self._objects.storage
 
     @property
     def config(self) -> RepositoryConfig:
+        """The configuration in effect: persisted settings merged with those given at open."""
         return self._objects.config
 
     @property
     def spec_version(self) -> int:
+        """The on-disk format version of the repository (1 or 2)."""
         return self._objects.spec_version
 
     @property
     def authorized_virtual_container_prefixes(self) -> set[str]:
+        """The virtual chunk container URL prefixes this handle may read from."""
         return set(self._objects.authorized)
 
     # -- creation and opening ---------------------------------------------------------------
@@ -224,6 +228,7 @@ class Repository:
         spec_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Async twin of :meth:`create` (same parameters, errors and result)."""
         version = 2 if spec_version is None else int(spec_version)
         if version not in (1, 2):
             raise InvalidInputError(
@@ -300,14 +305,17 @@ class Repository:
 
     @staticmethod
     def fetch_spec_version(storage: Storage) -> int | None:
+        """The spec version of the repository in ``storage``; ``None`` if there is none."""
         return sync(Repository.fetch_spec_version_async(storage))
 
     @staticmethod
     def exists(storage: Storage) -> bool:
+        """Whether ``storage`` holds a repository (of either spec version)."""
         return sync(Repository.exists_async(storage))
 
     @staticmethod
     async def exists_async(storage: Storage) -> bool:
+        """Async twin of :meth:`exists`."""
         return await Repository.fetch_spec_version_async(storage) is not None
 
     @classmethod
@@ -333,6 +341,7 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> Repository:
+        """Async twin of :meth:`open` (same parameters, errors and result)."""
         version = await cls.fetch_spec_version_async(storage)
         if version is None:
             raise RepositoryNotFoundError(
@@ -359,6 +368,13 @@ class Repository:
         create_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Open the repository in ``storage``, or create one there (spec ``create_version``).
+
+        Raises
+        ------
+        InvalidInputError
+            There is no repository and the location is not empty (see :meth:`create`).
+        """
         return sync(
             cls.open_or_create_async(
                 storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
@@ -374,6 +390,7 @@ class Repository:
         create_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Async twin of :meth:`open_or_create`."""
         if await cls.exists_async(storage):
             return await cls.open_async(storage, config, authorize_virtual_chunk_access)
         return await cls.create_async(
@@ -385,6 +402,11 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> Repository:
+        """A new handle on the same repository, with ``config`` merged into this one's.
+
+        ``authorize_virtual_chunk_access`` replaces this handle's authorizations when given;
+        the default commit metadata is carried over. Nothing is read or written.
+        """
         merged = self._objects.config if config is None else self._objects.config.merge(config)
         auth = (
             self._objects.authorized
@@ -397,66 +419,141 @@ class Repository:
 
     # -- branches ---------------------------------------------------------------------------
 
-    def list_branches(self) -> set[str]:
-        return sync(self.list_branches_async())
-
     async def list_branches_async(self) -> set[str]:
+        """The names of every branch, ``main`` included."""
         return set(await self._objects.refs.branches())
 
-    def lookup_branch(self, branch: str) -> str:
-        return sync(self.lookup_branch_async(branch))
+    list_branches = sync_twin(list_branches_async)
 
     async def lookup_branch_async(self, branch: str) -> str:
+        """The id of the snapshot at the tip of ``branch``.
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        """
         return encode_id(await self._objects.refs.branch_tip(branch))
 
-    def create_branch(self, branch: str, snapshot_id: str) -> None:
-        sync(self.create_branch_async(branch, snapshot_id))
+    lookup_branch = sync_twin(lookup_branch_async)
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
+        """Create ``branch`` pointing at ``snapshot_id``.
+
+        Parameters
+        ----------
+        branch
+            The new branch's name (a valid ref name: not empty, no ``/``).
+        snapshot_id
+            An existing snapshot of this repository.
+
+        Raises
+        ------
+        AlreadyExistsError
+            A branch of that name exists (``branch-already-exists``).
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        InvalidInputError
+            The name or the id is malformed.
+        """
         await self._objects.refs.create_branch(branch, parse_snapshot_id(snapshot_id))
 
-    def reset_branch(
-        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
-    ) -> None:
-        sync(self.reset_branch_async(branch, snapshot_id, from_snapshot_id=from_snapshot_id))
+    create_branch = sync_twin(create_branch_async)
 
     async def reset_branch_async(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
+        """Point ``branch`` at ``snapshot_id``, rewriting its history.
+
+        Commits after ``snapshot_id`` are no longer reachable from the branch (expiration and
+        garbage collection may then remove them).
+
+        Parameters
+        ----------
+        branch
+            An existing branch.
+        snapshot_id
+            The snapshot the branch points at afterwards.
+        from_snapshot_id
+            If given, reset only if the branch still points at this snapshot (a
+            compare-and-swap).
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        ConflictError
+            The branch does not point at ``from_snapshot_id`` (``branch-update-conflict``).
+        """
         expected = None if from_snapshot_id is None else parse_snapshot_id(from_snapshot_id)
         await self._objects.refs.reset_branch(branch, parse_snapshot_id(snapshot_id), expected)
 
-    def delete_branch(self, branch: str) -> None:
-        sync(self.delete_branch_async(branch))
+    reset_branch = sync_twin(reset_branch_async)
 
     async def delete_branch_async(self, branch: str) -> None:
+        """Delete ``branch``; its snapshots stay until expiration and GC remove them.
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        SessionStateError
+            ``branch`` is ``main``, which cannot be deleted.
+        """
         await self._objects.refs.delete_branch(branch)
+
+    delete_branch = sync_twin(delete_branch_async)
 
     # -- tags -------------------------------------------------------------------------------
 
-    def list_tags(self) -> set[str]:
-        return sync(self.list_tags_async())
-
     async def list_tags_async(self) -> set[str]:
+        """The names of every tag (deleted tags excluded)."""
         return set(await self._objects.refs.tags())
 
-    def lookup_tag(self, tag: str) -> str:
-        return sync(self.lookup_tag_async(tag))
+    list_tags = sync_twin(list_tags_async)
 
     async def lookup_tag_async(self, tag: str) -> str:
+        """The id of the snapshot ``tag`` points at.
+
+        Raises
+        ------
+        RefNotFoundError
+            No tag of that name.
+        """
         return encode_id(await self._objects.refs.tag_target(tag))
 
-    def create_tag(self, tag: str, snapshot_id: str) -> None:
-        sync(self.create_tag_async(tag, snapshot_id))
+    lookup_tag = sync_twin(lookup_tag_async)
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
+        """Create the immutable tag ``tag`` at ``snapshot_id``.
+
+        Raises
+        ------
+        AlreadyExistsError
+            A tag of that name exists, or existed and was deleted (tag names are never
+            reused: ``tag-already-exists`` / ``tag-previously-deleted``).
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        InvalidInputError
+            The name or the id is malformed.
+        """
         await self._objects.refs.create_tag(tag, parse_snapshot_id(snapshot_id))
 
-    def delete_tag(self, tag: str) -> None:
-        sync(self.delete_tag_async(tag))
+    create_tag = sync_twin(create_tag_async)
 
     async def delete_tag_async(self, tag: str) -> None:
+        """Delete ``tag``. Its name cannot be used for a new tag afterwards.
+
+        Raises
+        ------
+        RefNotFoundError
+            No tag of that name.
+        """
         await self._objects.refs.delete_tag(tag)
+
+    delete_tag = sync_twin(delete_tag_async)
 
     # -- history ----------------------------------------------------------------------------
 
@@ -486,16 +583,30 @@ class Repository:
         tag: str | None = None,
         snapshot_id: str | None = None,
     ) -> AsyncIterator[SnapshotInfo]:
+        """Async twin of :meth:`ancestry`: the same snapshots, as an async iterator."""
         for info in await self._ancestry_list(branch, tag, snapshot_id):
             yield info
 
-    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
-        return sync(self.lookup_snapshot_async(snapshot_id))
-
     async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
+        """The :class:`~icechunk.SnapshotInfo` of ``snapshot_id``.
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            No such snapshot in this repository.
+        """
         return _public_info(await self._objects.refs.snapshot_info(parse_snapshot_id(snapshot_id)))
 
+    lookup_snapshot = sync_twin(lookup_snapshot_async)
+
     def list_manifest_files(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
+        """The manifest files the snapshot ``snapshot_id`` lists (id, size, number of refs).
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            No such snapshot in this repository.
+        """
         snap = sync(self._objects.load_snapshot(parse_snapshot_id(snapshot_id)))
         return [
             PublicManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
@@ -525,7 +636,7 @@ class Repository:
             )
         return out
 
-    def diff(
+    async def diff_async(
         self,
         *,
         from_branch: str | None = None,
@@ -542,36 +653,17 @@ class Repository:
         InvalidInputError
             ``from`` is not an ancestor of ``to`` (``bad-snapshot-chain-for-diff``).
         """
-        return sync(
-            self.diff_async(
-                from_branch=from_branch,
-                from_tag=from_tag,
-                from_snapshot_id=from_snapshot_id,
-                to_branch=to_branch,
-                to_tag=to_tag,
-                to_snapshot_id=to_snapshot_id,
-            )
-        )
-
-    async def diff_async(
-        self,
-        *,
-        from_branch: str | None = None,
-        from_tag: str | None = None,
-        from_snapshot_id: str | None = None,
-        to_branch: str | None = None,
-        to_tag: str | None = None,
-        to_snapshot_id: str | None = None,
-    ) -> Diff:
         from icechunk._core.diff import diff_snapshots
 
         start = await self._objects.resolve(from_branch, from_tag, from_snapshot_id)
         end = await self._objects.resolve(to_branch, to_tag, to_snapshot_id)
         return await diff_snapshots(self._objects, start, end)
 
+    diff = sync_twin(diff_async)
+
     # -- manifest layout --------------------------------------------------------------------
 
-    def rewrite_manifests(
+    async def rewrite_manifests_async(
         self,
         message: str,
         *,
@@ -604,20 +696,6 @@ class Repository:
         ConflictError
             The branch moved while the manifests were being rewritten; nothing was published.
         """
-        return sync(
-            self.rewrite_manifests_async(
-                message, branch=branch, metadata=metadata, commit_method=commit_method
-            )
-        )
-
-    async def rewrite_manifests_async(
-        self,
-        message: str,
-        *,
-        branch: str,
-        metadata: dict[str, Any] | None = None,
-        commit_method: str = "new_commit",
-    ) -> str:
         from icechunk._core.manifest_writer import mark_for_rewrite
         from icechunk.config import (
             MAX_SPLIT_SIZE,
@@ -653,6 +731,8 @@ class Repository:
             return await session.amend_async(message, metadata=props, allow_empty=True)
         return await session.commit_async(message, props, allow_empty=True)
 
+    rewrite_manifests = sync_twin(rewrite_manifests_async)
+
     # -- metadata ---------------------------------------------------------------------------
 
     def set_default_commit_metadata(self, metadata: dict[str, Any]) -> None:
@@ -660,26 +740,37 @@ class Repository:
         self._default_metadata = dict(metadata)
 
     def default_commit_metadata(self) -> dict[str, Any]:
+        """A copy of the metadata set by :meth:`set_default_commit_metadata`."""
         return dict(self._default_metadata)
 
-    def get_metadata(self) -> dict[str, Any]:
-        return sync(self._objects.refs.get_metadata())
+    async def get_metadata_async(self) -> dict[str, Any]:
+        """The repository-level metadata (spec 2 only).
+
+        Raises
+        ------
+        SessionStateError
+            The repository is spec version 1, which has no repository metadata.
+        """
+        return await self._objects.refs.get_metadata()
+
+    get_metadata = sync_twin(get_metadata_async)
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The repository-level metadata; see :meth:`get_metadata_async`."""
         return self.get_metadata()
 
-    def set_metadata(self, metadata: dict[str, Any]) -> None:
-        sync(self._objects.refs.set_metadata(metadata))
-
-    def update_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        return sync(self.update_metadata_async(metadata))
-
-    async def get_metadata_async(self) -> dict[str, Any]:
-        return await self._objects.refs.get_metadata()
-
     async def set_metadata_async(self, metadata: dict[str, Any]) -> None:
+        """Replace the repository-level metadata with ``metadata`` (spec 2 only).
+
+        Raises
+        ------
+        SessionStateError
+            The repository is spec version 1, which has no repository metadata.
+        """
         await self._objects.refs.set_metadata(metadata)
+
+    set_metadata = sync_twin(set_metadata_async)
 
     async def update_metadata_async(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """Merge ``metadata`` into the repository metadata; return the result."""
@@ -688,20 +779,9 @@ class Repository:
         await self._objects.refs.set_metadata(current)
         return current
 
-    # -- sessions ---------------------------------------------------------------------------
+    update_metadata = sync_twin(update_metadata_async)
 
-    def readonly_session(
-        self,
-        branch: str | None = None,
-        *,
-        tag: str | None = None,
-        snapshot_id: str | None = None,
-        as_of: datetime | None = None,
-    ) -> Session:
-        """A read-only session on a branch tip, a tag, a snapshot, or a branch ``as_of`` a time."""
-        return sync(
-            self.readonly_session_async(branch, tag=tag, snapshot_id=snapshot_id, as_of=as_of)
-        )
+    # -- sessions ---------------------------------------------------------------------------
 
     async def readonly_session_async(
         self,
@@ -711,6 +791,7 @@ class Repository:
         snapshot_id: str | None = None,
         as_of: datetime | None = None,
     ) -> Session:
+        """A read-only session on a branch tip, a tag, a snapshot, or a branch ``as_of`` a time."""
         target = await self._objects.resolve(branch, tag, snapshot_id)
         if as_of is not None:
             limit = _to_us(as_of)
@@ -726,14 +807,15 @@ class Repository:
         snap = await self._objects.load_snapshot(target)
         return Session(self, snap, branch=None, mode=SessionMode.readonly)
 
-    def writable_session(self, branch: str) -> Session:
-        """A session that commits to ``branch``, based on its current tip."""
-        return sync(self.writable_session_async(branch))
+    readonly_session = sync_twin(readonly_session_async)
 
     async def writable_session_async(self, branch: str) -> Session:
+        """A session that commits to ``branch``, based on its current tip."""
         tip = await self._objects.refs.branch_tip(branch)
         snap = await self._objects.load_snapshot(tip)
         return Session(self, snap, branch=branch, mode=SessionMode.writable)
+
+    writable_session = sync_twin(writable_session_async)
 
     @contextlib.contextmanager
     def transaction(
@@ -752,7 +834,7 @@ class Repository:
 
     # -- maintenance and inspection (icechunk.maintenance, icechunk.inspect) -----------------
 
-    def expire_snapshots(
+    async def expire_snapshots_async(
         self,
         older_than: datetime,
         *,
@@ -778,21 +860,6 @@ class Repository:
         ReadOnlyError
             The repository is not online (spec 2).
         """
-        return sync(
-            self.expire_snapshots_async(
-                older_than,
-                delete_expired_branches=delete_expired_branches,
-                delete_expired_tags=delete_expired_tags,
-            )
-        )
-
-    async def expire_snapshots_async(
-        self,
-        older_than: datetime,
-        *,
-        delete_expired_branches: bool = False,
-        delete_expired_tags: bool = False,
-    ) -> set[str]:
         from icechunk._core import maintenance
 
         return await maintenance.expire_snapshots(
@@ -802,7 +869,9 @@ class Repository:
             delete_expired_tags=delete_expired_tags,
         )
 
-    def garbage_collect(
+    expire_snapshots = sync_twin(expire_snapshots_async)
+
+    async def garbage_collect_async(
         self,
         delete_object_older_than: datetime,
         *,
@@ -828,35 +897,6 @@ class Repository:
         ReadOnlyError
             The repository is not online (spec 2).
         """
-        return sync(
-            self.garbage_collect_async(
-                delete_object_older_than,
-                dry_run=dry_run,
-                max_snapshots_in_memory=max_snapshots_in_memory,
-                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
-                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
-                max_concurrent_deletes=max_concurrent_deletes,
-                max_consecutive_delete_failures=max_consecutive_delete_failures,
-                max_concurrent_listings=max_concurrent_listings,
-                progress=progress,
-            )
-        )
-
-    async def garbage_collect_async(
-        self,
-        delete_object_older_than: datetime,
-        *,
-        dry_run: bool = False,
-        max_snapshots_in_memory: int = 50,
-        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
-        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
-        max_concurrent_manifest_fetches: int = 500,
-        max_concurrent_deletes: int = 10,
-        max_consecutive_delete_failures: int = 50,
-        max_concurrent_listings: int | None = None,
-        progress: Callable[[str, int, int], None] | None = None,
-    ) -> GCSummary:
         from icechunk._core import maintenance
 
         return await maintenance.garbage_collect(
@@ -873,23 +913,7 @@ class Repository:
             progress=progress,
         )
 
-    def chunk_storage_stats(
-        self,
-        *,
-        max_snapshots_in_memory: int = 50,
-        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
-        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
-        max_concurrent_manifest_fetches: int = 500,
-    ) -> ChunkStorageStats:
-        """Chunk bytes (native, virtual, inline) referenced from every branch and tag."""
-        return sync(
-            self.chunk_storage_stats_async(
-                max_snapshots_in_memory=max_snapshots_in_memory,
-                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
-                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
-            )
-        )
+    garbage_collect = sync_twin(garbage_collect_async)
 
     async def chunk_storage_stats_async(
         self,
@@ -899,6 +923,7 @@ class Repository:
         max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
         max_concurrent_manifest_fetches: int = 500,
     ) -> ChunkStorageStats:
+        """Chunk bytes (native, virtual, inline) referenced from every branch and tag."""
         from icechunk._core import maintenance
 
         return await maintenance.chunk_storage_stats(
@@ -908,6 +933,8 @@ class Repository:
             max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
             max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
         )
+
+    chunk_storage_stats = sync_twin(chunk_storage_stats_async)
 
     def total_chunks_storage(
         self,
@@ -953,43 +980,39 @@ class Repository:
         )
         return stats.native_bytes
 
-    def inspect_snapshot(self, snapshot_id: str) -> dict[str, Any]:
-        """The snapshot file as a dict (see :func:`icechunk.inspect.inspect_snapshot`)."""
-        return sync(self.inspect_snapshot_async(snapshot_id))
-
     async def inspect_snapshot_async(self, snapshot_id: str) -> dict[str, Any]:
+        """The snapshot file as a dict (see :func:`icechunk.inspect.inspect_snapshot`)."""
         from icechunk._core import inspect
 
         return await inspect.inspect_snapshot(self._objects, snapshot_id)
 
-    def inspect_manifest(self, manifest_id: str) -> dict[str, Any]:
-        """The manifest file as a dict (see :func:`icechunk.inspect.inspect_manifest`)."""
-        return sync(self.inspect_manifest_async(manifest_id))
+    inspect_snapshot = sync_twin(inspect_snapshot_async)
 
     async def inspect_manifest_async(self, manifest_id: str) -> dict[str, Any]:
+        """The manifest file as a dict (see :func:`icechunk.inspect.inspect_manifest`)."""
         from icechunk._core import inspect
 
         return await inspect.inspect_manifest(self._objects, manifest_id)
 
-    def inspect_transaction_log(self, snapshot_id: str) -> dict[str, Any]:
-        """A transaction log as a dict (see :func:`icechunk.inspect.inspect_transaction_log`)."""
-        return sync(self.inspect_transaction_log_async(snapshot_id))
+    inspect_manifest = sync_twin(inspect_manifest_async)
 
     async def inspect_transaction_log_async(self, snapshot_id: str) -> dict[str, Any]:
+        """A transaction log as a dict (see :func:`icechunk.inspect.inspect_transaction_log`)."""
         from icechunk._core import inspect
 
         return await inspect.inspect_transaction_log(self._objects, snapshot_id)
 
-    def inspect_repo_info(self) -> dict[str, Any]:
-        """The spec-2 ``repo`` object as a dict (see :func:`icechunk.inspect.inspect_repo_info`)."""
-        return sync(self.inspect_repo_info_async())
+    inspect_transaction_log = sync_twin(inspect_transaction_log_async)
 
     async def inspect_repo_info_async(self) -> dict[str, Any]:
+        """The spec-2 ``repo`` object as a dict (see :func:`icechunk.inspect.inspect_repo_info`)."""
         from icechunk._core import inspect
 
         return await inspect.inspect_repo_info(self._objects)
 
-    def ancestry_graph(
+    inspect_repo_info = sync_twin(inspect_repo_info_async)
+
+    async def ancestry_graph_async(
         self,
         *,
         branch: str | None = None,
@@ -1001,20 +1024,10 @@ class Repository:
 
         ``print()`` it for text (ANSI colours unless ``plain``); Jupyter shows it as SVG.
         """
-        return sync(
-            self.ancestry_graph_async(branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain)
-        )
-
-    async def ancestry_graph_async(
-        self,
-        *,
-        branch: str | None = None,
-        tag: str | None = None,
-        snapshot_id: str | None = None,
-        plain: bool = False,
-    ) -> AncestryGraph:
         from icechunk._core import inspect
 
         return await inspect.ancestry_graph(
             self._objects, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain
         )
+
+    ancestry_graph = sync_twin(ancestry_graph_async)

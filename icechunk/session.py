@@ -37,7 +37,7 @@ from icechunk._core.change_set import (
 from icechunk._core.manifest_writer import rewrites_manifests
 from icechunk._core.tree import Node
 from icechunk._core.zarr_metadata import NodeMetadata, parse_node_metadata
-from icechunk._sync import sync
+from icechunk._sync import sync, sync_twin
 from icechunk.errors import (
     ConflictError,
     ErrorKind,
@@ -155,6 +155,7 @@ class Session:
 
     @property
     def read_only(self) -> bool:
+        """Whether writes through this session are refused (read-only sessions, committed ones)."""
         return self._mode == SessionMode.readonly
 
     @property
@@ -170,26 +171,32 @@ class Session:
 
     @property
     def mode(self) -> SessionMode:
+        """``readonly``, ``writable`` or ``rearrange``."""
         return self._mode
 
     @property
     def snapshot_id(self) -> str:
+        """The id of the base snapshot (after a commit: the snapshot it wrote)."""
         return encode_id(self._tree.snapshot.id)
 
     @property
     def branch(self) -> str | None:
+        """The branch the session commits to; ``None`` for detached and read-only sessions."""
         return self._branch
 
     @property
     def has_uncommitted_changes(self) -> bool:
+        """Whether anything is staged (nodes, metadata or chunks)."""
         return not self._changes.is_empty()
 
     @property
     def config(self) -> Any:
+        """The repository configuration in effect for this session."""
         return self._repo.config
 
     @property
     def store(self) -> IcechunkStore:
+        """A zarr v3 store over this session (a new, cheap :class:`IcechunkStore` each time)."""
         from icechunk.store import IcechunkStore
 
         return IcechunkStore(self)
@@ -301,14 +308,23 @@ class Session:
         return out
 
     async def get_metadata(self, path: str) -> bytes | None:
+        """The raw ``zarr.json`` of the live node at ``path`` (absolute), or ``None``."""
         node = self._node(path)
         return None if node is None else node.user_data
 
     def node_metadata(self, path: str) -> NodeMetadata | None:
+        """The parsed metadata of the live node at ``path`` (absolute), or ``None``."""
         node = self._node(path)
         return None if node is None else node.meta
 
     def get_node_id(self, path: str) -> str:
+        """The id of the live node at ``path`` (absolute).
+
+        Raises
+        ------
+        NodeNotFoundError
+            No live node there.
+        """
         node = self._node(path)
         if node is None:
             raise NodeNotFoundError(f"node not found at `{path}`", ErrorKind.NODE_NOT_FOUND)
@@ -359,18 +375,16 @@ class Session:
         return await self._repo._objects.fetch_payload(payload, byte_range)
 
     async def chunk_exists(self, path: str, coords: tuple[int, ...]) -> bool:
+        """Whether chunk ``coords`` of the array at ``path`` is initialized (staged or stored)."""
         node = self._node(path)
         if node is None or not node.meta.is_array:
             return False
         return await self._payload(node, coords) is not None
 
-    def chunk_type(self, array_path: str, chunk_coordinates: Iterable[int]) -> ChunkType:
-        """Whether the chunk is uninitialized, or stored natively, virtually or inline."""
-        return sync(self.chunk_type_async(array_path, chunk_coordinates))
-
     async def chunk_type_async(
         self, array_path: str, chunk_coordinates: Iterable[int]
     ) -> ChunkType:
+        """Whether the chunk is uninitialized, or stored natively, virtually or inline."""
         node = self._node(_normalize_path(array_path))
         if node is None or not node.meta.is_array:
             return ChunkType.uninitialized
@@ -383,7 +397,11 @@ class Session:
             return ChunkType.inline
         return ChunkType.virtual
 
+    chunk_type = sync_twin(chunk_type_async)
+
     async def chunk_size(self, path: str, coords: tuple[int, ...]) -> int | None:
+        """The stored size in bytes of chunk ``coords`` of the array at ``path``; ``None`` if
+        the chunk is uninitialized or ``path`` is not an array."""
         node = self._node(path)
         if node is None or not node.meta.is_array:
             return None
@@ -585,6 +603,13 @@ class Session:
         return failed
 
     async def delete_chunk(self, path: str, coords: tuple[int, ...]) -> None:
+        """Stage the deletion of chunk ``coords``; outside the chunk grid it does nothing.
+
+        Raises
+        ------
+        ReadOnlyError
+            The session is read-only.
+        """
         self._require_writable()
         node = self._node(path)
         if node is None or not node.meta.is_array:
@@ -763,7 +788,7 @@ class Session:
 
     # -- commit ---------------------------------------------------------------------------
 
-    def commit(
+    async def commit_async(
         self,
         message: str,
         metadata: dict[str, Any] | None = None,
@@ -801,25 +826,6 @@ class Session:
         InvalidInputError
             ``metadata`` is not a JSON-serializable dict. Nothing was written.
         """
-        return sync(
-            self.commit_async(
-                message,
-                metadata,
-                rebase_with=rebase_with,
-                rebase_tries=rebase_tries,
-                allow_empty=allow_empty,
-            )
-        )
-
-    async def commit_async(
-        self,
-        message: str,
-        metadata: dict[str, Any] | None = None,
-        *,
-        rebase_with: ConflictSolver | None = None,
-        rebase_tries: int = 1000,
-        allow_empty: bool = False,
-    ) -> str:
         self._require_can_commit("commit")
         props = self._commit_metadata(metadata)
         if not allow_empty and not self.has_uncommitted_changes:
@@ -852,15 +858,12 @@ class Session:
             self._after_commit(snapshot)
             return encode_id(snapshot.id)
 
-    def amend(
-        self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
-    ) -> str:
-        """Replace the branch tip with a snapshot of the tip's parent plus these changes."""
-        return sync(self.amend_async(message, metadata=metadata, allow_empty=allow_empty))
+    commit = sync_twin(commit_async)
 
     async def amend_async(
         self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
     ) -> str:
+        """Replace the branch tip with a snapshot of the tip's parent plus these changes."""
         self._require_can_commit("amend")
         if self._repo.spec_version < 2:
             raise SessionStateError(
@@ -889,11 +892,10 @@ class Session:
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
-    def flush(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
-        """Write a detached snapshot (no branch moves); the session becomes read-only."""
-        return sync(self.flush_async(message, metadata=metadata))
+    amend = sync_twin(amend_async)
 
     async def flush_async(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
+        """Write a detached snapshot (no branch moves); the session becomes read-only."""
         if isinstance(self, ForkSession):
             raise SessionStateError("cannot flush a forked session", ErrorKind.COMMIT_NOT_ALLOWED)
         self._require_can_commit("flush")
@@ -904,11 +906,10 @@ class Session:
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
-    def rebase(self, solver: ConflictSolver) -> None:
-        """Move the session's base to the branch tip, replaying the commits in between."""
-        sync(self.rebase_async(solver))
+    flush = sync_twin(flush_async)
 
     async def rebase_async(self, solver: ConflictSolver) -> None:
+        """Move the session's base to the branch tip, replaying the commits in between."""
         from icechunk._core.conflicts import rebase_steps
 
         if self._branch is None:
@@ -918,6 +919,8 @@ class Session:
         steps = rebase_steps(self._repo._objects, self._branch, self._tree, self._changes, solver)
         async for tree in steps:
             self._tree = tree
+
+    rebase = sync_twin(rebase_async)
 
     def _require_can_commit(self, what: str) -> None:
         if (
@@ -1024,12 +1027,12 @@ class Session:
             absolute_locations(self._repo.config, {loc for loc in out if loc is not None})
         )
 
-    def all_virtual_chunk_locations(self) -> list[str]:
-        return sync(self.all_virtual_chunk_locations_async())
+    all_virtual_chunk_locations = sync_twin(all_virtual_chunk_locations_async)
 
     def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000
     ) -> Iterable[tuple[int, ...]]:
+        """Coordinates of every initialized chunk of the array at ``array_path``, sorted."""
         return sync(self.list_chunks(_normalize_path(array_path)))
 
 

@@ -57,6 +57,7 @@ from icechunk.virtual import (
 if TYPE_CHECKING:
     from icechunk._core.change_set import VirtualPayload
     from icechunk.config import RepositoryConfig
+    from icechunk.storage import ObjectStoreStorage
 
 __all__ = ["INLINE_READ_BYTES", "fetch"]
 
@@ -161,10 +162,10 @@ class _S3Fetcher:
     def __init__(self, container: VirtualChunkContainer, credentials: Any) -> None:
         self._container = container
         self._credentials = credentials
-        self._buckets: dict[str, Any] = {}
+        self._buckets: dict[str, ObjectStoreStorage] = {}
         self._lock = threading.Lock()
 
-    def _storage(self, bucket: str) -> Any:
+    def _storage(self, bucket: str) -> ObjectStoreStorage:
         with self._lock:
             storage = self._buckets.get(bucket)
             if storage is None:
@@ -172,8 +173,8 @@ class _S3Fetcher:
                 self._buckets[bucket] = storage
             return storage
 
-    def _build(self, bucket: str) -> Any:
-        from icechunk.storage.obstore import S3StaticCredentials, s3_storage
+    def _build(self, bucket: str) -> ObjectStoreStorage:
+        from icechunk.storage import S3StaticCredentials, s3_storage
 
         store = self._container.store
         assert isinstance(
@@ -212,28 +213,19 @@ class _S3Fetcher:
             force_path_style=opts.force_path_style,
             network_stream_timeout_seconds=opts.network_stream_timeout_seconds,
             requester_pays=opts.requester_pays,
+            check_bucket=False,  # a virtual container may not grant listing
             **kwargs,
         )
-        storage._check_bucket = False  # a virtual container may not grant listing
         return storage
 
     async def fetch(self, url: str, start: int, end: int, payload: VirtualPayload) -> bytes:
-        import obstore
 
         parts = urlsplit(url)
         key = unquote(parts.path.lstrip("/"))
         storage = self._storage(parts.netloc)
-        store = await storage._ready_store()
         options = _get_options(payload, start, end)
-
-        async def op() -> tuple[bytes, Mapping[str, Any]]:
-            result = await obstore.get_async(store, key, options=cast(Any, options))
-            return bytes(await result.bytes_async()), result.meta
-
         try:
-            data, meta = cast(
-                tuple[bytes, Mapping[str, Any]], await storage._with_retries("read", key, op)
-            )
+            data, meta = await storage.get_with_options(key, cast(Any, options))
         except PreconditionFailedError:
             raise _modified_error(url, "the object store refused the conditional read") from None
         except ObjectNotFoundError:
