@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from icechunk.config import StorageSettings
 from icechunk.storage._common import resolve_byte_range
 from icechunk.storage._credentials import (
     AzureRefreshableCredential,
@@ -32,7 +31,7 @@ from icechunk.storage._credentials import (
     S3RefreshableCredentials,
     S3StaticCredentials,
 )
-from icechunk.storage._settings import StorageRetriesSettings
+from icechunk.storage._settings import StorageRetriesSettings, StorageSettings
 from icechunk.storage._url import from_url
 from icechunk.storage.base import (
     ByteRange,

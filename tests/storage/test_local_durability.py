@@ -270,7 +270,7 @@ def test_store_dask_chunks_written_on_worker_processes_are_durable_before_the_co
     session.commit("array")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
