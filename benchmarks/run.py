@@ -5,7 +5,9 @@ Usage (from the repository root)::
     .venv/bin/python -m benchmarks.run --quick            # about 2 minutes
     .venv/bin/python -m benchmarks.run                    # full mode, 8-15 minutes
     .venv/bin/python -m benchmarks.run --only dask,commit # a subset of the workloads
-    .venv/bin/python -m benchmarks.run --tiny             # smallest sizes, 1 repetition
+    .venv/bin/python -m benchmarks.run --tiny             # smallest sizes, 1 repetition (CI)
+    .venv/bin/python -m benchmarks.run --tiny --compare   # ... and each ratio vs baseline.json
+    .venv/bin/python -m benchmarks.run --only dask --variant commit=ICECHUNK_LOCAL_WRITEBACK=commit
 
 Repetitions are interleaved across implementations (ours, real, zarr, ours, real, zarr, ...)
 so that the load of a shared machine hits all alike. Every repetition of a non-dask workload
@@ -46,6 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "benchmarks" / "workloads.py"
 OURS_PY = ROOT / ".venv" / "bin" / "python"
 REAL_ORACLE = "ic2bench"
+REAL_ORACLE_TINY = "ic2"
+"""The smoke test uses the oracle the test suite builds anyway (no dask there: the real
+implementation's dask workloads are skipped, with the reason in the table)."""
+BASELINE = ROOT / "benchmarks" / "baseline.json"
 IMPLS = ("ours", "real", "zarr")
 WORKLOAD_NAMES = ("dask", "commit", "merge", "open_read", "full_read", "xr_region")
 
@@ -87,14 +93,14 @@ def cases(mode: str) -> list[Case]:
         Case(
             f"dask {mib} MiB f32, 1 MiB chunks, {workers} workers",
             ["dask", "--mib", str(mib), "--workers", workers],
-            ["write", "write_cpu", "commit", "read", "read_cpu"],
+            ["write", "write_cpu", "commit", "machine_cpu", "read", "read_cpu"],
             reps=reps,
             serve=True,
         )
     )
     # (b) commit of N refs: written chunks (inline / native) and virtual refs
     if tiny:
-        written = [(1000, "inline")]
+        written = [(1000, "inline"), (1000, "native")]
         virtual = [1000]
     elif quick:
         written = [(10_000, "inline")]
@@ -178,8 +184,8 @@ def _count(n: int) -> str:
     return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
 
 
-def real_python(build: bool) -> Path:
-    """Interpreter of the ``ic2bench`` venv, built through ``tests/interop/oracle.py``."""
+def real_python(build: bool, name: str = REAL_ORACLE) -> Path:
+    """Interpreter of the oracle venv ``name``, built through ``tests/interop/oracle.py``."""
     spec = importlib.util.spec_from_file_location(
         "_bench_oracle", ROOT / "tests" / "interop" / "oracle.py"
     )
@@ -188,19 +194,25 @@ def real_python(build: bool) -> Path:
     sys.modules[spec.name] = oracle  # dataclasses resolve their module through sys.modules
     spec.loader.exec_module(oracle)
     if build:
-        return Path(oracle.ensure(REAL_ORACLE).python)
-    return Path(oracle.EXTRA_ORACLES[REAL_ORACLE].python)
+        return Path(oracle.ensure(name).python)
+    table = oracle.ORACLES if name in oracle.ORACLES else oracle.EXTRA_ORACLES
+    return Path(table[name].python)
 
 
 def run_worker(
-    py: Path, impl: str, args: list[str], timeout: float, workdir: Path | None
+    py: Path,
+    impl: str,
+    args: list[str],
+    timeout: float,
+    workdir: Path | None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run one worker process for one repetition; its JSON result, or ``{"error": ...}``."""
     cmd = [str(py), str(WORKER), *args, "--reps", "1"]
     cmd += ["--impl", "zarr" if impl == "zarr" else "icechunk"]
     if workdir is not None:
         cmd += ["--workdir", str(workdir)]
-    env = _worker_env()
+    env = _worker_env(extra_env)
     with tempfile.TemporaryDirectory(prefix="icbench-cwd-") as cwd:
         t0 = time.perf_counter()
         try:
@@ -223,9 +235,10 @@ def run_worker(
     return result
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["ICECHUNK_LOG"] = "error"  # the real icechunk warns about local storage on stderr
+    env.update(extra or {})
     return env
 
 
@@ -233,7 +246,9 @@ class Server:
     """A worker process in ``--serve`` mode: one repetition per request, one process (and
     one dask cluster) for all repetitions of one (workload, implementation)."""
 
-    def __init__(self, py: Path, impl: str, args: list[str]) -> None:
+    def __init__(
+        self, py: Path, impl: str, args: list[str], extra_env: dict[str, str] | None = None
+    ) -> None:
         self.cwd = tempfile.mkdtemp(prefix="icbench-cwd-")
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
         cmd = [str(py), str(WORKER), *args, "--serve"]
@@ -241,7 +256,7 @@ class Server:
         self.proc = subprocess.Popen(
             cmd,
             cwd=self.cwd,
-            env=_worker_env(),
+            env=_worker_env(extra_env),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -311,8 +326,17 @@ class Server:
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
-def run_case(case: Case, pys: dict[str, Path], timeout: float) -> dict[str, Any]:
-    """All repetitions of ``case``, interleaved across implementations; the raw results."""
+def run_case(
+    case: Case,
+    pys: dict[str, Path],
+    timeout: float,
+    envs: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """All repetitions of ``case``, interleaved across implementations; the raw results.
+
+    ``envs`` holds the extra environment of each implementation (the ``--variant`` ones).
+    """
+    envs = envs or {}
     per_impl: dict[str, dict[str, Any]] = {
         impl: {"all": {}, "peak_rss_mib": None, "workers_peak_rss_mib": None} for impl in case.impls
     }
@@ -330,10 +354,12 @@ def run_case(case: Case, pys: dict[str, Path], timeout: float) -> dict[str, Any]
                     continue
                 if case.serve:
                     if impl not in servers:
-                        servers[impl] = Server(pys[impl], impl, case.args)
+                        servers[impl] = Server(pys[impl], impl, case.args, envs.get(impl))
                     r = servers[impl].request(rep, timeout)
                 else:
-                    r = run_worker(pys[impl], impl, case.args, timeout, workdirs.get(impl))
+                    r = run_worker(
+                        pys[impl], impl, case.args, timeout, workdirs.get(impl), envs.get(impl)
+                    )
                 if "error" in r or "skipped" in r:
                     key = "error" if "error" in r else "skipped"
                     rec[key] = r[key]
@@ -380,8 +406,11 @@ def fmt_mib(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f}"
 
 
-def rows_of(case: Case, per_impl: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One JSON row per metric of ``case``."""
+def rows_of(
+    case: Case, per_impl: dict[str, dict[str, Any]], load: tuple[float, float] | None = None
+) -> list[dict[str, Any]]:
+    """One JSON row per metric of ``case`` (``load``: 1-minute load average before, after)."""
+    variants = [i for i in case.impls if i.startswith("ours:")]
     rows = []
     for m in case.metrics:
         med = {impl: per_impl[impl]["median"].get(m) for impl in case.impls}
@@ -398,10 +427,18 @@ def rows_of(case: Case, per_impl: dict[str, dict[str, Any]]) -> list[dict[str, A
                 "all_s": {impl: per_impl[impl]["all"].get(m) for impl in case.impls},
                 "ratio_ours_real": ratio(med.get("ours"), med.get("real")),
                 "ratio_ours_zarr": ratio(med.get("ours"), med.get("zarr")),
+                "ratio_variants": {
+                    v: {
+                        "real": ratio(med.get(v), med.get("real")),
+                        "zarr": ratio(med.get(v), med.get("zarr")),
+                    }
+                    for v in variants
+                },
                 "peak_rss_mib": {impl: per_impl[impl]["peak_rss_mib"] for impl in case.impls},
                 "workers_peak_rss_mib": {
                     impl: per_impl[impl]["workers_peak_rss_mib"] for impl in case.impls
                 },
+                "load_avg_1m": list(load) if load else None,
                 "skipped": {i: r["skipped"] for i, r in per_impl.items() if "skipped" in r},
                 "errors": {i: r["error"] for i, r in per_impl.items() if "error" in r},
             }
@@ -409,9 +446,18 @@ def rows_of(case: Case, per_impl: dict[str, dict[str, Any]]) -> list[dict[str, A
     return rows
 
 
+def _cell(r: dict[str, Any], impl: str) -> str:
+    if impl in r["skipped"]:
+        return "skipped"
+    if impl in r["errors"]:
+        return "error"
+    return fmt_t(r["median_s"].get(impl), r["metric"].endswith("_cpu"))
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The results as a Markdown table (medians, ratios, peak RSS)."""
-    hdr = (
+    """The results as a Markdown table (medians, ratios, peak RSS, load average)."""
+    variants = sorted({v for r in rows for v in r.get("ratio_variants", {})})
+    hdr = [
         "workload",
         "metric",
         "ours",
@@ -419,34 +465,35 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         "zarr",
         "ours/real",
         "ours/zarr",
-        "peak RSS MiB o/r/z",
-        "workers' peak RSS MiB o/r/z",
-    )
+    ]
+    for v in variants:
+        hdr += [v, f"{v}/real", f"{v}/zarr"]
+    hdr += ["peak RSS MiB o/r/z", "workers' peak RSS MiB o/r/z", "load 1m"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     prev = None
     for r in rows:
-        m = r["median_s"]
-        cpu = r["metric"].endswith("_cpu")
+        first = r["workload"] != prev
         cells = [
-            r["workload"] if r["workload"] != prev else "",
+            r["workload"] if first else "",
             r["metric"],
-            *(
-                "skipped"
-                if i in r["skipped"]
-                else "error"
-                if i in r["errors"]
-                else fmt_t(m.get(i), cpu)
-                for i in IMPLS
-            ),
+            *(_cell(r, i) for i in IMPLS),
             fmt_r(r["ratio_ours_real"]),
             fmt_r(r["ratio_ours_zarr"]),
-            "/".join(fmt_mib(r["peak_rss_mib"].get(i)) for i in IMPLS),
-            "/".join(fmt_mib(r["workers_peak_rss_mib"].get(i)) for i in IMPLS),
         ]
-        if r["workload"] == prev:
-            cells[-2:] = ["", ""]
-        if not any(r["workers_peak_rss_mib"].values()):
-            cells[-1] = "" if r["workload"] == prev else "-"
+        for v in variants:
+            rv = r.get("ratio_variants", {}).get(v)
+            cells += [_cell(r, v), fmt_r(rv["real"]), fmt_r(rv["zarr"])] if rv else ["-", "-", "-"]
+        load = r.get("load_avg_1m")
+        if first:
+            cells += [
+                "/".join(fmt_mib(r["peak_rss_mib"].get(i)) for i in IMPLS),
+                "/".join(fmt_mib(r["workers_peak_rss_mib"].get(i)) for i in IMPLS)
+                if any(r["workers_peak_rss_mib"].values())
+                else "-",
+                f"{load[0]:.1f}-{load[1]:.1f}" if load else "-",
+            ]
+        else:
+            cells += ["", "", ""]
         prev = r["workload"]
         lines.append("| " + " | ".join(cells) + " |")
     notes = sorted(
@@ -455,6 +502,72 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines)
+
+
+def _row_key(r: dict[str, Any]) -> str:
+    return f"{r['workload']} :: {r['metric']}"
+
+
+def compare_table(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
+    """Each ratio of ``rows`` next to the same ratio in ``baseline`` (one mode's section)."""
+    base = {_row_key(r): r for r in baseline.get("rows", [])}
+    hdr = (
+        "workload",
+        "metric",
+        "ours/real",
+        "baseline",
+        "change",
+        "ours/zarr",
+        "baseline",
+        "change",
+    )
+    intro = (
+        f"Against {BASELINE.relative_to(ROOT)} ({baseline.get('date_utc', '?')}, load "
+        f"{baseline.get('load_avg_1m', '?')}); change = now / baseline (> 1: relatively slower "
+        "now). Same-run ratios; absolute times are not compared."
+    )
+    lines = [
+        intro,
+        "",
+        "| " + " | ".join(hdr) + " |",
+        "|" + "---|" * len(hdr),
+    ]
+    for r in rows:
+        b = base.get(_row_key(r))
+        cells = [r["workload"], r["metric"]]
+        for key in ("ratio_ours_real", "ratio_ours_zarr"):
+            now = r.get(key)
+            then = b.get(key) if b else None
+            cells += [fmt_r(now), fmt_r(then), fmt_r(ratio(now, then))]
+        lines.append("| " + " | ".join(cells) + " |")
+    missing = sorted(set(base) - {_row_key(r) for r in rows})
+    if missing:
+        lines += ["", f"- not in this run: {', '.join(missing)}"]
+    return "\n".join(lines)
+
+
+def _baseline_section(rows: list[dict[str, Any]], doc: dict[str, Any]) -> dict[str, Any]:
+    keep = ("workload", "workload_id", "metric", "median_s", "ratio_ours_real", "ratio_ours_zarr")
+    return {
+        "date_utc": doc["date_utc"],
+        "load_avg_1m": doc["load_avg_1m"],
+        "machine": doc["machine"],
+        "rows": [{k: r[k] for k in keep} for r in rows],
+    }
+
+
+def _parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME=VAR=VALUE[,VAR=VALUE...]`` -> (``ours:NAME``, environment)."""
+    name, sep, assignments = text.partition("=")
+    env = {}
+    for item in assignments.split(","):
+        var, eq, value = item.partition("=")
+        if not eq or not var:
+            raise ValueError(item)
+        env[var] = value
+    if not sep or not name or not env:
+        raise ValueError(text)
+    return f"ours:{name}", env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,55 +582,114 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help=f"comma-separated workloads ({','.join(WORKLOAD_NAMES)})"
     )
     p.add_argument("--timeout", type=float, default=1800, help="per-subprocess timeout (s)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help=f"print each ratio against {BASELINE.relative_to(ROOT)} (same mode)",
+    )
+    p.add_argument(
+        "--save-baseline",
+        action="store_true",
+        help=f"store this run's ratios as the mode's section of {BASELINE.relative_to(ROOT)}",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VAR=VALUE",
+        help="also run ours with extra environment variables, as implementation ours:NAME "
+        "(interleaved with the others; e.g. commit=ICECHUNK_LOCAL_WRITEBACK=commit)",
+    )
     a = p.parse_args(argv)
     mode = "tiny" if a.tiny else "quick" if a.quick else "full"
     only = {w for w in a.only.split(",") if w}
     if only - set(WORKLOAD_NAMES):
         p.error(f"unknown workloads {sorted(only - set(WORKLOAD_NAMES))}")
+    envs: dict[str, dict[str, str]] = {}
+    for text in a.variant:
+        try:
+            name, env = _parse_variant(text)
+        except ValueError:
+            p.error(f"bad --variant {text!r}: expected NAME=VAR=VALUE[,VAR=VALUE...]")
+        envs[name] = env
 
     if not OURS_PY.exists():
         print(f"missing interpreter: {OURS_PY}", file=sys.stderr)
         return 2
-    pys = {"ours": OURS_PY, "zarr": OURS_PY, "real": real_python(build=True)}
+    real = real_python(build=True, name=REAL_ORACLE_TINY if a.tiny else REAL_ORACLE)
+    pys = {"ours": OURS_PY, "zarr": OURS_PY, "real": real, **dict.fromkeys(envs, OURS_PY)}
     started = time.perf_counter()
+    load_start = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
     raw: list[dict[str, Any]] = []
     for case in cases(mode):
         if only and case.workload not in only:
             continue
+        if envs and "ours" in case.impls:
+            at = case.impls.index("ours") + 1
+            case.impls = (*case.impls[:at], *envs, *case.impls[at:])
         t0 = time.perf_counter()
-        per_impl = run_case(case, pys, a.timeout)
-        new = rows_of(case, per_impl)
+        load0 = os.getloadavg()[0]
+        per_impl = run_case(case, pys, a.timeout, envs)
+        load = (load0, os.getloadavg()[0])
+        new = rows_of(case, per_impl, load)
         rows += new
         raw.append({"workload": case.label, "args": case.args, "results": per_impl})
         for r in new:
             med = r["median_s"]
             print(
-                f"  {case.label[:58]:58s} {r['metric']:9s}"
-                + "".join(f"  {i} {fmt_t(med.get(i)):>9s}" for i in IMPLS),
+                f"  {case.label[:58]:58s} {r['metric']:11s}"
+                + "".join(f"  {i} {fmt_t(med.get(i)):>9s}" for i in case.impls),
                 flush=True,
             )
-        print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"  ({time.perf_counter() - t0:.0f} s, load {load[0]:.1f}-{load[1]:.1f})", flush=True)
 
     table = markdown_table(rows)
     total = time.perf_counter() - started
+    load_end = os.getloadavg()[0]
     print()
     print(table)
-    print(f"\ntotal {total:.1f} s ({mode} mode)")
+    print(
+        f"\ntotal {total:.1f} s ({mode} mode), 1-minute load average {load_start:.1f} -> {load_end:.1f}"
+    )
     doc = {
         "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "mode": mode,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "interpreters": {k: str(v) for k, v in pys.items()},
+        "variants": envs,
         "total_s": total,
+        "load_avg_1m": [round(load_start, 2), round(load_end, 2)],
         "rows": rows,
         "raw": raw,
         "markdown": table,
     }
+    if a.compare:
+        section = (
+            json.loads(BASELINE.read_text()).get("modes", {}).get(mode)
+            if BASELINE.exists()
+            else None
+        )
+        print()
+        if section is None:
+            print(f"(no {mode}-mode section in {BASELINE.relative_to(ROOT)}: nothing to compare)")
+        else:
+            doc["compare"] = compare_table(rows, section)
+            print(doc["compare"])
     out = Path(a.out or ROOT / "benchmarks" / f"results-{mode}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2))
     print(f"wrote {out}")
+    if a.save_baseline:
+        base = json.loads(BASELINE.read_text()) if BASELINE.exists() else {"modes": {}}
+        base.setdefault("modes", {})[mode] = _baseline_section(rows, doc)
+        BASELINE.write_text(json.dumps(base, indent=2) + "\n")
+        print(f"wrote the {mode} section of {BASELINE}")
+    errors = sorted({f"{r['workload']}: {i}" for r in rows for i in r["errors"]})
+    if errors or not rows:
+        # the only failure: a workload could not run (a slower ratio never fails the run)
+        print(f"benchmark could not run: {errors or 'no workload ran'}", file=sys.stderr)
+        return 1
     return 0
 
 

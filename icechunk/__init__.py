@@ -31,6 +31,7 @@ from icechunk.config import (
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
     RepositoryConfig,
+    StorageSettings,
 )
 from icechunk.credentials import (
     containers_credentials,
@@ -170,6 +171,7 @@ __all__ = [
     "SpecVersion",
     "Storage",
     "StorageError",
+    "StorageSettings",
     "Update",
     "UpdateType",
     "initialize_logs",

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from icechunk.errors import ErrorKind, InvalidInputError
+from icechunk.storage import StorageSettings
 
 __all__ = [
     "CachingConfig",
@@ -23,6 +24,7 @@ __all__ = [
     "ManifestSplitDimCondition",
     "ManifestSplittingConfig",
     "RepositoryConfig",
+    "StorageSettings",
 ]
 
 DEFAULT_INLINE_CHUNK_THRESHOLD_BYTES = 512
@@ -243,7 +245,7 @@ class RepositoryConfig:
     compression: CompressionConfig | None = None
     max_concurrent_requests: int | None = None
     caching: CachingConfig | None = None
-    storage: Any = None
+    storage: StorageSettings | None = None
     virtual_chunk_containers: dict[str, Any] | None = None
     manifest: ManifestConfig | None = None
     repo_update_retries: Any = None
@@ -290,6 +292,12 @@ class RepositoryConfig:
         if self.compression is None or self.compression.level is None:
             return 3
         return self.compression.level
+
+    @property
+    def effective_use_fsync(self) -> bool:
+        """Whether local storage makes writes durable (see :class:`StorageSettings`)."""
+        settings = self.storage
+        return not isinstance(settings, StorageSettings) or settings.effective_use_fsync
 
     @property
     def splitting(self) -> ManifestSplittingConfig | None:

@@ -119,6 +119,15 @@ class _ListIterator[T]:
         self.close()
 
 
+def _with_storage_settings(storage: Storage, config: RepositoryConfig) -> Storage:
+    """``storage`` as ``config.storage`` asks (local storage: flushing or not)."""
+    from icechunk.storage.local import LocalFileSystemStorage
+
+    if isinstance(storage, LocalFileSystemStorage):
+        return storage.with_durability(config.effective_use_fsync)
+    return storage
+
+
 class Repository:
     """An Icechunk repository in some :class:`~icechunk.storage.Storage`.
 
@@ -139,11 +148,9 @@ class Repository:
             from icechunk.credentials import check_authorizations
 
             check_authorizations(authorized)
+        config = config if config is not None else RepositoryConfig()
         self._objects = RepoObjects(
-            storage,
-            spec_version,
-            config if config is not None else RepositoryConfig(),
-            authorized,
+            _with_storage_settings(storage, config), spec_version, config, authorized
         )
         """The engine's object service for this repository (everything below the facade)."""
         self._default_metadata: dict[str, Any] = {}
@@ -256,6 +263,7 @@ class Repository:
                 ErrorKind.PARENT_DIRECTORY_NOT_CLEAN,
             )
         repo = cls(storage, version, config, authorize_virtual_chunk_access, attribution)
+        storage = repo.storage  # as the config asks (``StorageSettings``)
         now = now_us()
         root_meta: dict[str, Any] = {"__icechunk": {"is_root": True}}
         root = Snapshot(

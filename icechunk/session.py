@@ -895,7 +895,19 @@ class Session:
         # rehearsed on a copy, so a conflict with the n-th fork leaves this session untouched.
         # The real pass then updates the change set in place (never swapping it out, so
         # writes made meanwhile by other threads through this session are kept).
-        if len(forks) > 1:
+        # The rehearsal is skipped when no merge can fail: forks that only wrote chunks, into
+        # a session that deleted nothing, without on_overlap="error" (the distributed-write
+        # case: hundreds of forks from workers).
+        can_fail = on_overlap == "error" or any(
+            other._changes.nodes or other._changes.deleted for other in forks
+        )
+        can_fail = (
+            can_fail
+            or bool(self._changes.deleted)
+            or (self._fork_base is not None and bool(self._fork_base.deleted))
+        )
+        rehearse = len(forks) > 1 and can_fail
+        if rehearse:
             rehearsal = self._changes.copy()
             for other in forks:
                 found += rehearsal.merge(
@@ -908,12 +920,12 @@ class Session:
         for other in forks:
             found_here = self._changes.merge(
                 other._changes,
-                on_overlap=on_overlap if len(forks) == 1 else "ignore",
+                on_overlap="ignore" if rehearse else on_overlap,
                 base=self._fork_base,
                 other_base=other._fork_base,
                 node_path=self._node_path,
             )
-            if len(forks) == 1:
+            if not rehearse:
                 found += found_here
         if not found or on_overlap == "ignore":
             return

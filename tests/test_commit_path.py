@@ -25,7 +25,8 @@ from icechunk.format.manifest import decode_manifest, encode_manifest
 from icechunk.format.model import ArrayManifest, ChunkKind, ChunkRefs, Manifest, TransactionLog
 from icechunk.format.transaction_log import decode_transaction_log, encode_transaction_log
 from icechunk.manifest_writer import unique_rows
-from icechunk.storage import local as local_module
+from icechunk.storage import LocalFileSystemStorage
+from icechunk.storage._writeback import WriteBack
 from icechunk.virtual_refs import spec_columns
 
 NODE = b"\x01" * 8
@@ -245,32 +246,35 @@ def test_a_commit_puts_each_object_once_and_syncs_once(
     puts: list[str] = []
     syncs: list[str] = []
     storage = repo.storage
+    assert isinstance(storage, LocalFileSystemStorage)
     real_put = storage.put
-    real_syncfs = local_module._syncfs
-    assert real_syncfs is not None, "this test needs Linux's syncfs(2)"
     real_fsync = os.fsync
+    real_barrier = WriteBack.barrier
 
     async def put(key: str, *args: Any, **kwargs: Any) -> Any:
         puts.append(key.split("/")[0])
         return await real_put(key, *args, **kwargs)
 
-    def syncfs(fd: int) -> int:
-        syncs.append("syncfs")
-        return real_syncfs(fd)
+    def barrier(self: WriteBack) -> None:
+        syncs.append("barrier")
+        real_barrier(self)
 
     def fsync(fd: int) -> None:
-        syncs.append("fsync")
+        syncs.append(os.path.relpath(os.readlink(f"/proc/self/fd/{fd}"), storage.root))
         real_fsync(fd)
 
     monkeypatch.setattr(storage, "put", put)
-    monkeypatch.setattr(local_module, "_syncfs", syncfs)
+    monkeypatch.setattr(WriteBack, "barrier", barrier)
     monkeypatch.setattr(os, "fsync", fsync)
     session.commit("data")
 
     for kind in ("manifests", "transactions", "snapshots"):
         assert puts.count(kind) == 1, puts
-    # one barrier; the repo object itself is flushed, then its directory
-    assert syncs == ["syncfs", "fsync", "fsync"]
+    # one barrier; the repo object itself is flushed (its temporary file), then its directory
+    assert syncs.count("barrier") == 1, syncs
+    tmp_flushes = [s for s in syncs if s.startswith(".icechunk-tmp/")]
+    assert len(tmp_flushes) == 1 and syncs[-1] == ".", syncs
+    assert storage._writeback.outstanding == 0
 
 
 def test_virtual_locations_of_a_fork_read_its_layers_top_down(tmp_path: Path) -> None:

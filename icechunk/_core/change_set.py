@@ -7,9 +7,9 @@ records a deletion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from icechunk._core.payloads import ChunkPayload, InlinePayload, NativePayload, VirtualPayload
 from icechunk.errors import ErrorKind, SessionStateError
@@ -172,7 +172,7 @@ class ChangeSet:
         """
         if on_overlap not in ("warn", "error", "ignore"):
             raise ValueError(f"on_overlap must be 'warn', 'error' or 'ignore', not {on_overlap!r}")
-        theirs_from = other_base if other_base is not None else ChangeSet()
+        theirs_from = other_base if other_base is not None else _NO_CHANGES
 
         def mine_chunk(node_id: bytes, coords: tuple[int, ...]) -> tuple[bool, ChunkPayload | None]:
             state = self.chunk_state(node_id, coords)
@@ -190,45 +190,49 @@ class ChangeSet:
         conflicts: list[str] = []
         same_node: dict[bytes, bytes] = {}
         """Other's node id -> this side's, for nodes both created identically."""
-        for path, change in other.nodes.items():
-            mine = mine_since_fork(path)
-            if isinstance(mine, NodeChange):
-                if mine.node_id == change.node_id:
-                    if mine.user_data != change.user_data:
-                        conflicts.append(
-                            f"both sessions updated the metadata of `{path}` differently"
-                        )
-                elif mine.is_new and change.is_new:
-                    if mine.user_data != change.user_data or mine.is_array != change.is_array:
-                        conflicts.append(f"both sessions created `{path}` with different metadata")
+        if other.nodes or other.deleted or self.deleted:
+            # (a fork that only wrote chunks cannot conflict with a side that deleted nothing)
+            for path, change in other.nodes.items():
+                mine = mine_since_fork(path)
+                if isinstance(mine, NodeChange):
+                    if mine.node_id == change.node_id:
+                        if mine.user_data != change.user_data:
+                            conflicts.append(
+                                f"both sessions updated the metadata of `{path}` differently"
+                            )
+                    elif mine.is_new and change.is_new:
+                        if mine.user_data != change.user_data or mine.is_array != change.is_array:
+                            conflicts.append(
+                                f"both sessions created `{path}` with different metadata"
+                            )
+                        else:
+                            same_node[change.node_id] = mine.node_id
                     else:
-                        same_node[change.node_id] = mine.node_id
-                else:
+                        conflicts.append(
+                            f"`{path}` was replaced in one session and modified in another"
+                        )
+                elif mine is not None and mine[0] == change.node_id:
+                    conflicts.append(f"`{path}` was deleted in one session and modified in another")
+            for path, (node_id, _) in other.deleted.items():
+                mine = mine_since_fork(path)
+                if isinstance(mine, NodeChange) and mine.node_id == node_id:
+                    conflicts.append(f"`{path}` was deleted in one session and modified in another")
+                if any(
+                    mine_chunk(node_id, c) != theirs_from.chunk_state(node_id, c)
+                    for c in self.chunks.get(node_id, {})
+                ):
                     conflicts.append(
-                        f"`{path}` was replaced in one session and modified in another"
+                        f"`{path}` was deleted in one session and its chunks written in another"
                     )
-            elif mine is not None and mine[0] == change.node_id:
-                conflicts.append(f"`{path}` was deleted in one session and modified in another")
-        for path, (node_id, _) in other.deleted.items():
-            mine = mine_since_fork(path)
-            if isinstance(mine, NodeChange) and mine.node_id == node_id:
-                conflicts.append(f"`{path}` was deleted in one session and modified in another")
-            if any(
-                mine_chunk(node_id, c) != theirs_from.chunk_state(node_id, c)
-                for c in self.chunks.get(node_id, {})
-            ):
-                conflicts.append(
-                    f"`{path}` was deleted in one session and its chunks written in another"
-                )
-        for path, deleted in self.deleted.items():
-            if (
-                deleted != theirs_from.deleted.get(path)
-                and path not in other.deleted
-                and other.chunks.get(deleted[0])
-            ):
-                conflicts.append(
-                    f"`{path}` was deleted in one session and its chunks written in another"
-                )
+            for path, deleted in self.deleted.items():
+                if (
+                    deleted != theirs_from.deleted.get(path)
+                    and path not in other.deleted
+                    and other.chunks.get(deleted[0])
+                ):
+                    conflicts.append(
+                        f"`{path}` was deleted in one session and its chunks written in another"
+                    )
         if conflicts:
             raise SessionStateError(
                 "failed to merge sessions: " + "; ".join(sorted(set(conflicts))),
@@ -241,7 +245,19 @@ class ChangeSet:
                 node_id = same_node.get(other_id, other_id)
                 if node_id not in self.chunks and (base is None or node_id not in base.chunks):
                     continue
-                for coords, payload in writes.items():
+                items: Iterable[tuple[tuple[int, ...], ChunkPayload | None]] = writes.items()
+                mine_writes = self.chunks.get(node_id)
+                base_writes = None if base is None else base.chunks.get(node_id)
+                if type(writes) is dict and all(
+                    w is None or type(w) is dict for w in (mine_writes, base_writes)
+                ):
+                    # only coordinates both sides wrote can overlap: intersect the keys in C
+                    common: set[tuple[int, ...]] = set()
+                    for w in (mine_writes, base_writes):
+                        if w:
+                            common |= writes.keys() & w.keys()
+                    items = [(c, writes[c]) for c in sorted(common)]
+                for coords, payload in items:
                     found, mine_payload = mine_chunk(node_id, coords)
                     if (
                         found
@@ -285,6 +301,10 @@ class ChangeSet:
 
                 self.chunks[node_id] = absorb_writes(self.chunks.get(node_id, {}), writes)
         return overlaps
+
+
+_NO_CHANGES: Final = ChangeSet()
+"""An empty change set, never modified: the starting state of a fork of a clean session."""
 
 
 def _copy_writes(

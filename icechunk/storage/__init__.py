@@ -31,7 +31,7 @@ from icechunk.storage._credentials import (
     S3RefreshableCredentials,
     S3StaticCredentials,
 )
-from icechunk.storage._settings import StorageRetriesSettings
+from icechunk.storage._settings import StorageRetriesSettings, StorageSettings
 from icechunk.storage._url import from_url
 from icechunk.storage.base import (
     ByteRange,
@@ -87,6 +87,7 @@ __all__ = [
     "S3StaticCredentials",
     "Storage",
     "StorageRetriesSettings",
+    "StorageSettings",
     "SuffixRange",
     "VersionInfo",
     "WriteMode",

@@ -1,4 +1,5 @@
-"""Settings of the cloud storages that are not credentials: how hard requests are retried."""
+"""Storage settings that are not credentials: how hard cloud requests are retried, and how
+Icechunk uses its storage (:class:`StorageSettings`, part of a ``RepositoryConfig``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from icechunk.errors import InvalidInputError
 
-__all__ = ["StorageRetriesSettings"]
+__all__ = ["StorageRetriesSettings", "StorageSettings"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,3 +50,51 @@ class StorageRetriesSettings:
 
 
 # -- error handling ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class StorageSettings:
+    """How Icechunk uses its storage (the real Icechunk's ``StorageSettings``, plus one setting).
+
+    The real Icechunk's fields are accepted and kept (``concurrency``, ``retries``, the
+    ``unsafe_use_conditional_*`` and ``unsafe_use_metadata`` flags, storage classes, multipart
+    size, ``timeouts``); local and in-memory storage have no use for them.
+
+    Attributes
+    ----------
+    unsafe_use_fsync
+        Local filesystem storage only. ``None`` or ``True`` (the default): a commit, tag or
+        branch update returns only once every chunk and metadata file the new ref can reach
+        is durable (flushed to disk; chunks are flushed in the background while they are
+        written, see :mod:`icechunk.storage.local`). ``False``: nothing is ever flushed, as in
+        the real Icechunk, whose local storage never syncs. **Risk**: after a power loss, a
+        kernel crash or a virtual machine being stopped hard (not after a process crash or
+        kill, which lose nothing the kernel already has), a branch or tag may name a snapshot,
+        manifest or chunk that never reached the disk, so reads of that version fail or return
+        missing chunks as fill values, and a ref update itself may be lost. Use it only for
+        scratch data that can be rewritten, or where something else makes the disk durable.
+    """
+
+    concurrency: Any = None
+    retries: Any = None
+    unsafe_use_conditional_create: bool | None = None
+    unsafe_use_conditional_update: bool | None = None
+    unsafe_use_metadata: bool | None = None
+    storage_class: str | None = None
+    metadata_storage_class: str | None = None
+    chunks_storage_class: str | None = None
+    minimum_size_for_multipart_upload: int | None = None
+    timeouts: Any = None
+    unsafe_use_fsync: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.unsafe_use_fsync is not None and not isinstance(self.unsafe_use_fsync, bool):
+            raise InvalidInputError(
+                f"StorageSettings.unsafe_use_fsync must be True, False or None, "
+                f"got {self.unsafe_use_fsync!r}"
+            )
+
+    @property
+    def effective_use_fsync(self) -> bool:
+        """Whether local storage flushes (``unsafe_use_fsync`` unless it is ``False``)."""
+        return self.unsafe_use_fsync is not False

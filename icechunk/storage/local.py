@@ -17,12 +17,17 @@ root are rejected (see :func:`~icechunk.storage._common.validate_key`).
     nobody points to;
   - everything else, notably the mutable ``repo`` object, ``refs/`` and ``config.yaml``, is
     written only after a *durability barrier* (:meth:`LocalFileSystemStorage.barrier`) has made
-    everything written under the root so far durable, and is then itself ``fsync``\\ ed, moved
+    every immutable object written so far durable, and is then itself ``fsync``\\ ed, moved
     into place and its directory ``fsync``\\ ed. A ref that survives a crash therefore never
-    names an object that did not. The barrier is ``syncfs(2)`` on the root directory (Linux:
-    it also covers files written by other processes, such as Dask workers); elsewhere each
-    immutable object written by this process, and its directory, is ``fsync``\\ ed, and then
-    ``sync(2)`` is asked to cover the other processes.
+    names an object that did not.
+
+  The barrier is cheap because the objects are made durable *in the background* from the
+  moment they are written (:mod:`icechunk.storage._writeback`: ``syncfs(2)`` batches on a
+  thread of each writing process, the kernel's flusher threads doing the work); it waits only
+  for what is still in flight and flushes what no batch covered yet. Objects written by other
+  processes (Dask workers) reach the committing process by the pickled storage of the fork
+  they return, which names those the worker had not yet seen durable; the barrier flushes them
+  too. ``durable=False`` (``StorageSettings(unsafe_use_fsync=False)``) turns all of this off.
 
 * **Create-only** puts move the temporary file with ``link(2)``, which fails if the key exists.
 * **Compare-and-swap** (:class:`~icechunk.storage.base.IfMatch`) is safe across threads *and
@@ -46,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -54,9 +58,9 @@ import itertools
 import os
 import secrets
 import stat
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -68,6 +72,7 @@ from icechunk.errors import (
     StorageError,
 )
 from icechunk.storage._common import check_byte_range, resolve_byte_range, validate_key
+from icechunk.storage._writeback import PendingWrites, _load_syncfs, fsync_dir, writeback_for
 from icechunk.storage.base import (
     ByteRange,
     IfMatch,
@@ -102,6 +107,7 @@ IMMUTABLE_PREFIXES: Final = ("chunks/", "manifests/", "snapshots/", "transaction
 """Key prefixes of objects written once under fresh random names and referenced only later."""
 
 type _Batch = list[ObjectInfo]
+type _Paths = list[str]
 _RESERVED = frozenset({TMP_DIR, LOCK_DIR})
 _LIST_BATCH = 1000
 _NOT_FOUND = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
@@ -147,22 +153,42 @@ def is_immutable_key(key: str) -> bool:
     return key.startswith(IMMUTABLE_PREFIXES)
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
-    """The C library's ``syncfs(2)``, or ``None`` where there is none (non-Linux systems)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    found: Callable[[int], int] = fn
-    return found
-
-
 _syncfs: Callable[[int], int] | None = _load_syncfs()
 """``syncfs(fd)`` returning 0 or -1 (errno set); looked up at call time, so tests can spy."""
+
+
+def _current_syncfs() -> Callable[[int], int] | None:
+    return _syncfs
+
+
+_TMP_POOL: list[ThreadPoolExecutor] = []
+_TMP_POOL_LOCK = threading.Lock()
+
+
+def _tmp_pool() -> ThreadPoolExecutor:
+    """Threads writing the temporary file of a ref while the barrier runs."""
+    with _TMP_POOL_LOCK:
+        if not _TMP_POOL:
+            _TMP_POOL.append(ThreadPoolExecutor(4, thread_name_prefix="icechunk-local-tmp"))
+        return _TMP_POOL[0]
+
+
+def _reset_tmp_pool() -> None:
+    global _TMP_POOL_LOCK
+    _TMP_POOL_LOCK = threading.Lock()
+    _TMP_POOL.clear()
+
+
+os.register_at_fork(after_in_child=_reset_tmp_pool)
+
+
+def _restore(
+    cls: type[LocalFileSystemStorage], root: str, durable: bool, pending: PendingWrites
+) -> LocalFileSystemStorage:
+    """Unpickle a storage: the objects its process had not seen durable become this one's."""
+    storage = cls(root, durable=durable)
+    storage._writeback.adopt(pending)
+    return storage
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -177,25 +203,7 @@ def _os_error(action: str, path: str, exc: OSError) -> StorageError:
     return StorageError(f"local storage could not {action} {path!r}: {reason}")
 
 
-def _fsync_dir(path: str, *, required: bool = True) -> None:
-    """Flush a directory's entries to disk.
-
-    Filesystems that cannot sync directories (EINVAL, ENOTSUP) are tolerated. With
-    ``required=False`` (directories outside the root) a directory we may not open is tolerated too.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except PermissionError:
-        if required:
-            raise
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir
 
 
 class LocalFileSystemStorage(Storage):
@@ -206,31 +214,49 @@ class LocalFileSystemStorage(Storage):
     root
         The repository directory. Made absolute immediately (so a pickled copy used from another
         working directory reaches the same place) but not created until the first write.
+    durable
+        ``False`` turns every flush off (no background write-back, no barrier, refs not
+        ``fsync``\\ ed): the real Icechunk's behaviour, at the risk that a power loss or kernel
+        crash after a commit returned leaves a branch naming chunks or metadata that never
+        reached the disk. Chosen per repository with
+        ``StorageSettings(unsafe_use_fsync=False)`` (see :meth:`with_durability`).
 
     Notes
     -----
     All file I/O runs in worker threads (:func:`asyncio.to_thread`), never on the event loop.
-    Pickling records only the root path; a copy in another process reaches the same files and
-    shares their compare-and-swap guarantees. Operating-system errors (permissions, a full disk,
+    Pickling records the root path, the durability choice and the objects this process wrote
+    and has not yet seen durable (see :mod:`icechunk.storage._writeback`); a copy in another
+    process reaches the same files, shares their compare-and-swap guarantees, and makes those
+    objects durable before any ref it writes can name them. Operating-system errors (permissions, a full disk,
     a key whose parent is a file, ...) become :class:`~icechunk.errors.StorageError` naming the path.
     """
 
     supports_conditional_update = True
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
         self._root = os.path.abspath(os.fspath(root))
-        self._unsynced: set[str] = set()
-        """Immutable objects written by this process since the last barrier (used only where
-        ``syncfs(2)`` is unavailable)."""
-        self._unsynced_lock = threading.Lock()
+        self._durable = bool(durable)
+        self._writeback = writeback_for(self._root, _current_syncfs)
 
     @property
     def root(self) -> str:
         """The absolute path of the root directory."""
         return self._root
 
+    @property
+    def durable(self) -> bool:
+        """Whether writes are made durable before a ref can name them (see ``durable``)."""
+        return self._durable
+
+    def with_durability(self, durable: bool) -> LocalFileSystemStorage:
+        """This storage, flushing (``durable=True``) or never flushing; ``self`` if unchanged."""
+        if bool(durable) == self._durable:
+            return self
+        return type(self)(self._root, durable=durable)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._root,))
+        pending = self._writeback.transfer() if self._durable else PendingWrites()
+        return (_restore, (type(self), self._root, self._durable, pending))
 
     def __repr__(self) -> str:
         # the real Icechunk's text form
@@ -384,11 +410,14 @@ class LocalFileSystemStorage(Storage):
         finally:
             os.close(fd)  # closing the only descriptor releases the flock
 
-    def _ensure_parent(self, path: str, durable: bool = True) -> str:
+    def _ensure_parent(
+        self, path: str, durable: bool = True, new_entries: _Paths | None = None
+    ) -> str:
         """Create the directories above ``path`` that are missing; return the parent.
 
-        With ``durable`` each new directory entry is ``fsync``\\ ed at once; otherwise the next
-        durability barrier covers it.
+        With ``durable`` each new directory entry is ``fsync``\\ ed at once; otherwise the
+        directories that got a new entry are appended to ``new_entries`` (when given) for the
+        write-back to flush.
         """
         parent = os.path.dirname(path)
         if os.path.isdir(parent):
@@ -413,6 +442,8 @@ class LocalFileSystemStorage(Storage):
             except OSError as exc:
                 raise _os_error("create directory", directory, exc) from exc
             if not durable:
+                if new_entries is not None:
+                    new_entries.append(os.path.dirname(directory))
                 continue
             # The new entry must reach the disk too, or a crash could lose the whole subtree.
             up = os.path.dirname(directory)
@@ -453,16 +484,28 @@ class LocalFileSystemStorage(Storage):
         path = self._path(key)
         version = VersionInfo(_version_of(key, data))
         immutable = is_immutable_key(key) and not isinstance(mode, IfMatch)
-        if not immutable:
-            # whatever this object may point to must be durable before it is
-            self.barrier()
-        tmp_path = self._write_temp(data, durable=not immutable)
+        flush = self._durable and not immutable
+        if flush:
+            # Whatever this object may point to must be durable before it is: the barrier,
+            # while another thread writes and flushes the temporary file (two device flushes
+            # at once instead of one after the other).
+            pending = _tmp_pool().submit(self._write_temp, data, True)
+            try:
+                self.barrier()
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    os.unlink(pending.result())
+                raise
+            tmp_path = pending.result()
+        else:
+            tmp_path = self._write_temp(data, durable=False)
+        new_dirs: list[str] = []
         moved = False
         try:
             if isinstance(mode, IfMatch):
                 self._replace_if_match(key, path, tmp_path, mode.version)
             elif mode is WriteMode.CREATE:
-                parent = self._ensure_parent(path, durable=not immutable)
+                parent = self._ensure_parent(path, durable=flush, new_entries=new_dirs)
                 try:
                     os.link(tmp_path, path)
                 except FileExistsError:
@@ -471,7 +514,7 @@ class LocalFileSystemStorage(Storage):
                     ) from None
                 except OSError as exc:
                     raise _os_error("create", path, exc) from exc
-                if not immutable:
+                if flush:
                     self._sync_dir(parent)
             elif immutable:
                 # written once under a fresh name: no other writer to linearize with. The
@@ -480,87 +523,50 @@ class LocalFileSystemStorage(Storage):
                     try:
                         os.replace(tmp_path, path)
                     except FileNotFoundError:
-                        self._ensure_parent(path, durable=False)
+                        self._ensure_parent(path, durable=False, new_entries=new_dirs)
                         os.replace(tmp_path, path)
                 except OSError as exc:
                     raise _os_error("write", path, exc) from exc
                 moved = True
             else:
-                parent = self._ensure_parent(path)
+                parent = self._ensure_parent(path, durable=flush)
                 with self._locked(key):
                     try:
                         os.replace(tmp_path, path)
                     except OSError as exc:
                         raise _os_error("write", path, exc) from exc
                     moved = True
-                    self._sync_dir(parent)
+                    if flush:
+                        self._sync_dir(parent)
         finally:
             if not moved:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_path)
-        if immutable and _syncfs is None:
-            with self._unsynced_lock:
-                self._unsynced.add(path)
+        if immutable and self._durable:
+            self._writeback.written(path, len(data), new_dirs)
         return version
 
     def barrier(self) -> None:
-        """Make everything written under the root so far durable (blocking).
+        """Make every immutable object this process wrote, or was handed, durable (blocking).
 
         Called before every write of a key that is not an immutable object (the ``repo``
         object, refs, configuration), so that a ref never reaches the disk before what it
-        names. Uses ``syncfs(2)`` on the root's filesystem, which also covers files written by
-        other processes; where it is unavailable, ``fsync``\\ s the immutable objects this
-        process wrote since the last barrier and their directories up to the root, then calls
-        ``sync(2)`` for the objects other processes wrote.
+        names. Objects are being made durable in the background since they were written
+        (:mod:`icechunk.storage._writeback`): this waits for the batches in flight and flushes
+        the rest, which includes the objects that pickled copies of this storage brought from
+        other processes (Dask workers). A no-op for a storage with ``durable=False``.
 
         Raises
         ------
         StorageError
             The operating system reported a write-back error.
         """
+        if not self._durable:
+            return
         try:
-            fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return  # nothing was ever written here
+            self._writeback.barrier()
         except OSError as exc:
-            raise _os_error("open", self._root, exc) from exc
-        try:
-            if _syncfs is not None:
-                if _syncfs(fd) == 0:
-                    return
-                err = ctypes.get_errno()
-                if err != errno.ENOSYS:
-                    raise _os_error("sync", self._root, OSError(err, os.strerror(err)))
-            self._fsync_unsynced()
-        finally:
-            os.close(fd)
-
-    def _fsync_unsynced(self) -> None:
-        """The barrier without ``syncfs(2)``: fsync what this process wrote, then ``sync(2)``."""
-        with self._unsynced_lock:
-            paths, self._unsynced = self._unsynced, set()
-        directories: set[str] = set()
-        try:
-            for path in paths:
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    continue  # deleted since (garbage collection)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                directory = os.path.dirname(path)
-                while self._inside_root(directory) and directory not in directories:
-                    directories.add(directory)
-                    directory = os.path.dirname(directory)
-            for directory in sorted(directories, key=len, reverse=True):
-                _fsync_dir(directory)
-        except OSError as exc:
-            with self._unsynced_lock:
-                self._unsynced |= paths  # retried by the next barrier
             raise _os_error("sync", self._root, exc) from exc
-        os.sync()
 
     def _replace_if_match(self, key: str, path: str, tmp_path: str, expected: VersionInfo) -> None:
         with self._locked(key):
@@ -583,7 +589,8 @@ class LocalFileSystemStorage(Storage):
                 os.replace(tmp_path, path)
             except OSError as exc:
                 raise _os_error("write", path, exc) from exc
-            self._sync_dir(os.path.dirname(path))
+            if self._durable:
+                self._sync_dir(os.path.dirname(path))
 
     def _sync_dir(self, directory: str) -> None:
         try:
@@ -607,8 +614,9 @@ class LocalFileSystemStorage(Storage):
                         continue  # a directory is not an object (some systems say EPERM)
                     raise _os_error("delete", path, exc) from exc
             parents.add(os.path.dirname(path))
-        for parent in parents:
-            self._sync_dir(parent)
+        if self._durable:
+            for parent in parents:
+                self._sync_dir(parent)
 
     def _list_batches(self, prefix: str) -> Generator[_Batch]:
         """Walk the tree below the deepest directory ``prefix`` names, in batches of objects."""

@@ -1,10 +1,13 @@
 """Local storage durability: what reaches the disk before a ref moves, and torn chunk writes.
 
-Power loss cannot be produced in a test, so the ordering is proven by recording the system
-calls local storage makes (``syncfs``, ``fsync``, ``rename``/``link``) around a real commit: no
-ref or ``repo`` object may be moved into place before a barrier that follows the last immutable
-object written, and the ref itself must be flushed before and its directory after the move.
-Torn writes are produced for real: a child process killed in the middle of writing a chunk.
+Power loss cannot be produced in a test, so it is simulated from the record of every
+durability-relevant system call local storage makes, in every process and thread (the writers'
+background write-back included; :mod:`tests.storage._durability_log`): for each ref or
+``repo`` object moved into place, the power-loss model says which objects a power failure at
+that instant would keep, and every object the ref can reach must be among them. Chunks
+written by other processes (Dask workers, a writer killed right after returning its fork) are
+covered. Torn writes are produced for real: a child process killed in the middle of writing a
+chunk.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ import ctypes
 import errno
 import multiprocessing
 import os
+import pickle
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -24,61 +31,33 @@ import zarr
 
 import icechunk
 from icechunk.errors import StorageError
-from icechunk.storage import LocalFileSystemStorage, WriteMode
+from icechunk.storage import LocalFileSystemStorage, WriteMode, _writeback
 from icechunk.storage import local as local_module
 from icechunk.storage.local import TMP_DIR, is_immutable_key
+from tests.storage import _durability_log
+from tests.storage._durability_log import PowerLossModel
 
 SPAWN = multiprocessing.get_context("spawn")
 CHUNK = 256  # float32 values per chunk: 1 KiB, above the inline threshold
-
-
-class SyscallLog:
-    """Records the durability-relevant system calls of local storage, in order."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = str(root)
-        self.events: list[tuple[str, str]] = []
-
-    def key(self, path: str) -> str:
-        rel = os.path.relpath(path, self.root)
-        return "." if rel == "." else rel.replace(os.sep, "/")
-
-    def moves(self) -> Iterator[tuple[int, str, str]]:
-        """``(position, source, destination key)`` of every rename or link into place."""
-        for i, (what, arg) in enumerate(self.events):
-            if what in ("replace", "link"):
-                src, dst = arg.split(" -> ")
-                yield i, src, dst
+MODES = ["syncfs", "fdatasync", "commit"]
 
 
 @pytest.fixture
-def syscalls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SyscallLog:
-    log = SyscallLog(tmp_path / "repo")
-    real_fsync, real_replace, real_link = os.fsync, os.replace, os.link
-    real_syncfs = local_module._syncfs
-    assert real_syncfs is not None, "these tests need Linux's syncfs(2)"
+def recorded(tmp_path: Path) -> Iterator[str]:
+    """Record this process's calls (all threads) into a log; yields the log's path."""
+    log = str(tmp_path / "calls.log")
+    uninstall = _durability_log.install(log, str(tmp_path / "repo"))
+    try:
+        yield log
+    finally:
+        uninstall()
 
-    def fsync(fd: int) -> None:
-        log.events.append(("fsync", log.key(os.readlink(f"/proc/self/fd/{fd}"))))
-        real_fsync(fd)
 
-    def replace(src: str, dst: str) -> None:
-        real_replace(src, dst)
-        log.events.append(("replace", f"{log.key(src)} -> {log.key(dst)}"))
-
-    def link(src: str, dst: str) -> None:
-        real_link(src, dst)
-        log.events.append(("link", f"{log.key(src)} -> {log.key(dst)}"))
-
-    def syncfs(fd: int) -> int:
-        log.events.append(("syncfs", log.key(os.readlink(f"/proc/self/fd/{fd}"))))
-        return real_syncfs(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(os, "link", link)
-    monkeypatch.setattr(local_module, "_syncfs", syncfs)
-    return log
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each background write-back mode in turn (see :mod:`icechunk.storage._writeback`)."""
+    monkeypatch.setattr(_writeback, "MODE", request.param)
+    return str(request.param)
 
 
 def _commit_some_chunks(root: Path, spec_version: int) -> icechunk.Repository:
@@ -98,71 +77,261 @@ def _commit_some_chunks(root: Path, spec_version: int) -> icechunk.Repository:
     return repo
 
 
+def _check_every_ref_move(model: PowerLossModel, expect_refs: set[str]) -> None:
+    """Every object moved into place before a ref move survives a power loss at that move."""
+    moves = list(model.moves())
+    ref_moves = [m for m in moves if not is_immutable_key(m.dest)]
+    assert {m.dest for m in ref_moves} >= expect_refs
+    for ref in ref_moves:
+        before = [m for m in moves if is_immutable_key(m.dest) and m.end < ref.start]
+        lost = [m.dest for m in before if not model.object_durable(m, ref.start)]
+        assert not lost, f"a power loss as {ref.dest} moved would lose {lost}"
+        # the ref's own bytes are flushed before the move, its directory after it
+        assert any(f.end < ref.start for f in model.flushes.get(ref.path, [])), ref.dest
+        parent = ref.dest.rpartition("/")[0] or "."
+        assert any(f.start > ref.end for f in model.flushes.get(parent, [])), ref.dest
+
+
 @pytest.mark.parametrize("spec_version", [1, 2])
-def test_every_ref_write_follows_a_barrier_after_the_objects_it_may_name(
-    tmp_path: Path, syscalls: SyscallLog, spec_version: int
+def test_a_power_loss_at_any_ref_move_keeps_every_object_before_it(
+    tmp_path: Path, recorded: str, mode: str, spec_version: int
 ) -> None:
     _commit_some_chunks(tmp_path / "repo", spec_version)
-    events = syscalls.events
-    ref_moves = [(i, src, dst) for i, src, dst in syscalls.moves() if not is_immutable_key(dst)]
-    assert {dst for _, _, dst in ref_moves} >= (
-        {"repo"} if spec_version == 2 else {"refs/branch.main/ref.json", "refs/tag.v1/ref.json"}
-    )
-    immutable_moves = [i for i, _, dst in syscalls.moves() if is_immutable_key(dst)]
-    assert len(immutable_moves) >= 9 + 2 * 2  # chunks, then a manifest and a snapshot each
-    for i, src, dst in ref_moves:
-        last_object = max((j for j in immutable_moves if j < i), default=-1)
-        barriers = [j for j in range(last_object + 1, i) if events[j] == ("syncfs", ".")]
-        assert barriers, f"{dst} was moved into place without a barrier after the objects"
-        # the ref's own bytes are flushed before the move, its directory after it
-        assert ("fsync", src) in events[barriers[-1] : i], dst
-        parent = dst.rpartition("/")[0] or "."
-        assert ("fsync", parent) in events[i + 1 :], dst
-    # immutable objects are not flushed one by one: the barrier covers them
-    flushed = {arg for what, arg in events if what == "fsync"}
-    for i in immutable_moves:
-        src = events[i][1].split(" -> ")[0]
-        assert src not in flushed
+    model = PowerLossModel(_durability_log.read(recorded))
+    refs = {"repo"} if spec_version == 2 else {"refs/branch.main/ref.json", "refs/tag.v1/ref.json"}
+    _check_every_ref_move(model, refs)
+    immutable = [m for m in model.moves() if is_immutable_key(m.dest)]
+    assert len(immutable) >= 9 + 2 * 2  # chunks, then a manifest and a snapshot each
+    # immutable objects are never flushed on the write path (under their temporary names)
+    for m in immutable:
+        assert m.path not in model.flushes, m.dest
+    if mode == "commit":
+        assert model.syncfs, "the commit-time design syncs the filesystem"
 
 
-async def test_without_syncfs_the_barrier_fsyncs_the_written_objects(
-    tmp_path: Path, syscalls: SyscallLog, monkeypatch: pytest.MonkeyPatch
+async def test_without_syncfs_the_objects_and_their_directories_are_flushed_one_by_one(
+    tmp_path: Path, recorded: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(local_module, "_syncfs", None)
-    synced: list[int] = []
-    monkeypatch.setattr(os, "sync", lambda: synced.append(len(syscalls.events)))
     storage = LocalFileSystemStorage(tmp_path / "repo")
     for name in ("chunks/A", "chunks/B", "manifests/M"):
         await storage.put(name, b"data " + name.encode())
     await storage.put("repo", b"points at A, B and M", WriteMode.CREATE)
-    events = syscalls.events
-    (ref_at,) = [i for i, _, dst in syscalls.moves() if dst == "repo"]
-    before = events[:ref_at]
+    model = PowerLossModel(_durability_log.read(recorded))
+    assert not model.syncfs
+    _check_every_ref_move(model, {"repo"})
     for needed in ("chunks/A", "chunks/B", "manifests/M", "chunks", "manifests", "."):
-        assert ("fsync", needed) in before, needed
-    assert synced and synced[0] < ref_at  # sync(2) covers the other processes' objects
-    # the next barrier has nothing left of this process to flush
-    syscalls.events.clear()
-    await storage.put("refs/branch.x/ref.json", b"{}")
-    assert ("fsync", "chunks/A") not in syscalls.events
+        assert needed in model.flushes, needed
+    # the next barrier has nothing left to flush
+    assert storage._writeback.outstanding == 0
+
+
+def _async_put_count(storage: LocalFileSystemStorage) -> int:
+    return storage._writeback.outstanding
 
 
 async def test_a_failed_barrier_writes_no_ref(
-    tmp_path: Path, syscalls: SyscallLog, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     storage = LocalFileSystemStorage(tmp_path / "repo")
     await storage.put("repo", b"old", WriteMode.CREATE)
-    await storage.put("chunks/A", b"chunk")
+    real_fdatasync = os.fdatasync
 
     def failing_syncfs(fd: int) -> int:
         ctypes.set_errno(errno.EIO)
         return -1
 
+    def failing_fdatasync(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(local_module, "_syncfs", failing_syncfs)
+        patch.setattr(os, "fdatasync", failing_fdatasync)
+        await storage.put("chunks/A", b"chunk")
+        with pytest.raises(StorageError, match="Input/output error"):
+            await storage.put("repo", b"new")
+    assert await storage.get("repo") == b"old"
+    assert list((tmp_path / "repo" / TMP_DIR).iterdir()) == []
+    # the object stays queued: once the disk works again the next ref write flushes it
+    assert os.fdatasync is real_fdatasync
+    await storage.put("repo", b"new")
+    assert await storage.get("repo") == b"new"
+    assert storage._writeback.outstanding == 0
+
+
+async def test_a_failed_background_write_back_fails_the_next_barrier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_writeback, "MODE", "syncfs")
+    storage = LocalFileSystemStorage(tmp_path / "repo")
+    await storage.put("repo", b"old", WriteMode.CREATE)
+    failed = threading.Event()
+    real_syncfs = local_module._syncfs
+    assert real_syncfs is not None
+
+    def failing_syncfs(fd: int) -> int:
+        if threading.current_thread().name != "icechunk-local-writeback":
+            return real_syncfs(fd)
+        ctypes.set_errno(errno.EIO)
+        failed.set()
+        return -1
+
     monkeypatch.setattr(local_module, "_syncfs", failing_syncfs)
+    await storage.put("chunks/A", b"chunk")
+    assert failed.wait(60), "the background write-back never ran"
     with pytest.raises(StorageError, match="Input/output error"):
         await storage.put("repo", b"new")
     assert await storage.get("repo") == b"old"
-    assert list((tmp_path / "repo" / TMP_DIR).iterdir()) == []
+    # the error was reported once; the object was queued again and the next barrier flushed it
+    monkeypatch.setattr(local_module, "_syncfs", real_syncfs)
+    await storage.put("repo", b"new")
+    assert await storage.get("repo") == b"new"
+    assert storage._writeback.outstanding == 0
+
+
+# -- chunks written by other processes -------------------------------------------------------
+
+
+def _write_in_child(
+    root: str, log: str, fork_bytes: bytes, conn: Connection, child_mode: str
+) -> None:
+    """A writer process: records its calls, writes through the fork it was sent, sends the
+    pickled fork back and is killed at once (nothing of it runs after the send)."""
+    _writeback.MODE = child_mode
+    _durability_log.install(log, root)
+    fork = pickle.loads(fork_bytes)
+    arr = zarr.open_array(fork.store, path="a", mode="r+")
+    arr[:] = np.arange(8 * CHUNK, dtype="f4") + 100
+    conn.send_bytes(pickle.dumps(fork))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("child_mode", ["commit", "syncfs"])
+def test_chunks_of_a_writer_killed_after_returning_its_fork_are_flushed_by_the_commit(
+    tmp_path: Path, recorded: str, mode: str, child_mode: str
+) -> None:
+    root = tmp_path / "repo"
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(root)))
+    session = repo.writable_session("main")
+    zarr.create_array(
+        session.store, name="a", shape=(8 * CHUNK,), chunks=(CHUNK,), dtype="f4", compressors=None
+    )
+    session.commit("array")
+    session = repo.writable_session("main")
+    receiver, sender = SPAWN.Pipe(duplex=False)
+    child = SPAWN.Process(
+        target=_write_in_child,
+        args=(str(root), recorded, pickle.dumps(session.fork()), sender, child_mode),
+    )
+    child.start()
+    sender.close()
+    assert receiver.poll(120), "the writer sent nothing"
+    returned = receiver.recv_bytes()
+    received_at = time.monotonic_ns()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    written = {m.dest for m in PowerLossModel(_durability_log.read(recorded)).moves()}
+    if child_mode == "commit":
+        # the writer flushed nothing itself: without the commit, a power loss loses them
+        model = PowerLossModel(_durability_log.read(recorded))
+        child_moves = [m for m in model.moves() if m.pid == child.pid]
+        assert len(child_moves) == 8
+        assert not any(model.object_durable(m, received_at) for m in child_moves)
+    session.merge(pickle.loads(returned))
+    session.commit("written by the child")
+    model = PowerLossModel(_durability_log.read(recorded))
+    child_chunks = [m for m in model.moves() if m.pid == child.pid]
+    assert {m.dest for m in child_chunks} <= written and len(child_chunks) == 8
+    (ref,) = [m for m in model.moves() if m.dest == "repo" and m.start > received_at]
+    lost = [m.dest for m in child_chunks if not model.object_durable(m, ref.start)]
+    assert not lost, f"a power loss as the commit moved the branch would lose {lost}"
+    _check_every_ref_move(model, {"repo"})
+    got = zarr.open_array(repo.readonly_session("main").store, path="a", mode="r")[:]
+    np.testing.assert_array_equal(got, np.arange(8 * CHUNK, dtype="f4") + 100)
+
+
+def _install_on_worker(log: str, root: str) -> None:
+    _durability_log.install(log, root)
+
+
+def test_store_dask_chunks_written_on_worker_processes_are_durable_before_the_commit(
+    tmp_path: Path, recorded: str
+) -> None:
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    import icechunk.dask
+
+    root = tmp_path / "repo"
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(root)))
+    session = repo.writable_session("main")
+    zarr.create_array(
+        session.store, name="a", shape=(128, 128), chunks=(16, 16), dtype="f4", compressors=None
+    )  # 64 chunks of 1 KiB: native chunk files, not inline
+    session.commit("array")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.run(_install_on_worker, recorded, str(root))
+        workers = set(client.run(os.getpid).values())
+        session = repo.writable_session("main")
+        fork = session.fork()
+        target = zarr.open_array(fork.store, path="a", mode="r+")
+        src = da.arange(128 * 128, dtype="f4").reshape(128, 128).rechunk((32, 32))
+        session.merge(icechunk.dask.store_dask(sources=[src], targets=[target]))
+        session.commit("from the workers")
+    model = PowerLossModel(_durability_log.read(recorded))
+    worker_chunks = [m for m in model.moves() if m.pid in workers and m.dest.startswith("chunks/")]
+    assert len(worker_chunks) == 64
+    (ref,) = [m for m in model.moves() if m.dest == "repo" and m.pid == os.getpid()][-1:]
+    lost = [m.dest for m in worker_chunks if not model.object_durable(m, ref.start)]
+    assert not lost, f"a power loss as the commit moved the branch would lose {lost}"
+    got = zarr.open_array(repo.readonly_session("main").store, path="a", mode="r")[:]
+    np.testing.assert_array_equal(got, np.arange(128 * 128, dtype="f4").reshape(128, 128))
+
+
+# -- the unsafe setting ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec_version", [1, 2])
+def test_unsafe_use_fsync_false_never_flushes_and_still_commits(
+    tmp_path: Path, recorded: str, spec_version: int
+) -> None:
+    config = icechunk.RepositoryConfig(storage=icechunk.StorageSettings(unsafe_use_fsync=False))
+    repo = icechunk.Repository.create(
+        icechunk.local_filesystem_storage(str(tmp_path / "repo")),
+        config=config,
+        spec_version=spec_version,
+    )
+    assert isinstance(repo.storage, LocalFileSystemStorage) and not repo.storage.durable
+    session = repo.writable_session("main")
+    arr = zarr.create_array(
+        session.store, name="a", shape=(8 * CHUNK,), chunks=(CHUNK,), dtype="f4", compressors=None
+    )
+    arr[:] = 1.0
+    fork = pickle.loads(pickle.dumps(session.fork()))  # the setting travels with forks
+    assert not fork._repo.storage.durable
+    zarr.open_array(fork.store, path="a", mode="r+")[:CHUNK] = 2.0
+    session.merge(fork)
+    session.commit("no sync")
+    repo.create_tag("t", repo.lookup_branch("main"))
+    model = PowerLossModel(_durability_log.read(recorded))
+    assert not model.syncfs and not model.flushes
+    assert repo.storage._writeback.outstanding == 0  # nothing even tracked
+    # a handle opened without the setting is durable again (the default)
+    reopened = icechunk.Repository.open(icechunk.local_filesystem_storage(str(tmp_path / "repo")))
+    assert isinstance(reopened.storage, LocalFileSystemStorage) and reopened.storage.durable
+    got = zarr.open_array(reopened.readonly_session(tag="t").store, path="a", mode="r")[:]
+    assert float(got[0]) == 2.0 and float(got[-1]) == 1.0
+
+
+def test_storage_settings_reject_a_non_boolean_unsafe_use_fsync() -> None:
+    with pytest.raises(
+        icechunk.IcechunkError, match="unsafe_use_fsync must be True, False or None"
+    ):
+        icechunk.StorageSettings(unsafe_use_fsync="no")  # type: ignore[arg-type]
 
 
 # -- torn chunk writes ---------------------------------------------------------------------
