@@ -12,7 +12,7 @@ functions. Where things live on disk:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from icechunk.config import RepositoryConfig
 from icechunk.config_codec import decode_flexbuffers, decode_yaml, encode_flexbuffers, encode_yaml
@@ -30,8 +30,8 @@ from icechunk.repo_status import (
 from icechunk.storage.base import Storage, WriteMode
 
 if TYPE_CHECKING:
+    from icechunk._core.objects import RepoObjects
     from icechunk.format.model import RepoInfo
-    from icechunk.repository import Repository
 
 __all__ = [
     "CONFIG_YAML",
@@ -40,6 +40,25 @@ __all__ = [
     "require_online",
     "save_config",
 ]
+
+
+class Repository(Protocol):
+    """What these functions need of a repository handle (:class:`icechunk.Repository` is one).
+
+    A protocol, so that this module sits below the facade it serves (no import cycle).
+    """
+
+    _objects: RepoObjects
+
+    @property
+    def storage(self) -> Storage: ...
+
+    @property
+    def config(self) -> RepositoryConfig: ...
+
+    @property
+    def spec_version(self) -> int: ...
+
 
 CONFIG_YAML = "config.yaml"
 _log = logging.getLogger("icechunk.repository")

@@ -62,3 +62,43 @@ def test_from_url_is_the_one_location_parser(tmp_path: Path) -> None:
         from_url(str(tmp_path), region="x")
     with pytest.raises(InvalidInputError, match="unsupported storage URL"):
         from_url("ftp://host/p")
+
+
+MAX_MODULE_LINES = 700
+
+
+def test_no_icechunk_module_is_over_700_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in sorted((ROOT / "icechunk").rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, (
+        f"split these modules along what they own (over {MAX_MODULE_LINES} lines): {long}"
+    )
+
+
+def test_split_facades_keep_every_method_on_the_public_classes() -> None:
+    from icechunk.repository import Repository
+    from icechunk.session import Session
+
+    for cls, names in (
+        (
+            Repository,
+            [
+                "create_branch",
+                "list_tags",
+                "ancestry",
+                "save_config",
+                "get_status",
+                "set_metadata",
+                "expire_snapshots",
+                "garbage_collect",
+                "inspect_snapshot",
+            ],
+        ),
+        (Session, ["get_chunk", "set_chunk", "list_nodes", "move", "reindex_array", "commit"]),
+    ):
+        for name in names:
+            method = getattr(cls, name)
+            assert method.__doc__, f"{cls.__name__}.{name} has no docstring"
