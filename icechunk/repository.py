@@ -535,7 +535,7 @@ class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMainten
         metadata: dict[str, Any] | None = None,
         rebase_with: ConflictSolver | None = None,
         rebase_tries: int = 1000,
-    ) -> Iterator[IcechunkStore]:
+    ) -> Iterator[IcechunkStore[Session]]:
         """Yield a writable store on ``branch``; commit on clean exit, not when the body raises."""
         session = self.writable_session(branch)
         yield session.store

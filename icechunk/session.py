@@ -50,10 +50,10 @@ from icechunk.format.model import (
     TransactionLog,
 )
 from icechunk.snapshots import Diff
+from icechunk.store import IcechunkStore
 
 if TYPE_CHECKING:
     from icechunk._core.conflicts import ConflictSolver
-    from icechunk.store import IcechunkStore
 
 __all__ = ["ChunkType", "ForkSession", "Session", "SessionMode"]
 
@@ -94,10 +94,8 @@ class Session(SessionNodeMethods):
         """Rearrange sessions: the moves asked for, in order (replayed on a rebase)."""
 
     @property
-    def store(self) -> IcechunkStore:
+    def store(self) -> IcechunkStore[Session]:
         """A zarr v3 store over this session (a new, cheap :class:`IcechunkStore` each time)."""
-        from icechunk.store import IcechunkStore
-
         return IcechunkStore(self)
 
     def __repr__(self) -> str:

@@ -11,8 +11,9 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
+from typing_extensions import TypeVar
 from zarr.abc.store import (
     ByteRequest,
     OffsetByteRequest,
@@ -28,10 +29,89 @@ from icechunk.storage import resolve_byte_range
 from icechunk.storage.base import ByteRange, OffsetRange, RangeRequest, SuffixRange
 
 if TYPE_CHECKING:
-    from icechunk.session import Session
+    from icechunk._core.zarr_metadata import NodeMetadata
+    from icechunk.storage.base import Storage
     from icechunk.virtual import VirtualChunkSpec
 
-__all__ = ["IcechunkStore"]
+__all__ = ["IcechunkStore", "StoreSession"]
+
+
+class _StorageOwner(Protocol):
+    """What a store needs of a session's repository: its storage (for equality and hashing)."""
+
+    @property
+    def storage(self) -> Storage: ...
+
+
+class StoreSession(Protocol):
+    """What an :class:`IcechunkStore` uses of the session it wraps.
+
+    :class:`~icechunk.session.Session` satisfies it. A protocol, not the class, so that this
+    module sits below ``icechunk.session`` in the layers (``Session.store`` builds a store;
+    the store never imports the session module). At runtime ``IcechunkStore.session`` is the
+    very object the store was built over.
+    """
+
+    @property
+    def _repo(self) -> _StorageOwner: ...
+
+    @property
+    def read_only(self) -> bool: ...
+
+    @property
+    def _store_read_only(self) -> bool: ...
+
+    @property
+    def has_uncommitted_changes(self) -> bool: ...
+
+    @property
+    def snapshot_id(self) -> str: ...
+
+    def _require_writable(self) -> None: ...
+
+    def node_metadata(self, path: str) -> NodeMetadata | None: ...
+
+    def list_nodes(self) -> list[tuple[str, bool]]: ...
+
+    async def get_metadata(self, path: str) -> bytes | None: ...
+
+    async def set_metadata(self, path: str, user_data: bytes) -> None: ...
+
+    async def delete_node(self, path: str) -> None: ...
+
+    async def get_chunk(
+        self, path: str, coords: tuple[int, ...], byte_range: ByteRange | None = None
+    ) -> bytes | None: ...
+
+    async def chunk_exists(self, path: str, coords: tuple[int, ...]) -> bool: ...
+
+    async def chunk_size(self, path: str, coords: tuple[int, ...]) -> int | None: ...
+
+    async def list_chunks(self, path: str) -> list[tuple[int, ...]]: ...
+
+    async def set_chunk(
+        self, path: str, coords: tuple[int, ...], data: bytes | memoryview
+    ) -> None: ...
+
+    async def delete_chunk(self, path: str, coords: tuple[int, ...]) -> None: ...
+
+    async def set_virtual_refs_columns(
+        self,
+        path: str,
+        coords: Any,
+        locations: list[str],
+        offsets: Any,
+        lengths: Any,
+        etags: list[str | None] | None = None,
+        last_modified: Any = None,
+        *,
+        validate_containers: bool = True,
+    ) -> list[int]: ...
+
+
+#: The session type a store wraps: ``IcechunkStore[Session]`` (what ``Session.store`` returns)
+#: types ``store.session`` as the real :class:`~icechunk.session.Session`.
+SessionT = TypeVar("SessionT", bound=StoreSession, default=StoreSession)
 
 
 def _invalid_key(key: str, why: str = "") -> InvalidInputError:
@@ -89,7 +169,7 @@ def _chunk_key(path: str, coords: tuple[int, ...]) -> str:
     return head + "/".join(["c", *map(str, coords)])
 
 
-class IcechunkStore(Store):
+class IcechunkStore(Store, Generic[SessionT]):
     """A zarr store reading and writing through a session. Get it from ``session.store``."""
 
     supports_writes = True
@@ -97,7 +177,7 @@ class IcechunkStore(Store):
     supports_listing = True
     supports_partial_writes = False
 
-    def __init__(self, session: Session, read_only: bool | None = None) -> None:
+    def __init__(self, session: SessionT, read_only: bool | None = None) -> None:
         super().__init__(read_only=session._store_read_only if read_only is None else read_only)
         self._session = session
         # Like every zarr store, a new store is not "open" yet: zarr opens it on first use
@@ -106,7 +186,7 @@ class IcechunkStore(Store):
     # -- identity, pickling ---------------------------------------------------------------
 
     @property
-    def session(self) -> Session:
+    def session(self) -> SessionT:
         return self._session
 
     @property
@@ -159,7 +239,7 @@ class IcechunkStore(Store):
         self._read_only = state["read_only"]
         self._is_open = False
 
-    def with_read_only(self, read_only: bool = False) -> IcechunkStore:
+    def with_read_only(self, read_only: bool = False) -> IcechunkStore[SessionT]:
         """A new (not yet open) store over the same session with the given flag.
 
         ``with_read_only(False)`` cannot make a read-only session writable: the new store

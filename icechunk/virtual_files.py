@@ -506,7 +506,7 @@ def _default_checksum(path: str) -> datetime:
 
 
 def reference_netcdf(
-    target: Session | IcechunkStore,
+    target: Session | IcechunkStore[Session],
     path: str | os.PathLike[str],
     *,
     group: str = "",

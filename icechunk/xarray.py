@@ -41,7 +41,7 @@ def to_icechunk(
     obj: xr.DataArray | xr.Dataset,
     session: Session | None = None,
     *,
-    store: IcechunkStore | None = None,
+    store: IcechunkStore[Session] | None = None,
     group: str | None = None,
     mode: Literal["w", "w-", "a", "a-", "r+", "r"] | None = None,
     safe_chunks: bool = True,

@@ -102,3 +102,139 @@ def test_split_facades_keep_every_method_on_the_public_classes() -> None:
         for name in names:
             method = getattr(cls, name)
             assert method.__doc__, f"{cls.__name__}.{name} has no docstring"
+
+
+# -- import graph: no cycles, every module in the layers contract ------------------------------
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every ``icechunk`` module's imports of other ``icechunk`` modules.
+
+    grimp (import-linter's graph builder) counts module-level, function-level and
+    ``TYPE_CHECKING`` imports alike.
+    """
+    import grimp
+
+    graph = grimp.build_graph("icechunk", exclude_type_checking_imports=False, cache_dir=None)
+    return {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+
+
+def _collapse(edges: dict[str, set[str]], prefix: str) -> dict[str, set[str]]:
+    """The graph between the direct children of package ``prefix`` (``a.b.c`` counts as ``a.b``)."""
+    depth = prefix.count(".") + 2
+
+    def child(module: str) -> str | None:
+        if not module.startswith(prefix + "."):
+            return None
+        return ".".join(module.split(".")[:depth])
+
+    out: dict[str, set[str]] = {}
+    for source, targets in edges.items():
+        a = child(source)
+        if a is None:
+            continue
+        out.setdefault(a, set())
+        for target in targets:
+            b = child(target)
+            if b is not None and b != a:
+                out[a].add(b)
+    return out
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    nodes = set(edges) | {t for ts in edges.values() for t in ts}
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(nodes):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_cycle_finder_reports_a_planted_cycle() -> None:
+    edges = {
+        "icechunk.a": {"icechunk.b.x"},
+        "icechunk.b.x": {"icechunk.b.y"},
+        "icechunk.b.y": {"icechunk.c"},
+        "icechunk.c": {"icechunk.a", "icechunk.errors"},
+        "icechunk.errors": set(),
+    }
+    assert _cycles(_collapse(edges, "icechunk")) == [["icechunk.a", "icechunk.b", "icechunk.c"]]
+    # inside package b there is no cycle, and removing one edge breaks the top-level one
+    assert _cycles(_collapse(edges, "icechunk.b")) == []
+    edges["icechunk.c"] = {"icechunk.errors"}
+    assert _cycles(_collapse(edges, "icechunk")) == []
+
+
+def test_no_import_cycles_counting_type_checking_imports() -> None:
+    edges = _import_graph()
+    subpackages = {m for m in edges if (ROOT / m.replace(".", "/") / "__init__.py").exists()}
+    packages = ["icechunk", *sorted(subpackages - {"icechunk"})]
+    cycles = {pkg: c for pkg in packages if (c := _cycles(_collapse(edges, pkg)))}
+    assert "icechunk._core" in packages
+    assert not cycles, f"import cycles (TYPE_CHECKING imports included): {cycles}"
+
+
+def _contract_layers() -> set[str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    assert layers["containers"] == ["icechunk"]
+    assert "ignore_imports" not in layers, "the layers contract ignores imports"
+    return {name.strip() for layer in layers["layers"] for name in layer.split(":")}
+
+
+def test_every_top_level_module_is_in_the_layers_contract() -> None:
+    modules = {
+        p.stem if p.is_file() else p.name
+        for p in (ROOT / "icechunk").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
+    assert {"store", "session", "_core", "attribution"} <= modules
+    missing = modules - _contract_layers()
+    assert not missing, f"add these icechunk modules to the layers contract: {sorted(missing)}"
+
+
+def test_store_session_is_the_real_session() -> None:
+    import pickle
+
+    from icechunk.repository import Repository
+    from icechunk.session import ForkSession, Session
+    from icechunk.store import IcechunkStore
+
+    repo = Repository.create(InMemoryStorage())
+    session = repo.writable_session("main")
+    store = session.store
+    assert isinstance(store, IcechunkStore) and store.session is session
+    assert type(store.session) is Session
+    fork = session.fork()
+    clone = pickle.loads(pickle.dumps(fork.store))
+    assert type(clone.session) is ForkSession and isinstance(clone.session, Session)
+    assert clone.session.snapshot_id == session.snapshot_id
