@@ -23,13 +23,17 @@ from tests.pipeline.servers import POOL, PREFECT, Processes, Server, run_cli, wa
 pytestmark = pytest.mark.slow
 
 
-def runs_of(server: Server, deployment_id: str) -> list[dict[str, Any]]:
-    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 10}
-    return list(server.api.call("POST", "/flow_runs/filter", body))
+def runs_of(server: Server, deployment_id: str, repo: Path) -> list[dict[str, Any]]:
+    """This test's runs of a deployment (other tests' runs share the server)."""
+    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 50}
+    runs = server.api.call("POST", "/flow_runs/filter", body)
+    return [r for r in runs if r["parameters"].get("repository") == str(repo)]
 
 
-def completed(server: Server, processes: Processes, deployment_id: str) -> dict[str, Any] | None:
-    for run in runs_of(server, deployment_id):
+def completed(
+    server: Server, processes: Processes, deployment_id: str, repo: Path
+) -> dict[str, Any] | None:
+    for run in runs_of(server, deployment_id, repo):
         if run["state"]["type"] in ("FAILED", "CRASHED"):
             pytest.fail(f"run ended {run['state']}:\n{processes.log('worker')[-5000:]}")
         if run["state"]["type"] == "COMPLETED":
@@ -61,12 +65,13 @@ def test_commit_event_triggers_the_downstream_deployment(
     assert trigger["match"] == {"prefect.resource.id": f"icechunk.repository.{repo}"}
 
     worker = processes.start("worker", [PREFECT, "worker", "start", "--pool", POOL], env)
-    server.api.call("POST", f"/deployments/{append['id']}/create_flow_run", {})
+    created = server.api.call("POST", f"/deployments/{append['id']}/create_flow_run", {})
+    assert created["parameters"]["repository"] == str(repo)
 
     def done(deployment: dict[str, Any]) -> Any:
         def check() -> Any:
             assert worker.poll() is None, processes.log("worker")[-5000:]
-            return completed(server, processes, deployment["id"])
+            return completed(server, processes, deployment["id"], repo)
 
         return check
 
@@ -80,6 +85,7 @@ def test_commit_event_triggers_the_downstream_deployment(
             + "\n--- server ---\n"
             + server.processes.log("server")[-3000:]
         )
+    assert upstream["id"] == created["id"]
     commit = next(open_repo(repo).ancestry(branch="main"))
     assert commit.metadata["flow_run_id"] == upstream["id"]
     # the downstream run was created by the trigger, from the event, for this snapshot
@@ -111,7 +117,7 @@ def test_commit_event_triggers_the_downstream_deployment(
     assert event["payload"]["snapshot_id"] == commit.id
     assert event["payload"]["chunks_written"] > 0 and event["payload"]["bytes_written"] > 0
     # and only one downstream run for it
-    assert len(runs_of(server, quicklook["id"])) == 1
+    assert len(runs_of(server, quicklook["id"], repo)) == 1
 
     # latency: the commit (snapshot written) to the downstream run being created and started
     committed = commit.written_at

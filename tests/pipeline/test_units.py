@@ -303,7 +303,11 @@ def test_served_deployments() -> None:
 # --- flows package, events and artifacts, built without an API ------------------------------
 
 
-def test_flows_package_exports_the_flows_and_entrypoints_load_them() -> None:
+def test_flows_package_exports_the_flows_and_entrypoints_load_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
     from prefect import Flow
     from prefect.utilities.importtools import import_object
 
@@ -315,6 +319,7 @@ def test_flows_package_exports_the_flows_and_entrypoints_load_them() -> None:
         assert isinstance(f, Flow)
     assert ingest is ingest_from_module
     assert flows.__all__ == ["append", "backfill", "ingest", "on_commit"]
+    monkeypatch.setattr(sys, "path", list(sys.path))  # Prefect's script loader prepends to it
     # a file-path entrypoint, as Prefect loads it for a deployment, gives the package's flow
     # (which pickles as flows.ingest, importable on remote Dask workers)
     for entrypoint, expected in (
