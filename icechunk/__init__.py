@@ -5,11 +5,12 @@ accepted); repositories on disk follow the Icechunk format spec (version 2 by de
 request), so the real library reads what this one writes and the other way round.
 """
 
-from __future__ import annotations
+import enum as _enum
+import importlib.metadata as _metadata
+import platform as _platform
+from importlib import import_module as _import_module
 
-from enum import IntEnum
-
-from icechunk import credentials
+from icechunk import credentials, types
 from icechunk.change_set import ChunkOverlapWarning
 from icechunk.config import (
     CachingConfig,
@@ -64,6 +65,7 @@ from icechunk.session import ChunkType, ForkSession, Session, SessionMode
 from icechunk.snapshots import Diff, ManifestFileInfo, SnapshotInfo
 from icechunk.storage import Storage, in_memory_storage, local_filesystem_storage
 from icechunk.store import IcechunkStore
+from icechunk.types import CommitMethod
 from icechunk.virtual import (
     ObjectStoreConfig,
     S3Options,
@@ -80,14 +82,14 @@ from icechunk.virtual import (
 __version__ = "0.1.0"
 
 
-class SpecVersion(IntEnum):
+class SpecVersion(_enum.IntEnum):
     """On-disk format versions."""
 
     v1 = 1
     v2 = 2
 
     @staticmethod
-    def current() -> SpecVersion:
+    def current() -> "SpecVersion":
         return SpecVersion.v2
 
 
@@ -100,8 +102,43 @@ def supported_spec_versions() -> list[SpecVersion]:
     return [SpecVersion.v2, SpecVersion.v1]
 
 
+def user_agent() -> str:
+    """The user-agent string that identifies this library: ``icechunk-prefect-<version>``.
+
+    (The real library's is ``icechunk-rust-<version>``.)
+    """
+    return f"icechunk-prefect-{__version__}"
+
+
+def print_debug_info() -> None:
+    """Print the platform, Python, and the versions of this library and its Zarr stack.
+
+    One ``name:  value`` line each, in the real Icechunk's form, for bug reports; packages that
+    are not installed (xarray, virtualizarr) are left out.
+    """
+    print(f"platform:  {_platform.platform()}")
+    print(f"python:  {_platform.python_version()}")
+    print(f"icechunk:  {__version__}")
+    for package in ("zarr", "numcodecs", "xarray", "virtualizarr"):
+        try:
+            module = _import_module(package)
+        except ModuleNotFoundError:
+            continue
+        version = getattr(module, "__version__", None)
+        if version is None:
+            try:
+                version = _metadata.version(package)
+            except _metadata.PackageNotFoundError:
+                continue
+        print(f"{package}:  {version}")
+
+
 __all__ = [
     "credentials",
+    "types",
+    "CommitMethod",
+    "print_debug_info",
+    "user_agent",
     "ObjectStoreConfig",
     "S3Options",
     "VirtualChunkContainer",
@@ -174,6 +211,13 @@ __all__ = [
     "spec_version",
     "supported_spec_versions",
 ]
+
+
+def __dir__() -> list[str]:
+    # The object-store factories are loaded on first use but are public names all the same.
+    import icechunk.storage as _storage
+
+    return sorted(set(globals()) | set(_storage._OBJECT_STORE_NAMES))
 
 
 def __getattr__(name: str) -> object:

@@ -59,6 +59,7 @@ from icechunk.storage.base import (
     SuffixRange,
     WriteMode,
 )
+from icechunk.types import CommitMethod
 
 if TYPE_CHECKING:
     from icechunk.change_set import ChunkPayload
@@ -775,7 +776,7 @@ class Repository:
         *,
         branch: str,
         metadata: dict[str, Any] | None = None,
-        commit_method: str = "new_commit",
+        commit_method: CommitMethod = "new_commit",
     ) -> str:
         """Rewrite every array's manifests on ``branch`` to the current splitting config.
 
@@ -814,7 +815,7 @@ class Repository:
         *,
         branch: str,
         metadata: dict[str, Any] | None = None,
-        commit_method: str = "new_commit",
+        commit_method: CommitMethod = "new_commit",
     ) -> str:
         from icechunk.config import (
             MAX_SPLIT_SIZE,

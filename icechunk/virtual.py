@@ -82,13 +82,13 @@ class VirtualChunkModifiedError(StorageError):
     the recorded last-modified time. No bytes are returned.
     """
 
-    default_kind = MODIFIED
+    _default_kind = MODIFIED
 
 
 class UnauthorizedVirtualChunkContainerError(InvalidInputError):
     """A virtual chunk lives in a container the repository was not authorized to read."""
 
-    default_kind = UNAUTHORIZED
+    _default_kind = UNAUTHORIZED
 
 
 class _BadChecksumType(InvalidInputError, TypeError):
