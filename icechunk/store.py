@@ -391,7 +391,8 @@ class IcechunkStore(Store):
         batch_size
             Most rows per batch (at least 1).
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        size: object = batch_size  # checked at run time: callers may pass anything
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise InvalidInputError(
                 f"batch_size must be a positive integer, got {batch_size!r}",
                 ErrorKind.INVALID_ARGUMENT,
