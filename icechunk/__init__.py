@@ -213,17 +213,30 @@ __all__ = [
 ]
 
 
-def __dir__() -> list[str]:
-    # The object-store factories are loaded on first use but are public names all the same.
-    import icechunk.storage as _storage
+_FROM_STORAGE = frozenset(
+    {
+        "AzureRefreshableCredential",
+        "GcsBearerCredential",
+        "ObjectStoreStorage",
+        "S3StaticCredentials",
+        "StorageRetriesSettings",
+        "azure_storage",
+        "from_url",
+        "gcs_storage",
+        "s3_storage",
+    }
+)
 
-    return sorted(set(globals()) | set(_storage._OBJECT_STORE_NAMES))
+
+def __dir__() -> list[str]:
+    # The object-store names are loaded on first use but are public names all the same.
+    return sorted(set(globals()) | _FROM_STORAGE)
 
 
 def __getattr__(name: str) -> object:
     # Object-store factories need the optional obstore dependency: import on first use.
-    import icechunk.storage as _storage
+    if name in _FROM_STORAGE:
+        import icechunk.storage as _storage
 
-    if name in _storage._OBJECT_STORE_NAMES:
         return getattr(_storage, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,7 +51,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import urlsplit
 
-from icechunk.errors import IcechunkError, RepositoryNotFoundError, StorageError
+from icechunk.errors import IcechunkError, RepositoryNotFoundError
 from icechunk.format.ids import parse_snapshot_id
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ def _storage_for(location: str, args: argparse.Namespace) -> Storage:
     IcechunkError
         The URL is malformed or its backend is not installed.
     """
-    from icechunk.storage import local_filesystem_storage
+    from icechunk.storage import from_url
 
     s3_options = {
         "--endpoint-url": args.endpoint_url,
@@ -226,28 +226,16 @@ def _storage_for(location: str, args: argparse.Namespace) -> Storage:
         given = [flag for flag, value in s3_options.items() if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} only apply to s3:// repositories")
-    if scheme == "":
-        return local_filesystem_storage(location)
     if scheme == "memory":
         raise UsageError(
             "memory:// names a repository private to one process; give a path or a "
             "file://, s3://, gs:// or az:// URL"
         )
-    if scheme == "file":
-        path = urlsplit(location).path
-        if not path:
-            raise UsageError(f"{location!r} names no directory: write file:///absolute/path")
-        return local_filesystem_storage(path)
-    try:
-        from icechunk.storage import obstore as object_stores
-    except ImportError as exc:
-        raise StorageError(
-            f"{scheme}:// repositories need the object-store backend: "
-            f"pip install 'icechunk-prefect[s3]' ({exc})"
-        ) from None
-    if scheme not in ("s3", "s3a"):
-        return object_stores.from_url(location)
-    return object_stores.from_url(location, **_s3_options(args))
+    if scheme == "file" and not urlsplit(location).path:
+        raise UsageError(f"{location!r} names no directory: write file:///absolute/path")
+    if scheme in ("s3", "s3a"):
+        return from_url(location, **_s3_options(args))
+    return from_url(location)
 
 
 def _s3_options(args: argparse.Namespace) -> dict[str, Any]:

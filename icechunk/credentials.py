@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from icechunk.errors import ErrorKind, InvalidInputError
+from icechunk.storage import (
+    S3AnonymousCredentials,
+    S3FromEnvCredentials,
+    S3RefreshableCredentials,
+    S3StaticCredentials,
+)
 
 __all__ = [
     "HttpAccess",
@@ -21,6 +26,7 @@ __all__ = [
     "S3AnonymousCredentials",
     "S3FromEnvCredentials",
     "S3RefreshableCredentials",
+    "S3StaticCredentials",
     "check_authorizations",
     "containers_credentials",
     "s3_anonymous_credentials",
@@ -54,32 +60,14 @@ HttpAccess = _Sentinel("HttpAccess")
 """Authorizes an ``http(s)://`` container (sent without credentials)."""
 
 
-@dataclass(frozen=True)
-class S3AnonymousCredentials:
-    pass
-
-
-@dataclass(frozen=True)
-class S3FromEnvCredentials:
-    pass
-
-
-@dataclass(frozen=True)
-class S3RefreshableCredentials:
-    get_credentials: Callable[[], Any]
-    scatter_initial_credentials: bool = False
-
-
 def s3_static_credentials(
     *,
     access_key_id: str,
     secret_access_key: str,
     session_token: str | None = None,
     expires_after: datetime | None = None,
-) -> Any:
+) -> S3StaticCredentials:
     """Static S3 credentials (an ``S3StaticCredentials``)."""
-    from icechunk.storage.obstore import S3StaticCredentials
-
     return S3StaticCredentials(access_key_id, secret_access_key, session_token, expires_after)
 
 

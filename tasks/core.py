@@ -20,9 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 import xarray as xr
@@ -51,20 +49,10 @@ logger = logging.getLogger(__name__)
 
 
 def storage_from_location(location: str, **options: Any) -> icechunk.Storage:
-    """A storage from a location string: a path, ``file://``, ``memory://`` or ``s3://``."""
-    url = urlparse(location)
-    if url.scheme in ("", "file"):
-        path = url.path if url.scheme == "file" else location
-        return icechunk.local_filesystem_storage(str(Path(path).expanduser().absolute()))
-    if url.scheme == "memory":
-        return icechunk.in_memory_storage()
-    if url.scheme == "s3":
-        return icechunk.s3_storage(  # type: ignore[no-any-return]
-            bucket=url.netloc, prefix=url.path.lstrip("/"), **options
-        )
-    raise InvalidInputError(
-        f"unsupported repository location {location!r}: use a path, file://, memory:// or s3://"
-    )
+    """A storage from a location string: a path, ``file://``, ``memory://``, ``s3://``, ``gs://``
+    or ``az://`` (the one parser, :func:`icechunk.storage.from_url`; ``options`` go to the cloud
+    factory)."""
+    return icechunk.storage.from_url(location, **options)
 
 
 def open_repository(

@@ -6,9 +6,15 @@ each backend is one module, reached through a factory function named like the re
 * :func:`in_memory_storage` -- process-local, for tests and scratch work;
 * :func:`local_filesystem_storage` -- a directory, safe for concurrent writers in several
   processes of one machine;
-* :func:`s3_storage`, :func:`gcs_storage`, :func:`azure_storage` and :func:`from_url` -- cloud
-  object stores through ``obstore`` (the ``s3`` extra; imported on first use, so the core works
-  without it).
+* :func:`s3_storage`, :func:`gcs_storage`, :func:`azure_storage` -- cloud object stores through
+  ``obstore`` (the ``s3`` extra; imported on first use, so the core works without it);
+* :func:`from_url` -- any of the above from a location string (the one parser the command line
+  and the pipeline use too).
+
+Layout: the abstract class and value types in :mod:`~icechunk.storage.base`, one module per
+backend (:mod:`~icechunk.storage.local`, :mod:`~icechunk.storage.memory`, and the private
+``_obstore`` with its ``_factories``), credential values in ``_credentials``, retry settings in
+``_settings``, the location parser in ``_url``; this package re-exports the public names.
 """
 
 from __future__ import annotations
@@ -16,6 +22,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from icechunk.storage._credentials import (
+    AzureRefreshableCredential,
+    GcsBearerCredential,
+    S3AnonymousCredentials,
+    S3FromEnvCredentials,
+    S3RefreshableCredentials,
+    S3StaticCredentials,
+)
+from icechunk.storage._settings import StorageRetriesSettings
+from icechunk.storage._url import from_url
 from icechunk.storage.base import (
     ByteRange,
     IfMatch,
@@ -32,39 +48,23 @@ from icechunk.storage.local import LocalFileSystemStorage
 from icechunk.storage.memory import InMemoryStorage
 
 if TYPE_CHECKING:
-    from icechunk.storage.obstore import (
-        AzureRefreshableCredential,
-        GcsBearerCredential,
-        ObjectStoreStorage,
-        S3StaticCredentials,
-        StorageRetriesSettings,
-        azure_storage,
-        from_url,
-        gcs_storage,
-        s3_storage,
-    )
+    from icechunk.storage._factories import azure_storage, gcs_storage, s3_storage
+    from icechunk.storage._obstore import ObjectStoreStorage
 
-_OBJECT_STORE_NAMES = frozenset(
-    {
-        "AzureRefreshableCredential",
-        "GcsBearerCredential",
-        "ObjectStoreStorage",
-        "S3StaticCredentials",
-        "StorageRetriesSettings",
-        "azure_storage",
-        "from_url",
-        "gcs_storage",
-        "s3_storage",
-    }
-)
+_LAZY = {
+    "ObjectStoreStorage": "icechunk.storage._obstore",
+    "azure_storage": "icechunk.storage._factories",
+    "gcs_storage": "icechunk.storage._factories",
+    "s3_storage": "icechunk.storage._factories",
+}
 
 
 def __getattr__(name: str) -> Any:
     # The object-store backends need obstore (an optional dependency): import them on first use.
-    if name in _OBJECT_STORE_NAMES:
-        from icechunk.storage import obstore as _obstore_backend
+    if name in _LAZY:
+        import importlib
 
-        return getattr(_obstore_backend, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -80,6 +80,9 @@ __all__ = [
     "OffsetRange",
     "PutMode",
     "RangeRequest",
+    "S3AnonymousCredentials",
+    "S3FromEnvCredentials",
+    "S3RefreshableCredentials",
     "S3StaticCredentials",
     "Storage",
     "StorageRetriesSettings",
