@@ -17,9 +17,12 @@ from icechunk.config import (
     CompressionAlgorithm,
     CompressionConfig,
     ManifestConfig,
+    ManifestPreloadCondition,
+    ManifestPreloadConfig,
     ManifestSplitCondition,
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
+    ManifestVirtualChunkLocationCompressionConfig,
     RepositoryConfig,
 )
 from icechunk.conflicts import (
@@ -63,7 +66,15 @@ from icechunk.ops import Update, UpdateType
 from icechunk.repository import Repository
 from icechunk.session import ChunkType, ForkSession, Session, SessionMode
 from icechunk.snapshots import Diff, ManifestFileInfo, SnapshotInfo
-from icechunk.storage import Storage, in_memory_storage, local_filesystem_storage
+from icechunk.storage import (
+    ChecksumAlgorithm,
+    Storage,
+    StorageConcurrencySettings,
+    StorageSettings,
+    StorageTimeoutSettings,
+    in_memory_storage,
+    local_filesystem_storage,
+)
 from icechunk.store import IcechunkStore
 from icechunk.types import CommitMethod
 from icechunk.virtual import (
@@ -137,6 +148,13 @@ __all__ = [
     "credentials",
     "types",
     "CommitMethod",
+    "ChecksumAlgorithm",
+    "ManifestPreloadCondition",
+    "ManifestPreloadConfig",
+    "ManifestVirtualChunkLocationCompressionConfig",
+    "StorageConcurrencySettings",
+    "StorageSettings",
+    "StorageTimeoutSettings",
     "print_debug_info",
     "user_agent",
     "ObjectStoreConfig",

@@ -13,12 +13,20 @@ from enum import Enum
 from typing import Any
 
 from icechunk.errors import ErrorKind, InvalidInputError
+from icechunk.manifest_preload import (
+    ManifestPreloadCondition,
+    ManifestPreloadConfig,
+    ManifestVirtualChunkLocationCompressionConfig,
+)
 
 __all__ = [
     "CachingConfig",
     "CompressionAlgorithm",
     "CompressionConfig",
     "ManifestConfig",
+    "ManifestPreloadCondition",
+    "ManifestPreloadConfig",
+    "ManifestVirtualChunkLocationCompressionConfig",
     "ManifestSplitCondition",
     "ManifestSplitDimCondition",
     "ManifestSplittingConfig",
@@ -34,6 +42,11 @@ MAX_SPLIT_SIZE = 2**32 - 1
 
 class CompressionAlgorithm(Enum):
     Zstd = "zstd"
+
+    @staticmethod
+    def default() -> CompressionAlgorithm:
+        """The default algorithm: zstd."""
+        return CompressionAlgorithm.Zstd
 
 
 @dataclass
@@ -55,6 +68,11 @@ class CachingConfig:
     num_transaction_changes: int | None = None
     num_bytes_attributes: int | None = None
     num_bytes_chunks: int | None = None
+
+    @staticmethod
+    def default() -> CachingConfig:
+        """All sizes at their defaults."""
+        return CachingConfig()
 
 
 class ManifestSplitCondition:
@@ -228,9 +246,9 @@ class ManifestSplittingConfig:
 
 @dataclass
 class ManifestConfig:
-    preload: Any = None
+    preload: ManifestPreloadConfig | None = None
     splitting: ManifestSplittingConfig | None = None
-    virtual_chunk_location_compression: Any = None
+    virtual_chunk_location_compression: ManifestVirtualChunkLocationCompressionConfig | None = None
     max_concurrent_manifest_fetches_during_commit: int | None = None
 
 
@@ -288,10 +306,10 @@ class RepositoryConfig:
     def splitting(self) -> ManifestSplittingConfig | None:
         return None if self.manifest is None else self.manifest.splitting
 
-    def set_virtual_chunk_container(self, container: Any) -> None:
+    def set_virtual_chunk_container(self, cont: Any) -> None:
         if self.virtual_chunk_containers is None:
             self.virtual_chunk_containers = {}
-        self.virtual_chunk_containers[container.url_prefix] = container
+        self.virtual_chunk_containers[cont.url_prefix] = cont
 
     def get_virtual_chunk_container(self, name: str) -> Any:
         return (self.virtual_chunk_containers or {}).get(name)

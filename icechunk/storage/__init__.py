@@ -30,7 +30,13 @@ from icechunk.storage._credentials import (
     S3RefreshableCredentials,
     S3StaticCredentials,
 )
-from icechunk.storage._settings import StorageRetriesSettings
+from icechunk.storage._settings import (
+    ChecksumAlgorithm,
+    StorageConcurrencySettings,
+    StorageRetriesSettings,
+    StorageSettings,
+    StorageTimeoutSettings,
+)
 from icechunk.storage._url import from_url
 from icechunk.storage.base import (
     ByteRange,
@@ -85,7 +91,11 @@ __all__ = [
     "S3RefreshableCredentials",
     "S3StaticCredentials",
     "Storage",
+    "ChecksumAlgorithm",
+    "StorageConcurrencySettings",
     "StorageRetriesSettings",
+    "StorageSettings",
+    "StorageTimeoutSettings",
     "SuffixRange",
     "VersionInfo",
     "WriteMode",
