@@ -10,8 +10,16 @@ import importlib.metadata as _metadata
 import platform as _platform
 from importlib import import_module as _import_module
 
-from icechunk import credentials, types
-from icechunk.change_set import ChunkOverlapWarning
+from icechunk import conflicts, credentials, types
+from icechunk._core.change_set import ChunkOverlapWarning
+from icechunk._core.conflicts import (
+    BasicConflictSolver,
+    Conflict,
+    ConflictDetector,
+    ConflictSolver,
+    ConflictType,
+    VersionSelection,
+)
 from icechunk.config import (
     CachingConfig,
     CompressionAlgorithm,
@@ -24,14 +32,6 @@ from icechunk.config import (
     ManifestSplittingConfig,
     ManifestVirtualChunkLocationCompressionConfig,
     RepositoryConfig,
-)
-from icechunk.conflicts import (
-    BasicConflictSolver,
-    Conflict,
-    ConflictDetector,
-    ConflictSolver,
-    ConflictType,
-    VersionSelection,
 )
 from icechunk.credentials import (
     containers_credentials,
@@ -145,6 +145,7 @@ def print_debug_info() -> None:
 
 
 __all__ = [
+    "conflicts",
     "credentials",
     "types",
     "CommitMethod",

@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from icechunk.conflicts import Conflict
+    from icechunk.conflict_types import Conflict
 
 __all__ = [
     "AlreadyExistsError",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from icechunk._core.refs import MAIN, RefStoreV2
 from icechunk.errors import ErrorKind, FormatError, ObjectNotFoundError, SnapshotNotFoundError
 from icechunk.format import (
     decode_manifest,
@@ -30,7 +31,6 @@ from icechunk.format import (
 )
 from icechunk.format.ids import encode_id, parse_snapshot_id
 from icechunk.format.model import ChunkKind, SnapshotInfoRecord, TransactionLog, UpdateRecord
-from icechunk.refs import MAIN, RefStoreV2
 
 if TYPE_CHECKING:
     from icechunk.repository import Repository
@@ -217,7 +217,7 @@ async def inspect_transaction_log(repo: Repository, snapshot_id: str) -> dict[st
     data = await repo.storage.get(key)
     own = decode_transaction_log(data, key)
     pruned: tuple[bytes, ...] = ()
-    refs = repo._refs
+    refs = repo._objects.refs
     if isinstance(refs, RefStoreV2):
         for rec in (await refs.read()).snapshots:
             if rec.id == sid:
@@ -307,7 +307,7 @@ async def inspect_repo_info(repo: Repository) -> dict[str, Any]:
     FormatError
         The repository is spec 1, which has no ``repo`` object.
     """
-    if not isinstance(repo._refs, RefStoreV2):
+    if not isinstance(repo._objects.refs, RefStoreV2):
         raise FormatError(
             "repository version error, this operation requires a repository that is at least "
             "version 2.0, please upgrade your on-disk format before executing this operation",
@@ -490,14 +490,14 @@ async def ancestry_graph(
     given = sum(x is not None for x in (branch, tag, snapshot_id))
     if given > 1:
         raise ValueError("Must provide at most one of branch, tag, or snapshot_id")
-    refs = repo._refs
+    refs = repo._objects.refs
     branches = await refs.branches()
     tags = await refs.tags()
     tags_at: dict[bytes, list[str]] = {}
     for name, target in sorted(tags.items()):
         tags_at.setdefault(target, []).append(name)
     if given:
-        start = await repo._resolve(branch, tag, snapshot_id)
+        start = await repo._objects.resolve(branch, tag, snapshot_id)
         history = await refs.ancestry(start)
         line = [
             _Row(

@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from icechunk.cache import default_cache
+from icechunk._core.cache import default_cache
+from icechunk._core.refs import MAIN, RefStoreV1, RefStoreV2
 from icechunk.errors import (
     ErrorKind,
     IcechunkError,
@@ -75,7 +76,6 @@ from icechunk.format.model import (
     SnapshotInfoRecord,
     UpdateRecord,
 )
-from icechunk.refs import MAIN, RefStoreV1, RefStoreV2
 from icechunk.storage.base import WriteMode
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ class _Restart(Exception):
 
 
 async def _require_online(repo: Repository, what: str) -> None:
-    refs = repo._refs
+    refs = repo._objects.refs
     if isinstance(refs, RefStoreV2):
         status = (await refs.read()).status
         if status.availability != 0:
@@ -288,7 +288,7 @@ async def expire_snapshots(
     """
     cutoff = cutoff_us(older_than, "older_than")
     await _require_online(repo, "expire snapshots")
-    refs = repo._refs
+    refs = repo._objects.refs
     if isinstance(refs, RefStoreV2):
         released = await _expire_v2(refs, cutoff, delete_expired_branches, delete_expired_tags)
     else:
@@ -427,7 +427,7 @@ async def _expire_v1(
         cut.discard(root)
         parent = next(r.parent_id for r in ancestry if r.id == editable)
         if not (editable == root or parent == root or root == tip):
-            snap = await repo._load_snapshot(editable)
+            snap = await repo._objects.load_snapshot(editable)
             rewritten = dataclasses.replace(snap, parent_id=root)
             await repo.storage.put(
                 layout.snapshot_key(editable),
@@ -545,7 +545,7 @@ async def _walk(
             continue
         if tip in out.snapshots:
             continue
-        for rec in await repo._refs.ancestry(tip):
+        for rec in await repo._objects.refs.ancestry(tip):
             if rec.id in out.snapshots:
                 break
             out.snapshots.add(rec.id)
@@ -562,7 +562,7 @@ async def _walk(
 
     async def manifests_of(sid: bytes) -> None:
         async with sem:
-            snap = await repo._load_snapshot(sid)
+            snap = await repo._objects.load_snapshot(sid)
         for m in snap.manifest_files:
             if m.id not in out.manifests:
                 sizes.setdefault(m.id, m.size_bytes)
@@ -761,7 +761,7 @@ async def garbage_collect(
 async def _gc_attempt(
     repo: Repository, cutoff: int, limits: _Limits, dry_run: bool, progress: Progress | None
 ) -> GCSummary:
-    refs = repo._refs
+    refs = repo._objects.refs
     info: RepoInfo | None = None
     if isinstance(refs, RefStoreV2):
         created: dict[bytes, int] = {}
@@ -905,7 +905,7 @@ async def chunk_storage_stats(
         ),
     )
     _positive("max_decoded_manifest_mem_bytes", max_decoded_manifest_mem_bytes)
-    refs = repo._refs
+    refs = repo._objects.refs
     info = await refs.read() if isinstance(refs, RefStoreV2) else None
     if info is not None:
         tips = [r.snapshot_id for r in [*info.tags, *info.branches]]

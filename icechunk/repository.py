@@ -12,22 +12,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from icechunk._core.objects import LAZY_MANIFEST_LOOKUPS, RepoObjects
+from icechunk._core.refs import MAIN, RefStoreV2, now_us
 from icechunk._sync import sync
-from icechunk.cache import default_cache
-from icechunk.chunk_refs import RefIndex, payload_at
 from icechunk.config import RepositoryConfig
 from icechunk.errors import (
     ErrorKind,
-    FormatError,
     InvalidInputError,
-    ObjectNotFoundError,
     RepositoryNotFoundError,
     SnapshotNotFoundError,
 )
 from icechunk.format import (
-    decode_snapshot,
-    decode_transaction_log,
-    encode_manifest,
     encode_ref,
     encode_repo_info,
     encode_snapshot,
@@ -35,9 +30,7 @@ from icechunk.format import (
     layout,
 )
 from icechunk.format.ids import INITIAL_SNAPSHOT_ID, encode_id, parse_snapshot_id
-from icechunk.format.manifest import ManifestView
 from icechunk.format.model import (
-    ManifestFileInfo,
     RepoInfo,
     RepoRef,
     RepoStatus,
@@ -47,35 +40,26 @@ from icechunk.format.model import (
     UpdateRecord,
 )
 from icechunk.ops import Update, UpdateType
-from icechunk.refs import MAIN, RefStore, RefStoreV1, RefStoreV2, now_us
-from icechunk.session import Session, SessionMode, _BaseTree
+from icechunk.session import Session, SessionMode
 from icechunk.snapshots import Diff, SnapshotInfo
 from icechunk.snapshots import ManifestFileInfo as PublicManifestFileInfo
 from icechunk.storage.base import (
-    ByteRange,
-    OffsetRange,
-    RangeRequest,
     Storage,
-    SuffixRange,
     WriteMode,
 )
 from icechunk.types import CommitMethod
 
 if TYPE_CHECKING:
-    from icechunk.change_set import ChunkPayload
-    from icechunk.conflicts import ConflictSolver
+    from icechunk._core.conflicts import ConflictSolver
     from icechunk.inspect import AncestryGraph
     from icechunk.maintenance import ChunkStorageStats, GCSummary
     from icechunk.store import IcechunkStore
 
-__all__ = ["Repository"]
+__all__ = ["LAZY_MANIFEST_LOOKUPS", "Repository"]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-
-LAZY_MANIFEST_LOOKUPS = 32
-"""Chunk lookups served from a manifest's flatbuffer by binary search before it is decoded."""
 
 
 def _to_datetime(us: int) -> datetime:
@@ -98,19 +82,6 @@ def _public_info(rec: SnapshotInfoRecord) -> SnapshotInfo:
         message=rec.message,
         metadata=dict(rec.metadata),
     )
-
-
-def _resolve_range(length: int, byte_range: ByteRange | None) -> tuple[int, int]:
-    if byte_range is None:
-        return 0, length
-    match byte_range:
-        case RangeRequest(start, end):
-            return min(start, length), min(max(end, start), length)
-        case OffsetRange(offset):
-            return min(offset, length), length
-        case SuffixRange(suffix):
-            return max(0, length - suffix), length
-    raise InvalidInputError(f"unsupported byte range {byte_range!r}")
 
 
 class _ListIterator[T]:
@@ -159,66 +130,59 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> None:
-        self._storage = storage
-        self._spec_version = spec_version
-        self._config = config if config is not None else RepositoryConfig()
-        self._authorized = dict(authorize_virtual_chunk_access or {})
-        if self._authorized:
+        authorized = dict(authorize_virtual_chunk_access or {})
+        if authorized:
             from icechunk.credentials import check_authorizations
 
-            check_authorizations(self._authorized)
-        self._default_metadata: dict[str, Any] = {}
-        self._refs = self._make_refs()
-
-    def _make_refs(self) -> RefStore:
-        if self._spec_version == 1:
-            return RefStoreV1(self._storage, self._load_snapshot)
-        return RefStoreV2(
-            self._storage,
-            self._load_snapshot,
-            num_updates_per_file=self._config.effective_num_updates_per_repo_info_file,
+            check_authorizations(authorized)
+        self._objects = RepoObjects(
+            storage,
+            spec_version,
+            config if config is not None else RepositoryConfig(),
+            authorized,
         )
+        """The engine's object service for this repository (everything below the facade)."""
+        self._default_metadata: dict[str, Any] = {}
 
     # -- pickling ---------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         return {
-            "storage": self._storage,
-            "spec_version": self._spec_version,
-            "config": self._config,
-            "authorized": self._authorized,
+            "storage": self._objects.storage,
+            "spec_version": self._objects.spec_version,
+            "config": self._objects.config,
+            "authorized": self._objects.authorized,
             "default_metadata": self._default_metadata,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._storage = state["storage"]
-        self._spec_version = state["spec_version"]
-        self._config = state["config"]
-        self._authorized = state["authorized"]
+        # The same state as before the engine split, so older pickles still load.
+        self._objects = RepoObjects(
+            state["storage"], state["spec_version"], state["config"], state["authorized"]
+        )
         self._default_metadata = state["default_metadata"]
-        self._refs = self._make_refs()
 
     def __repr__(self) -> str:
-        storage = " ".join(repr(self._storage).split())  # one line
-        return f"<Repository spec_version={self._spec_version} storage={storage}>"
+        storage = " ".join(repr(self._objects.storage).split())  # one line
+        return f"<Repository spec_version={self._objects.spec_version} storage={storage}>"
 
     # -- properties -------------------------------------------------------------------------
 
     @property
     def storage(self) -> Storage:
-        return self._storage
+        return self._objects.storage
 
     @property
     def config(self) -> RepositoryConfig:
-        return self._config
+        return self._objects.config
 
     @property
     def spec_version(self) -> int:
-        return self._spec_version
+        return self._objects.spec_version
 
     @property
     def authorized_virtual_container_prefixes(self) -> set[str]:
-        return set(self._authorized)
+        return set(self._objects.authorized)
 
     # -- creation and opening ---------------------------------------------------------------
 
@@ -315,7 +279,7 @@ class Repository:
                         ErrorKind.PARENT_DIRECTORY_NOT_CLEAN,
                     ) from None
                 raise
-        repo._cache_snapshot(root)
+        repo._objects.cache_snapshot(root)
         return repo
 
     @staticmethod
@@ -369,12 +333,14 @@ class Repository:
             )
         repo = cls(storage, version, config, authorize_virtual_chunk_access)
         if version == 2:
-            assert isinstance(repo._refs, RefStoreV2)
-            info = await repo._refs.read()  # validates the repo object now, not on first use
+            assert isinstance(repo._objects.refs, RefStoreV2)
+            info = (
+                await repo._objects.refs.read()
+            )  # validates the repo object now, not on first use
             if info.config:
                 from icechunk.virtual import with_persisted_containers
 
-                repo._config = with_persisted_containers(repo._config, info.config)
+                repo._objects.config = with_persisted_containers(repo._objects.config, info.config)
         return repo
 
     @classmethod
@@ -412,176 +378,15 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> Repository:
-        merged = self._config if config is None else self._config.merge(config)
+        merged = self._objects.config if config is None else self._objects.config.merge(config)
         auth = (
-            self._authorized
+            self._objects.authorized
             if authorize_virtual_chunk_access is None
             else (authorize_virtual_chunk_access)
         )
-        repo = Repository(self._storage, self._spec_version, merged, auth)
+        repo = Repository(self._objects.storage, self._objects.spec_version, merged, auth)
         repo._default_metadata = dict(self._default_metadata)
         return repo
-
-    # -- object loading (shared cache) ------------------------------------------------------
-
-    async def _load_snapshot(self, snapshot_id: bytes) -> Snapshot:
-        cached = default_cache.get("snapshot", snapshot_id)
-        if cached is not None:
-            assert isinstance(cached, Snapshot)
-            return cached
-        key = layout.snapshot_key(snapshot_id)
-        try:
-            data = await self._storage.get(key)
-        except ObjectNotFoundError:
-            raise SnapshotNotFoundError(
-                f"snapshot id not found `{encode_id(snapshot_id)}`", ErrorKind.SNAPSHOT_NOT_FOUND
-            ) from None
-        snap = decode_snapshot(data, key)
-        if snap.id != snapshot_id:
-            raise FormatError(f"{key}: the snapshot inside has id {encode_id(snap.id)}")
-        default_cache.put("snapshot", snapshot_id, snap, 4 * len(data) + 1000)
-        return snap
-
-    def _cache_snapshot(self, snap: Snapshot) -> None:
-        default_cache.put("snapshot", snap.id, snap, 2000 + 300 * len(snap.nodes))
-
-    def _tree_for(self, snapshot: Snapshot) -> _BaseTree:
-        tree = default_cache.get("tree", snapshot.id)
-        if tree is None:
-            tree = _BaseTree(snapshot)
-            default_cache.put("tree", snapshot.id, tree, 1000 + 400 * len(snapshot.nodes))
-        assert isinstance(tree, _BaseTree)
-        return tree
-
-    async def _manifest_view(self, manifest_id: bytes) -> ManifestView:
-        """Fetch and open (not decode) a manifest; it is cached for :meth:`_manifest_ref`."""
-        mkey = layout.manifest_key(manifest_id)
-        try:
-            data = await self._storage.get(mkey)
-        except ObjectNotFoundError:
-            raise FormatError(
-                f"manifest {encode_id(manifest_id)} referenced by the snapshot is missing",
-                ErrorKind.FORMAT,
-            ) from None
-        view = ManifestView(data, mkey)
-        default_cache.put("manifestview", manifest_id, view, view.nbytes + 1000)
-        return view
-
-    async def _manifest_ref(
-        self,
-        manifest_id: bytes,
-        node_id: bytes,
-        info: ManifestFileInfo | None,
-        coords: tuple[int, ...],
-    ) -> ChunkPayload | None:
-        """The payload of chunk ``coords`` of array ``node_id`` in a manifest, or ``None``.
-
-        The first :data:`LAZY_MANIFEST_LOOKUPS` lookups in a manifest that is not decoded yet
-        binary-search its flatbuffer and decode the one ref found (opening a session to read
-        a chunk does not decode a 100k-ref manifest); later ones decode the whole manifest
-        once and use its index.
-        """
-        index = default_cache.get("refindex", manifest_id + node_id)
-        if index is None and default_cache.get("manifest", manifest_id) is None:
-            view = default_cache.get("manifestview", manifest_id)
-            if not isinstance(view, ManifestView):
-                view = await self._manifest_view(manifest_id)
-            if view.lookups < LAZY_MANIFEST_LOOKUPS:
-                view.lookups += 1
-                ref = view.lookup(node_id, coords)
-                return None if ref is None else payload_at(ref, 0)
-        index = await self._manifest_index(manifest_id, node_id, info)
-        if index is None:
-            return None
-        i = index.find(coords)
-        return None if i is None else payload_at(index.refs, i)
-
-    async def _manifest_index(
-        self, manifest_id: bytes, node_id: bytes, info: ManifestFileInfo | None
-    ) -> RefIndex | None:
-        key = manifest_id + node_id
-        index = default_cache.get("refindex", key)
-        if index is not None:
-            assert isinstance(index, RefIndex)
-            return index
-        manifest = default_cache.get("manifest", manifest_id)
-        if manifest is None:
-            view = default_cache.get("manifestview", manifest_id)
-            if not isinstance(view, ManifestView):
-                view = await self._manifest_view(manifest_id)
-            manifest = view.decode()
-            default_cache.put("manifest", manifest_id, manifest, 3 * view.nbytes + 1000)
-        for array in manifest.arrays:
-            if array.node_id == node_id:
-                index = RefIndex(array.refs)
-                default_cache.put("refindex", key, index, 64 * len(array.refs) + 1000)
-                return index
-        return None
-
-    async def _load_transaction_log(self, snapshot_id: bytes) -> TransactionLog:
-        cached = default_cache.get("txlog", snapshot_id)
-        if cached is not None:
-            assert isinstance(cached, TransactionLog)
-            return cached
-        key = layout.transaction_key(snapshot_id)
-        data = await self._storage.get(key)
-        tx = decode_transaction_log(data, key)
-        default_cache.put("txlog", snapshot_id, tx, 4 * len(data) + 1000)
-        return tx
-
-    async def _history_transaction_log(self, snapshot_id: bytes) -> TransactionLog:
-        """What changed between ``snapshot_id``'s parent in history and ``snapshot_id``.
-
-        That is the snapshot's own transaction log, merged (oldest first) with the logs of the
-        ancestors that expiration cut out between it and its parent (spec 2.1
-        ``pruned_ancestor_tx_logs``); logs already collected are skipped. Diff and rebase walk
-        history with this, so changes made in expired commits are not forgotten.
-        """
-        own = await self._load_transaction_log(snapshot_id)
-        refs = self._refs
-        if not isinstance(refs, RefStoreV2):
-            return own
-        pruned: tuple[bytes, ...] = ()
-        for rec in (await refs.read()).snapshots:
-            if rec.id == snapshot_id:
-                pruned = tuple(rec.pruned_ancestor_tx_logs or ())
-                break
-        if not pruned:
-            return own
-        logs: list[TransactionLog] = []
-        for pid in pruned:
-            try:
-                logs.append(await self._load_transaction_log(pid))
-            except ObjectNotFoundError:
-                continue
-        return TransactionLog.merged([*logs, own])
-
-    async def _fetch_payload(self, payload: ChunkPayload, byte_range: ByteRange | None) -> bytes:
-        from icechunk.change_set import InlinePayload, NativePayload
-
-        if isinstance(payload, InlinePayload):
-            start, end = _resolve_range(len(payload.data), byte_range)
-            return payload.data[start:end]
-        start, end = _resolve_range(payload.length, byte_range)
-        if isinstance(payload, NativePayload):
-            if start >= end:
-                return b""
-            return await self._storage.get(
-                layout.chunk_key(payload.chunk_id),
-                RangeRequest(payload.offset + start, payload.offset + end),
-            )
-        from icechunk.virtual import fetch_virtual
-
-        return await fetch_virtual(self, payload, start, end)
-
-    def _encode_snapshot(self, snap: Snapshot) -> bytes:
-        return encode_snapshot(snap, self._spec_version)
-
-    def _encode_manifest(self, manifest: Any) -> bytes:
-        return encode_manifest(manifest, self._spec_version)
-
-    def _encode_transaction_log(self, tx: TransactionLog) -> bytes:
-        return encode_transaction_log(tx, self._spec_version)
 
     # -- branches ---------------------------------------------------------------------------
 
@@ -589,19 +394,19 @@ class Repository:
         return sync(self.list_branches_async())
 
     async def list_branches_async(self) -> set[str]:
-        return set(await self._refs.branches())
+        return set(await self._objects.refs.branches())
 
     def lookup_branch(self, branch: str) -> str:
         return sync(self.lookup_branch_async(branch))
 
     async def lookup_branch_async(self, branch: str) -> str:
-        return encode_id(await self._refs.branch_tip(branch))
+        return encode_id(await self._objects.refs.branch_tip(branch))
 
     def create_branch(self, branch: str, snapshot_id: str) -> None:
         sync(self.create_branch_async(branch, snapshot_id))
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
-        await self._refs.create_branch(branch, parse_snapshot_id(snapshot_id))
+        await self._objects.refs.create_branch(branch, parse_snapshot_id(snapshot_id))
 
     def reset_branch(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
@@ -612,13 +417,13 @@ class Repository:
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
         expected = None if from_snapshot_id is None else parse_snapshot_id(from_snapshot_id)
-        await self._refs.reset_branch(branch, parse_snapshot_id(snapshot_id), expected)
+        await self._objects.refs.reset_branch(branch, parse_snapshot_id(snapshot_id), expected)
 
     def delete_branch(self, branch: str) -> None:
         sync(self.delete_branch_async(branch))
 
     async def delete_branch_async(self, branch: str) -> None:
-        await self._refs.delete_branch(branch)
+        await self._objects.refs.delete_branch(branch)
 
     # -- tags -------------------------------------------------------------------------------
 
@@ -626,38 +431,27 @@ class Repository:
         return sync(self.list_tags_async())
 
     async def list_tags_async(self) -> set[str]:
-        return set(await self._refs.tags())
+        return set(await self._objects.refs.tags())
 
     def lookup_tag(self, tag: str) -> str:
         return sync(self.lookup_tag_async(tag))
 
     async def lookup_tag_async(self, tag: str) -> str:
-        return encode_id(await self._refs.tag_target(tag))
+        return encode_id(await self._objects.refs.tag_target(tag))
 
     def create_tag(self, tag: str, snapshot_id: str) -> None:
         sync(self.create_tag_async(tag, snapshot_id))
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
-        await self._refs.create_tag(tag, parse_snapshot_id(snapshot_id))
+        await self._objects.refs.create_tag(tag, parse_snapshot_id(snapshot_id))
 
     def delete_tag(self, tag: str) -> None:
         sync(self.delete_tag_async(tag))
 
     async def delete_tag_async(self, tag: str) -> None:
-        await self._refs.delete_tag(tag)
+        await self._objects.refs.delete_tag(tag)
 
     # -- history ----------------------------------------------------------------------------
-
-    async def _resolve(self, branch: str | None, tag: str | None, snapshot_id: str | None) -> bytes:
-        given = [x is not None for x in (branch, tag, snapshot_id)]
-        if sum(given) != 1:
-            raise ValueError("Must provide one of branch, tag, or snapshot_id")
-        if branch is not None:
-            return await self._refs.branch_tip(branch)
-        if tag is not None:
-            return await self._refs.tag_target(tag)
-        assert snapshot_id is not None
-        return parse_snapshot_id(snapshot_id)
 
     def ancestry(
         self,
@@ -675,8 +469,8 @@ class Repository:
     async def _ancestry_list(
         self, branch: str | None, tag: str | None, snapshot_id: str | None
     ) -> list[SnapshotInfo]:
-        start = await self._resolve(branch, tag, snapshot_id)
-        return [_public_info(r) for r in await self._refs.ancestry(start)]
+        start = await self._objects.resolve(branch, tag, snapshot_id)
+        return [_public_info(r) for r in await self._objects.refs.ancestry(start)]
 
     async def async_ancestry(
         self,
@@ -692,10 +486,10 @@ class Repository:
         return sync(self.lookup_snapshot_async(snapshot_id))
 
     async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
-        return _public_info(await self._refs.snapshot_info(parse_snapshot_id(snapshot_id)))
+        return _public_info(await self._objects.refs.snapshot_info(parse_snapshot_id(snapshot_id)))
 
     def list_manifest_files(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
-        snap = sync(self._load_snapshot(parse_snapshot_id(snapshot_id)))
+        snap = sync(self._objects.load_snapshot(parse_snapshot_id(snapshot_id)))
         return [
             PublicManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
             for m in snap.manifest_files
@@ -712,7 +506,7 @@ class Repository:
 
     async def _ops_log_list(self) -> list[Update]:
         out = []
-        for rec in await self._refs.ops_log():
+        for rec in await self._objects.refs.ops_log():
             fields = {
                 k: encode_id(v) if isinstance(v, bytes) and len(v) == 12 else v
                 for k, v in rec.fields.items()
@@ -762,11 +556,11 @@ class Repository:
         to_tag: str | None = None,
         to_snapshot_id: str | None = None,
     ) -> Diff:
-        from icechunk.diff import diff_snapshots
+        from icechunk._core.diff import diff_snapshots
 
-        start = await self._resolve(from_branch, from_tag, from_snapshot_id)
-        end = await self._resolve(to_branch, to_tag, to_snapshot_id)
-        return await diff_snapshots(self, start, end)
+        start = await self._objects.resolve(from_branch, from_tag, from_snapshot_id)
+        end = await self._objects.resolve(to_branch, to_tag, to_snapshot_id)
+        return await diff_snapshots(self._objects, start, end)
 
     # -- manifest layout --------------------------------------------------------------------
 
@@ -817,20 +611,20 @@ class Repository:
         metadata: dict[str, Any] | None = None,
         commit_method: CommitMethod = "new_commit",
     ) -> str:
+        from icechunk._core.manifest_writer import mark_for_rewrite
         from icechunk.config import (
             MAX_SPLIT_SIZE,
             ManifestSplitCondition,
             ManifestSplitDimCondition,
             ManifestSplittingConfig,
         )
-        from icechunk.manifest_writer import mark_for_rewrite
 
         if commit_method not in ("new_commit", "amend"):
             raise InvalidInputError(
                 f"Invalid commit method: {commit_method!r}. Expected 'new_commit' or 'amend'.",
                 ErrorKind.INVALID_ARGUMENT,
             )
-        splitting = self._config.splitting or ManifestSplittingConfig(
+        splitting = self._objects.config.splitting or ManifestSplittingConfig(
             [
                 (
                     ManifestSplitCondition.path_matches(".*"),
@@ -862,29 +656,29 @@ class Repository:
         return dict(self._default_metadata)
 
     def get_metadata(self) -> dict[str, Any]:
-        return sync(self._refs.get_metadata())
+        return sync(self._objects.refs.get_metadata())
 
     @property
     def metadata(self) -> dict[str, Any]:
         return self.get_metadata()
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
-        sync(self._refs.set_metadata(metadata))
+        sync(self._objects.refs.set_metadata(metadata))
 
     def update_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
         return sync(self.update_metadata_async(metadata))
 
     async def get_metadata_async(self) -> dict[str, Any]:
-        return await self._refs.get_metadata()
+        return await self._objects.refs.get_metadata()
 
     async def set_metadata_async(self, metadata: dict[str, Any]) -> None:
-        await self._refs.set_metadata(metadata)
+        await self._objects.refs.set_metadata(metadata)
 
     async def update_metadata_async(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """Merge ``metadata`` into the repository metadata; return the result."""
-        current = await self._refs.get_metadata()
+        current = await self._objects.refs.get_metadata()
         current.update(metadata)
-        await self._refs.set_metadata(current)
+        await self._objects.refs.set_metadata(current)
         return current
 
     # -- sessions ---------------------------------------------------------------------------
@@ -910,10 +704,10 @@ class Repository:
         snapshot_id: str | None = None,
         as_of: datetime | None = None,
     ) -> Session:
-        target = await self._resolve(branch, tag, snapshot_id)
+        target = await self._objects.resolve(branch, tag, snapshot_id)
         if as_of is not None:
             limit = _to_us(as_of)
-            for rec in await self._refs.ancestry(target):
+            for rec in await self._objects.refs.ancestry(target):
                 if rec.flushed_at <= limit:
                     target = rec.id
                     break
@@ -922,7 +716,7 @@ class Repository:
                     f"no snapshot found at or before {as_of.isoformat()}",
                     ErrorKind.NO_SNAPSHOT_AT_TIME,
                 )
-        snap = await self._load_snapshot(target)
+        snap = await self._objects.load_snapshot(target)
         return Session(self, snap, branch=None, mode=SessionMode.readonly)
 
     def writable_session(self, branch: str) -> Session:
@@ -930,8 +724,8 @@ class Repository:
         return sync(self.writable_session_async(branch))
 
     async def writable_session_async(self, branch: str) -> Session:
-        tip = await self._refs.branch_tip(branch)
-        snap = await self._load_snapshot(tip)
+        tip = await self._objects.refs.branch_tip(branch)
+        snap = await self._objects.load_snapshot(tip)
         return Session(self, snap, branch=branch, mode=SessionMode.writable)
 
     @contextlib.contextmanager

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from icechunk._sync import sync
-from icechunk.cache import default_cache
-from icechunk.change_set import (
+from icechunk._core.cache import default_cache
+from icechunk._core.change_set import (
     MAX_OVERLAPS,
     ChangeSet,
     ChunkOverlapWarning,
@@ -35,6 +34,10 @@ from icechunk.change_set import (
     NodeChange,
     overlap_message,
 )
+from icechunk._core.manifest_writer import rewrites_manifests
+from icechunk._core.tree import Node
+from icechunk._core.zarr_metadata import NodeMetadata, parse_node_metadata
+from icechunk._sync import sync
 from icechunk.errors import (
     ConflictError,
     ErrorKind,
@@ -47,21 +50,16 @@ from icechunk.format import layout
 from icechunk.format.ids import encode_id, new_id8, new_id12
 from icechunk.format.metadata import encode_json_value
 from icechunk.format.model import (
-    ArrayData,
-    ManifestFileInfo,
     NodeSnapshot,
     Snapshot,
     SnapshotInfoRecord,
     TransactionLog,
 )
-from icechunk.manifest_writer import ArrayManifestJob, ManifestWriter, rewrites_manifests
-from icechunk.refs import now_us
 from icechunk.snapshots import Diff
-from icechunk.storage.base import ByteRange, WriteMode
-from icechunk.zarr_metadata import NodeMetadata, parse_node_metadata
+from icechunk.storage.base import ByteRange
 
 if TYPE_CHECKING:
-    from icechunk.conflicts import ConflictSolver
+    from icechunk._core.conflicts import ConflictSolver
     from icechunk.repository import Repository
     from icechunk.store import IcechunkStore
 
@@ -95,56 +93,6 @@ class SessionMode(IntEnum):
     rearrange = 2
 
 
-class _Node:
-    """A live node as the session sees it."""
-
-    __slots__ = ("base", "change", "meta", "node_id", "path", "user_data")
-
-    def __init__(
-        self,
-        path: str,
-        node_id: bytes,
-        user_data: bytes,
-        meta: NodeMetadata,
-        base: NodeSnapshot | None,
-        change: NodeChange | None,
-    ) -> None:
-        self.path = path
-        self.node_id = node_id
-        self.user_data = user_data
-        self.meta = meta
-        self.base = base
-        self.change = change
-
-
-class _BaseTree:
-    """The base snapshot's nodes by path (built once per snapshot and cached)."""
-
-    __slots__ = ("by_path", "manifest_files", "meta", "snapshot")
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.by_path = {n.path: n for n in snapshot.nodes}
-        self.manifest_files = {m.id: m for m in snapshot.manifest_files}
-        self.meta: dict[str, NodeMetadata] = {}
-
-    def node_meta(self, node: NodeSnapshot) -> NodeMetadata:
-        meta = self.meta.get(node.path)
-        if meta is None:
-            if node.array is None:
-                meta = NodeMetadata(is_array=False)
-            else:
-                try:
-                    meta = parse_node_metadata(node.path, node.user_data)
-                except InvalidInputError:
-                    shape = tuple(d.array_length for d in node.array.shape)
-                    meta = NodeMetadata(
-                        True, shape, tuple(1 for _ in shape), node.array.dimension_names
-                    )
-            self.meta[node.path] = meta
-        return meta
-
-
 def _is_descendant(path: str, ancestor: str) -> bool:
     if ancestor == "/":
         return path != "/"
@@ -169,7 +117,7 @@ class Session:
         fork_base: ChangeSet | None = None,
     ) -> None:
         self._repo = repo
-        self._tree = repo._tree_for(snapshot)
+        self._tree = repo._objects.tree_for(snapshot)
         self._branch = branch
         self._mode = mode
         self._changes = changes if changes is not None else ChangeSet()
@@ -262,9 +210,9 @@ class Session:
         # the event-loop round trip of ``sync`` when it is there.
         snapshot = default_cache.get("snapshot", state["snapshot_id"])
         if not isinstance(snapshot, Snapshot):
-            snapshot = sync(repo._load_snapshot(state["snapshot_id"]))
+            snapshot = sync(repo._objects.load_snapshot(state["snapshot_id"]))
         self._repo = repo
-        self._tree = repo._tree_for(snapshot)
+        self._tree = repo._objects.tree_for(snapshot)
         self._branch = state["branch"]
         self._mode = SessionMode(state["mode"])
         self._changes = state["changes"]
@@ -300,19 +248,19 @@ class Session:
     def _layers(self) -> list[ChangeSet]:
         return [self._changes] if self._fork_base is None else [self._changes, self._fork_base]
 
-    def _node(self, path: str) -> _Node | None:
+    def _node(self, path: str) -> Node | None:
         for cs in self._layers():
             change = cs.nodes.get(path)
             if change is not None:
                 meta = parse_node_metadata(path, change.user_data)
                 base = self._tree.by_path.get(path) if not change.is_new else None
-                return _Node(path, change.node_id, change.user_data, meta, base, change)
+                return Node(path, change.node_id, change.user_data, meta, base, change)
             if path in cs.deleted:
                 return None
         base = self._tree.by_path.get(path)
         if base is None:
             return None
-        return _Node(path, base.id, base.user_data, self._tree.node_meta(base), base, None)
+        return Node(path, base.id, base.user_data, self._tree.node_meta(base), base, None)
 
     def _all_paths(self) -> list[str]:
         paths: set[str] = set(self._tree.by_path)
@@ -361,14 +309,14 @@ class Session:
         assert node.array is not None
         for mref in node.array.manifests:
             if all(lo <= c < hi for c, (lo, hi) in zip(coords, mref.extents, strict=False)):
-                payload = await self._repo._manifest_ref(
+                payload = await self._repo._objects.manifest_ref(
                     mref.object_id, node.id, self._tree.manifest_files.get(mref.object_id), coords
                 )
                 if payload is not None:
                     return payload
         return None
 
-    async def _payload(self, node: _Node, coords: tuple[int, ...]) -> ChunkPayload | None:
+    async def _payload(self, node: Node, coords: tuple[int, ...]) -> ChunkPayload | None:
         found, payload = self._staged_payload(node.node_id, coords)
         if found:
             return payload
@@ -386,7 +334,7 @@ class Session:
         payload = await self._payload(node, coords)
         if payload is None:
             return None
-        return await self._repo._fetch_payload(payload, byte_range)
+        return await self._repo._objects.fetch_payload(payload, byte_range)
 
     async def chunk_exists(self, path: str, coords: tuple[int, ...]) -> bool:
         node = self._node(path)
@@ -431,11 +379,11 @@ class Session:
             return []
         return await self._chunks_of(node, node.meta.num_chunks)
 
-    async def _chunks_of(self, node: _Node, bounds: tuple[int, ...]) -> list[tuple[int, ...]]:
+    async def _chunks_of(self, node: Node, bounds: tuple[int, ...]) -> list[tuple[int, ...]]:
         coords: set[tuple[int, ...]] = set()
         if node.base is not None and node.base.array is not None:
             for mref in node.base.array.manifests:
-                index = await self._repo._manifest_index(
+                index = await self._repo._objects.manifest_index(
                     mref.object_id, node.node_id, self._tree.manifest_files.get(mref.object_id)
                 )
                 if index is not None:
@@ -509,7 +457,7 @@ class Session:
                 # created by the parent before the fork: record as a deletion too
                 cs.deleted[p] = (node.node_id, node.meta.is_array)
 
-    def _array_for_write(self, path: str, coords: tuple[int, ...]) -> _Node:
+    def _array_for_write(self, path: str, coords: tuple[int, ...]) -> Node:
         node = self._node(path)
         if node is None or not node.meta.is_array:
             raise InvalidInputError(
@@ -576,7 +524,7 @@ class Session:
 
         ``coords`` is an ``(n, ndim)`` integer array; ``offsets``, ``lengths`` and
         ``last_modified`` (seconds, 0 for none) integer arrays. See
-        :func:`icechunk.virtual_refs.plan_virtual_refs` for the checks: any bad reference
+        :func:`icechunk._core.virtual_refs.plan_virtual_refs` for the checks: any bad reference
         raises :class:`~icechunk.errors.InvalidInputError` and stages nothing. References are
         staged in bulk (``ChangeSet.set_chunk_refs``); of several with the same coordinates
         the last one wins.
@@ -587,7 +535,7 @@ class Session:
             Positions refused because no virtual chunk container matches their location (only
             with ``validate_containers``); every other reference is staged.
         """
-        from icechunk.virtual_refs import plan_virtual_refs
+        from icechunk._core.virtual_refs import plan_virtual_refs
 
         self._require_writable()
         node = self._node(_normalize_path(path))
@@ -597,7 +545,7 @@ class Session:
                 ErrorKind.INVALID_KEY,
             )
         refs, failed = plan_virtual_refs(
-            self._repo,
+            self._repo._objects,
             node.path,
             node.meta.num_chunks,
             coords,
@@ -614,7 +562,7 @@ class Session:
         else:
             # a few refs (set_virtual_ref in a loop): merging each into the bulk columns
             # would cost O(staged) per call, so they are staged one by one
-            from icechunk.chunk_refs import payload_at
+            from icechunk._core.chunk_refs import payload_at
 
             for i, row in enumerate(refs.coords.tolist()):
                 self._changes.set_chunk(node.node_id, tuple(row), payload_at(refs, i))
@@ -709,7 +657,7 @@ class Session:
             itself is skipped (threads writing through one shared session).
         on_overlap
             What to do when merged forks wrote different bytes to the same chunk: ``"warn"``
-            (default, :class:`~icechunk.change_set.ChunkOverlapWarning`), ``"error"``
+            (default, :class:`~icechunk._core.change_set.ChunkOverlapWarning`), ``"error"``
             (:class:`SessionStateError`) or ``"ignore"``. The last merged fork wins. A
             :class:`ForkSession` (merging on a worker, in a tree reduction) does not warn but
             records the overlaps; they are reported when it is merged into a session.
@@ -863,7 +811,7 @@ class Session:
                 snapshot.id, self._base_id, snapshot.flushed_at, message, props
             )
             try:
-                await self._repo._refs.publish_commit(self._branch, info, self._base_id)
+                await self._repo._objects.refs.publish_commit(self._branch, info, self._base_id)
             except ConflictError:
                 if rebase_with is None or attempts >= rebase_tries:
                     raise
@@ -900,7 +848,7 @@ class Session:
             )
         assert self._branch is not None
         tip = self._tree.snapshot
-        tip_info = await self._repo._refs.snapshot_info(tip.id)
+        tip_info = await self._repo._objects.refs.snapshot_info(tip.id)
         if tip_info.parent_id is None:
             raise SessionStateError(
                 "cannot amend the first commit of a repository", ErrorKind.AMEND_NOT_ALLOWED
@@ -909,7 +857,7 @@ class Session:
         info = SnapshotInfoRecord(
             snapshot.id, tip_info.parent_id, snapshot.flushed_at, message, props
         )
-        await self._repo._refs.publish_amend(self._branch, info, tip.id)
+        await self._repo._objects.refs.publish_amend(self._branch, info, tip.id)
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
@@ -924,7 +872,7 @@ class Session:
         props = self._commit_metadata(metadata)
         snapshot, _ = await self._write_commit_objects(message, props)
         info = SnapshotInfoRecord(snapshot.id, self._base_id, snapshot.flushed_at, message, props)
-        await self._repo._refs.publish_detached(info)
+        await self._repo._objects.refs.publish_detached(info)
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
@@ -933,13 +881,15 @@ class Session:
         sync(self.rebase_async(solver))
 
     async def rebase_async(self, solver: ConflictSolver) -> None:
-        from icechunk.conflicts import rebase_session
+        from icechunk._core.conflicts import rebase_steps
 
         if self._branch is None:
             raise SessionStateError(
                 "only sessions attached to a branch can rebase", ErrorKind.COMMIT_NOT_ALLOWED
             )
-        await rebase_session(self, solver)
+        steps = rebase_steps(self._repo._objects, self._branch, self._tree, self._changes, solver)
+        async for tree in steps:
+            self._tree = tree
 
     def _require_can_commit(self, what: str) -> None:
         if (
@@ -969,7 +919,7 @@ class Session:
         return normalized
 
     def _after_commit(self, snapshot: Snapshot) -> None:
-        self._tree = self._repo._tree_for(snapshot)
+        self._tree = self._repo._objects.tree_for(snapshot)
         self._changes = ChangeSet()
         self._fork_base = None
         self._branch = None
@@ -979,142 +929,20 @@ class Session:
     async def _write_commit_objects(
         self, message: str, props: dict[str, Any], tx_parent: bytes | None = None
     ) -> tuple[Snapshot, TransactionLog]:
-        """Write manifests, transaction log and snapshot; return the snapshot and the log.
+        """Write this session's commit objects; see :func:`icechunk._core.commit.write_commit`."""
+        from icechunk._core.commit import write_commit
 
-        The manifests and the transaction log are encoded and stored concurrently (large ones
-        in worker threads), each exactly once; the snapshot, which lists the manifests, is
-        stored last. Chunk coordinates stay numpy arrays from the change set to the encoders,
-        so the returned log's ``updated_chunks`` is empty (except for an amend, which folds in
-        the replaced commit's log): read the log back for the coordinates.
-        """
-        from icechunk.chunk_refs import changed_coords
-        from icechunk.format.transaction_log import ChunkList, encode_transaction_log
-        from icechunk.manifest_writer import THREAD_ENCODE_MIN_REFS
-
-        repo = self._repo
-        spec = repo.spec_version
-        base = self._tree
-        cs = self._changes
-        snapshot_id = new_id12()
-        new_manifests: dict[bytes, ManifestFileInfo] = {}
-        nodes: list[NodeSnapshot] = []
-        updated_chunks: dict[bytes, ChunkList] = {}
-
-        # Arrays' manifests are laid out (split per the config) and stored by the
-        # ManifestWriter, all arrays concurrently; Repository.rewrite_manifests marks its
-        # session so that every array's manifests are rewritten.
-        rewrite = rewrites_manifests(self)
-        array_jobs: list[tuple[int, _Node, ArrayManifestJob]] = []
-        for path in self._all_paths():
-            node = self._node(path)
-            assert node is not None
-            nodes.append(NodeSnapshot(node.node_id, path, node.user_data, None))
-            if not node.meta.is_array:
-                continue
-            meta = node.meta
-            old_refs = node.base.array.manifests if node.base and node.base.array else ()
-            changes = cs.chunks.get(node.node_id)
-            coords = None
-            if changes:
-                coords = changed_coords(changes, len(meta.num_chunks))
-                updated_chunks[node.node_id] = coords
-            job = ArrayManifestJob(
-                node_id=node.node_id,
-                path=path,
-                num_chunks=meta.num_chunks,
-                dimension_names=meta.dimension_names,
-                base_refs=old_refs,
-                changes=changes,
-                rewrite=rewrite,
-                changed=coords,
-            )
-            array_jobs.append((len(nodes) - 1, node, job))
-
-        tx = TransactionLog(id=snapshot_id, spec_version=spec)
-        for change in cs.nodes.values():
-            if change.is_new:
-                (tx.new_arrays if change.is_array else tx.new_groups).append(change.node_id)
-            else:
-                (tx.updated_arrays if change.is_array else tx.updated_groups).append(change.node_id)
-        for node_id, is_array in cs.deleted.values():
-            (tx.deleted_arrays if is_array else tx.deleted_groups).append(node_id)
-
-        async def write_transaction_log() -> None:
-            chunk_coords: dict[bytes, ChunkList] = updated_chunks
-            if tx_parent is not None:
-                # An amend replaces the tip: its log must also carry the replaced commit's
-                # changes, or diffs and rebases over the amended commit would miss them.
-                tx.updated_chunks = {
-                    k: list(map(tuple, np.asarray(v).tolist())) for k, v in updated_chunks.items()
-                }
-                tx.absorb(await repo._load_transaction_log(tx_parent))
-                chunk_coords = dict(tx.updated_chunks)
-            for lst in (
-                tx.new_groups,
-                tx.new_arrays,
-                tx.deleted_groups,
-                tx.deleted_arrays,
-                tx.updated_arrays,
-                tx.updated_groups,
-            ):
-                lst.sort()
-            if sum(len(c) for c in chunk_coords.values()) >= THREAD_ENCODE_MIN_REFS:
-                data = await asyncio.to_thread(
-                    encode_transaction_log, tx, spec, chunk_coords=chunk_coords
-                )
-            else:
-                data = encode_transaction_log(tx, spec, chunk_coords=chunk_coords)
-            await repo.storage.put(layout.transaction_key(snapshot_id), data, WriteMode.OVERWRITE)
-
-        manifest_config = repo.config.manifest
-        writer = ManifestWriter(
-            repo,
-            base,
-            repo.config.splitting,
-            max_fetches=manifest_config.max_concurrent_manifest_fetches_during_commit
-            if manifest_config is not None
-            else None,
-        )
-        # manifests and the transaction log are independent: write them concurrently
-        array_refs, _ = await asyncio.gather(
-            writer.write_arrays([job for _, _, job in array_jobs]), write_transaction_log()
-        )
-        for (i, node, _), manifest_refs in zip(array_jobs, array_refs, strict=True):
-            meta = node.meta
-            array = ArrayData(meta.dimension_shapes(), meta.dimension_names, manifest_refs)
-            nodes[i] = NodeSnapshot(node.node_id, node.path, node.user_data, array)
-        new_manifests.update(writer.new_manifests)
-
-        used: dict[bytes, ManifestFileInfo] = {}
-        for n in nodes:
-            if n.array is not None:
-                for mref in n.array.manifests:
-                    info = new_manifests.get(mref.object_id)
-                    if info is None:
-                        info = base.manifest_files.get(mref.object_id)
-                    if info is None:
-                        raise SessionStateError(
-                            f"manifest {encode_id(mref.object_id)} is referenced by "
-                            f"`{n.path}` but missing from the base snapshot's manifest list",
-                            ErrorKind.FORMAT,
-                        )
-                    used[mref.object_id] = info
-        flushed_at = max(now_us(), base.snapshot.flushed_at + 1)
-        snapshot = Snapshot(
-            id=snapshot_id,
-            parent_id=self._base_id if spec == 1 else None,
-            nodes=nodes,
-            flushed_at=flushed_at,
+        live = [node for node in map(self._node, self._all_paths()) if node is not None]
+        return await write_commit(
+            self._repo._objects,
+            self._tree,
+            self._changes,
+            live,
             message=message,
-            metadata=props,
-            manifest_files=sorted(used.values(), key=lambda m: m.id),
-            spec_version=spec,
+            props=props,
+            rewrite=rewrites_manifests(self),
+            tx_parent=tx_parent,
         )
-        await repo.storage.put(
-            layout.snapshot_key(snapshot_id), repo._encode_snapshot(snapshot), WriteMode.CREATE
-        )
-        repo._cache_snapshot(snapshot)
-        return snapshot, tx
 
     # -- async twins needed by integrations ------------------------------------------------
 
@@ -1124,7 +952,7 @@ class Session:
         Reads each array's manifests once and applies the staged changes, all columnar (no
         Python object per reference, so millions of references take a fraction of a second).
         """
-        from icechunk.chunk_refs import pick, rows_in, staged_columns
+        from icechunk._core.chunk_refs import pick, rows_in, staged_columns
         from icechunk.format.model import ChunkKind
 
         out: set[str | None] = set()
@@ -1149,7 +977,7 @@ class Session:
             if node.base is None or node.base.array is None:
                 continue
             for mref in node.base.array.manifests:
-                index = await self._repo._manifest_index(
+                index = await self._repo._objects.manifest_index(
                     mref.object_id, node.node_id, self._tree.manifest_files.get(mref.object_id)
                 )
                 if index is None or not index.refs.location:
@@ -1164,7 +992,9 @@ class Session:
         out.discard(None)
         from icechunk.virtual import absolute_locations
 
-        return sorted(absolute_locations(self._repo, {loc for loc in out if loc is not None}))
+        return sorted(
+            absolute_locations(self._repo.config, {loc for loc in out if loc is not None})
+        )
 
     def all_virtual_chunk_locations(self) -> list[str]:
         return sync(self.all_virtual_chunk_locations_async())

@@ -24,7 +24,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 
 from icechunk._sync import sync
 from icechunk.errors import ErrorKind, InvalidInputError, ReadOnlyError
-from icechunk.repository import _resolve_range
+from icechunk.storage import resolve_byte_range
 from icechunk.storage.base import ByteRange, OffsetRange, RangeRequest, SuffixRange
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ class IcechunkStore(Store):
         if coords is None:
             data = await self._session.get_metadata(path)
             if data is not None and byte_request is not None:
-                start, end = _resolve_range(len(data), byte_request)
+                start, end = resolve_byte_range(byte_request, len(data))
                 data = data[start:end]
         else:
             data = await self._session.get_chunk(path, coords, byte_request)
@@ -439,7 +439,7 @@ class IcechunkStore(Store):
                     lengths.append(payload.length)
                 else:
                     kinds.append(2)
-                    (location,) = absolute_locations(session._repo, [payload.location])
+                    (location,) = absolute_locations(session._repo.config, [payload.location])
                     paths.append(location)
                     offsets.append(payload.offset)
                     lengths.append(payload.length)
@@ -535,8 +535,8 @@ class IcechunkStore(Store):
             Not a chunk key, chunk outside the grid, bad offset/length/URL/checksum, or (with
             ``validate_container``) no virtual chunk container matches ``location``.
         """
+        from icechunk._core.virtual_refs import single_ref_columns
         from icechunk.virtual import no_container_error
-        from icechunk.virtual_refs import single_ref_columns
 
         self._check_writable()
         path, coords = self._parse(key)
@@ -591,7 +591,7 @@ class IcechunkStore(Store):
         InvalidInputError
             A chunk outside the grid or a malformed reference: nothing is staged.
         """
-        from icechunk.virtual_refs import spec_columns
+        from icechunk._core.virtual_refs import spec_columns
 
         self._check_writable()
         columns = spec_columns(chunks)
@@ -636,7 +636,7 @@ class IcechunkStore(Store):
         list[tuple[int, ...]] | None
             As :meth:`set_virtual_refs_async`.
         """
-        from icechunk.virtual_refs import grid_columns
+        from icechunk._core.virtual_refs import grid_columns
 
         self._check_writable()
         coords, locs, offs, lens, etags, modified = grid_columns(

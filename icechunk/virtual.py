@@ -9,11 +9,11 @@ that holds the bytes (its ETag, or a last-modified time in whole seconds). This 
 * container matching (:func:`find_container`, the longest matching ``url_prefix`` wins), the
   validation of locations and checksums, and the containers a repository persisted;
 * the errors of virtual reads (:class:`VirtualChunkModifiedError`,
-  :class:`UnauthorizedVirtualChunkContainerError`) and :func:`fetch_virtual`.
+  :class:`UnauthorizedVirtualChunkContainerError`) (fetching lives in :mod:`icechunk._core.virtual_fetch`).
 
 Related modules: :mod:`icechunk.credentials` (what ``authorize_virtual_chunk_access`` takes),
-:mod:`icechunk.virtual_refs` (checking and building batches of references before they are
-staged), :mod:`icechunk.virtual_fetch` (the per-scheme readers and the checksum checks) and
+:mod:`icechunk._core.virtual_refs` (checking and building batches of references before they are
+staged), :mod:`icechunk._core.virtual_fetch` (the per-scheme readers and the checksum checks) and
 :mod:`icechunk.virtual_files` (referencing netCDF/HDF5 files in place).
 
 Authorization is by container URL prefix, never by name: reading a chunk requires its
@@ -33,9 +33,7 @@ from urllib.parse import urlsplit
 from icechunk.errors import ErrorKind, InvalidInputError, StorageError
 
 if TYPE_CHECKING:
-    from icechunk.change_set import VirtualPayload
     from icechunk.config import RepositoryConfig
-    from icechunk.repository import Repository
 
 __all__ = [
     "MAX_CHECKSUM_SECONDS",
@@ -48,7 +46,6 @@ __all__ = [
     "absolute_locations",
     "azure_store",
     "checksum_seconds",
-    "fetch_virtual",
     "file_etag",
     "find_container",
     "gcs_store",
@@ -365,8 +362,9 @@ class VirtualChunkSpec:
 # -- matching and validation -------------------------------------------------------------------
 
 
-def repo_containers(repo: Repository) -> list[VirtualChunkContainer]:
-    found = repo.config.virtual_chunk_containers or {}
+def repo_containers(config: RepositoryConfig) -> list[VirtualChunkContainer]:
+    """The virtual chunk containers ``config`` declares."""
+    found = config.virtual_chunk_containers or {}
     return [c for c in found.values() if isinstance(c, VirtualChunkContainer)]
 
 
@@ -409,12 +407,12 @@ def resolve_location(containers: Iterable[VirtualChunkContainer], location: str)
     return container.url_prefix + rest
 
 
-def absolute_locations(repo: Repository, locations: Iterable[str]) -> set[str]:
+def absolute_locations(config: RepositoryConfig, locations: Iterable[str]) -> set[str]:
     """``locations`` with ``vcc://name/...`` URLs expanded by their named container.
 
     A ``vcc://`` URL whose container is not configured is kept as it is.
     """
-    containers = repo_containers(repo)
+    containers = repo_containers(config)
     out: set[str] = set()
     for location in locations:
         if location.startswith("vcc://"):
@@ -656,10 +654,3 @@ def with_persisted_containers(config: RepositoryConfig, persisted: bytes) -> Rep
     from icechunk.config import RepositoryConfig
 
     return config.merge(RepositoryConfig(virtual_chunk_containers={**added, **mine}))
-
-
-async def fetch_virtual(repo: Repository, payload: VirtualPayload, start: int, end: int) -> bytes:
-    """Bytes ``[start, end)`` of a virtual chunk; see :func:`icechunk.virtual_fetch.fetch`."""
-    from icechunk.virtual_fetch import fetch
-
-    return await fetch(repo, payload, start, end)

@@ -588,7 +588,7 @@ def reference_netcdf(
         checksum = None
     etag, seconds = split_checksum(checksum)
     validate_location(url)
-    if validate_containers and find_container(repo_containers(session._repo), url) is None:
+    if validate_containers and find_container(repo_containers(session.config), url) is None:
         raise no_container_error(url)  # before any array is created
     return _write(
         session, tree, group.strip("/"), url, etag, seconds, validate_containers, no_container_error

@@ -48,7 +48,7 @@ def _writer(root: str, p: int, barrier: Any, results: Any) -> None:  # runs in a
         stats = {
             "wall": time.perf_counter() - started,
             "cpu": time.process_time() - cpu,
-            "cas_failures": repo._refs.cas_failures,
+            "cas_failures": repo._objects.refs.cas_failures,
         }
         results.put((p, stats, None))
     except BaseException as e:  # report instead of dying silently

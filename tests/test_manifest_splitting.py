@@ -50,7 +50,7 @@ def by_time(n: int) -> RepositoryConfig:
 
 
 def snapshot(repo: icechunk.Repository, snapshot_id: str) -> Snapshot:
-    return sync(repo._load_snapshot(parse_snapshot_id(snapshot_id)))
+    return sync(repo._objects.load_snapshot(parse_snapshot_id(snapshot_id)))
 
 
 def manifest_refs(repo: icechunk.Repository, snapshot_id: str, path: str) -> list[ManifestRef]:

@@ -658,7 +658,7 @@ def test_pickled_sessions_read_virtual_chunks(tmp_path: Path) -> None:
     session.commit("ref")
     copy = pickle.loads(pickle.dumps(repo.readonly_session("main")))
     np.testing.assert_array_equal(zarr.open_array(copy.store, path="a")[:10], np.arange(10))
-    assert copy._repo._authorized == {prefix: ic.credentials.LocalFileSystemAccess}
+    assert copy._repo._objects.authorized == {prefix: ic.credentials.LocalFileSystemAccess}
 
 
 def test_authorization_mapping_is_checked(tmp_path: Path) -> None:

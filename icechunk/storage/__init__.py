@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from icechunk.storage._common import resolve_byte_range
 from icechunk.storage._credentials import (
     AzureRefreshableCredential,
     GcsBearerCredential,
@@ -104,6 +105,7 @@ __all__ = [
     "gcs_storage",
     "in_memory_storage",
     "local_filesystem_storage",
+    "resolve_byte_range",
     "s3_storage",
 ]
 

@@ -36,8 +36,16 @@ _DASK = "deliberate: the 1.x call form (session first) is still accepted"
 _XR = "deliberate: the 1.x call form (store=...) is still accepted; adds split_every and compute"
 _RETRIES = "deliberate: ours state the effective defaults (the real ones say None) and add retry_timeout_ms"
 
+_SOLVER_HOOK = (
+    "gap: the solvers' rebase hook became public (resolve) in main's layers step 2; the real "
+    "solvers have no public method: to be renamed private by the layers work"
+)
+
 #: Known differences: dotted path -> reason. A path listed here must really differ.
 DIFFERENCES: dict[str, str] = {
+    "BasicConflictSolver.resolve": _SOLVER_HOOK,
+    "ConflictDetector.resolve": _SOLVER_HOOK,
+    "ConflictSolver.resolve": _SOLVER_HOOK,
     "AnyAzureCredential": _GAP_CRED,
     "AnyAzureStaticCredential": _GAP_CRED,
     "AnyCredential": _GAP_CRED,

@@ -1,0 +1,325 @@
+"""A session's staged edits: node creations, updates and deletions, and chunk writes.
+
+The change set is relative to a base snapshot. Paths are absolute node paths (``/``, ``/a/b``);
+chunk writes are keyed by the array's node id and chunk coordinates. A chunk payload of ``None``
+records a deletion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from icechunk.errors import ErrorKind, SessionStateError
+
+if TYPE_CHECKING:
+    from icechunk.format.model import ChunkRefs, NodeSnapshot
+
+__all__ = [
+    "ChangeSet",
+    "ChunkOverlapWarning",
+    "ChunkPayload",
+    "InlinePayload",
+    "NativePayload",
+    "NodeChange",
+    "VirtualPayload",
+    "overlap_message",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NativePayload:
+    """A chunk stored in ``chunks/<chunk_id>``, bytes ``[offset, offset + length)``."""
+
+    chunk_id: bytes
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class InlinePayload:
+    """A small chunk kept in the manifest itself."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualPayload:
+    """A chunk inside an external object (``s3://``, ``file://``, ``http(s)://`` ...)."""
+
+    location: str
+    offset: int
+    length: int
+    checksum_etag: str | None = None
+    checksum_last_modified: int = 0
+    """Seconds since the epoch; 0 means no checksum."""
+
+
+type ChunkPayload = NativePayload | InlinePayload | VirtualPayload
+
+
+class ChunkOverlapWarning(UserWarning):
+    """Two forks merged into one session wrote different bytes to the same chunk."""
+
+
+MAX_OVERLAPS = 20
+"""Overlapping chunks named in one report."""
+
+
+def overlap_message(overlaps: list[str]) -> str:
+    """The report of chunks that merged sessions wrote differently (last merged wins)."""
+    more = "+" if len(overlaps) > MAX_OVERLAPS else ""
+    return (
+        f"merged sessions wrote different data to the same chunks "
+        f"({min(len(overlaps), MAX_OVERLAPS)}{more} found, e.g. {', '.join(overlaps[:5])}); "
+        "the last merged session wins, so writes of the others to those chunks are lost. "
+        "Align your write regions with the zarr chunks, or pass on_overlap='ignore' if this "
+        "is intended."
+    )
+
+
+@dataclass(slots=True)
+class NodeChange:
+    """A node created or whose ``zarr.json`` was rewritten in this session."""
+
+    node_id: bytes
+    path: str
+    user_data: bytes
+    is_array: bool
+    is_new: bool
+    """Created in this session (not present in the base snapshot under this id)."""
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    nodes: dict[str, NodeChange] = field(default_factory=dict)
+    """Live new or updated nodes by path."""
+    deleted: dict[str, tuple[bytes, bool]] = field(default_factory=dict)
+    """Base-snapshot nodes deleted in this session: path -> (node id, is array)."""
+    chunks: dict[bytes, MutableMapping[tuple[int, ...], ChunkPayload | None]] = field(
+        default_factory=dict
+    )
+    """Chunk writes (payload) and deletions (``None``) per array node id: a ``dict``, or a
+    :class:`~icechunk._core.chunk_refs.ChunkWrites` once references were staged in bulk."""
+
+    def is_empty(self) -> bool:
+        return not (self.nodes or self.deleted or any(self.chunks.values()))
+
+    def copy(self) -> ChangeSet:
+        return ChangeSet(
+            nodes=dict(self.nodes),
+            deleted=dict(self.deleted),
+            chunks={k: _copy_writes(v) for k, v in self.chunks.items()},
+        )
+
+    def set_chunk(
+        self, node_id: bytes, coords: tuple[int, ...], payload: ChunkPayload | None
+    ) -> None:
+        self.chunks.setdefault(node_id, {})[coords] = payload
+
+    def set_chunk_refs(self, node_id: bytes, refs: ChunkRefs) -> None:
+        """Stage many chunk references of one array at once, kept in numpy columns.
+
+        The bulk counterpart of :meth:`set_chunk` (for virtual references or pre-computed
+        native ones): ``refs`` replace whatever this change set staged at their coordinates.
+        Costs a few dozen bytes per reference and no Python object per reference, so millions
+        of references stage and commit quickly. Bounds against the array's chunk grid are the
+        caller's to check.
+
+        Raises
+        ------
+        InvalidInputError
+            Inconsistent columns, two references with the same coordinates, an unknown chunk
+            kind, or inline/virtual references without their bytes/location. Nothing is staged.
+        """
+        from icechunk._core.chunk_refs import ChunkWrites
+        from icechunk.format.manifest import checked_refs
+
+        refs = checked_refs(refs)
+        writes = self.chunks.get(node_id)
+        if not isinstance(writes, ChunkWrites):
+            writes = ChunkWrites(writes)
+            self.chunks[node_id] = writes
+        writes.add_refs(refs)
+
+    def node_state(self, path: str) -> NodeChange | tuple[bytes, bool] | None:
+        """What this change set says about ``path``: a change, a deletion, or ``None``."""
+        change = self.nodes.get(path)
+        if change is not None:
+            return change
+        return self.deleted.get(path)
+
+    def node_id_at(self, path: str, base: Mapping[str, NodeSnapshot]) -> bytes | None:
+        """The id of the live node at ``path``: staged here, else in ``base`` (nodes by path)."""
+        change = self.nodes.get(path)
+        if change is not None:
+            return change.node_id
+        if path in self.deleted:
+            return None
+        node = base.get(path)
+        return None if node is None else node.id
+
+    def chunk_state(
+        self, node_id: bytes, coords: tuple[int, ...]
+    ) -> tuple[bool, ChunkPayload | None]:
+        """``(True, payload)`` if this change set writes (payload) or deletes (``None``) it."""
+        writes = self.chunks.get(node_id)
+        if writes is not None and coords in writes:
+            return True, writes[coords]
+        return False, None
+
+    def merge(
+        self,
+        other: ChangeSet,
+        *,
+        on_overlap: str = "warn",
+        base: ChangeSet | None = None,
+        other_base: ChangeSet | None = None,
+        node_path: Callable[[bytes], str] | None = None,
+    ) -> list[str]:
+        """Fold ``other`` (a fork's own changes) into this change set; ``other`` wins.
+
+        ``other_base`` is the state ``other`` started from (a fork's copy of its parent's
+        uncommitted changes), and ``base`` the read-only layer under this change set when this
+        is itself a fork's change set; all are relative to one base snapshot. Only what
+        changed on this side *since* ``other`` was forked can conflict: a fork may freely
+        rewrite (resize, delete, overwrite chunks of) what its parent staged before forking.
+        ``node_path`` names arrays (by node id) in the overlap report.
+
+        Two sides that each created a node at one path with identical metadata are merged into
+        one node (this side's), keeping the chunks both wrote.
+
+        Returns the chunks both sides wrote differently (``"`path` [i, j]"``, at most
+        :data:`MAX_OVERLAPS` + 1; none with ``on_overlap="ignore"``): the caller reports them.
+
+        Raises
+        ------
+        SessionStateError
+            Both created the same node with different metadata, both rewrote one node's
+            metadata differently, or one deleted (or replaced) a node the other modified; or
+            (``on_overlap="error"``) both wrote different data to one chunk. Nothing is changed.
+        """
+        if on_overlap not in ("warn", "error", "ignore"):
+            raise ValueError(f"on_overlap must be 'warn', 'error' or 'ignore', not {on_overlap!r}")
+        theirs_from = other_base if other_base is not None else ChangeSet()
+
+        def mine_chunk(node_id: bytes, coords: tuple[int, ...]) -> tuple[bool, ChunkPayload | None]:
+            state = self.chunk_state(node_id, coords)
+            if not state[0] and base is not None:
+                state = base.chunk_state(node_id, coords)
+            return state
+
+        def mine_since_fork(path: str) -> NodeChange | tuple[bytes, bool] | None:
+            """This side's state of ``path`` if it changed since ``other`` forked, else None."""
+            state = self.node_state(path)
+            if state is None and base is not None:
+                state = base.node_state(path)
+            return None if state == theirs_from.node_state(path) else state
+
+        conflicts: list[str] = []
+        same_node: dict[bytes, bytes] = {}
+        """Other's node id -> this side's, for nodes both created identically."""
+        for path, change in other.nodes.items():
+            mine = mine_since_fork(path)
+            if isinstance(mine, NodeChange):
+                if mine.node_id == change.node_id:
+                    if mine.user_data != change.user_data:
+                        conflicts.append(
+                            f"both sessions updated the metadata of `{path}` differently"
+                        )
+                elif mine.is_new and change.is_new:
+                    if mine.user_data != change.user_data or mine.is_array != change.is_array:
+                        conflicts.append(f"both sessions created `{path}` with different metadata")
+                    else:
+                        same_node[change.node_id] = mine.node_id
+                else:
+                    conflicts.append(
+                        f"`{path}` was replaced in one session and modified in another"
+                    )
+            elif mine is not None and mine[0] == change.node_id:
+                conflicts.append(f"`{path}` was deleted in one session and modified in another")
+        for path, (node_id, _) in other.deleted.items():
+            mine = mine_since_fork(path)
+            if isinstance(mine, NodeChange) and mine.node_id == node_id:
+                conflicts.append(f"`{path}` was deleted in one session and modified in another")
+            if any(
+                mine_chunk(node_id, c) != theirs_from.chunk_state(node_id, c)
+                for c in self.chunks.get(node_id, {})
+            ):
+                conflicts.append(
+                    f"`{path}` was deleted in one session and its chunks written in another"
+                )
+        for path, deleted in self.deleted.items():
+            if (
+                deleted != theirs_from.deleted.get(path)
+                and path not in other.deleted
+                and other.chunks.get(deleted[0])
+            ):
+                conflicts.append(
+                    f"`{path}` was deleted in one session and its chunks written in another"
+                )
+        if conflicts:
+            raise SessionStateError(
+                "failed to merge sessions: " + "; ".join(sorted(set(conflicts))),
+                ErrorKind.MERGE_CONFLICT,
+            )
+
+        overlaps: list[str] = []
+        if on_overlap != "ignore":
+            for other_id, writes in other.chunks.items():
+                node_id = same_node.get(other_id, other_id)
+                if node_id not in self.chunks and (base is None or node_id not in base.chunks):
+                    continue
+                for coords, payload in writes.items():
+                    found, mine_payload = mine_chunk(node_id, coords)
+                    if (
+                        found
+                        and mine_payload != payload
+                        and (found, mine_payload) != theirs_from.chunk_state(node_id, coords)
+                    ):
+                        name = node_path(node_id) if node_path else node_id.hex()
+                        overlaps.append(f"`{name}` {list(coords)}")
+                if len(overlaps) > MAX_OVERLAPS:
+                    break
+        if overlaps and on_overlap == "error":
+            raise SessionStateError(overlap_message(overlaps), ErrorKind.MERGE_CONFLICT)
+
+        for path, (node_id, is_array) in other.deleted.items():
+            mine = self.nodes.get(path)
+            own_new = (
+                mine is not None
+                and mine.node_id == node_id
+                and mine.is_new
+                and (base is None or base.nodes.get(path, mine).node_id != node_id)
+            )
+            if mine is not None and mine.node_id == node_id:
+                del self.nodes[path]
+            self.chunks.pop(node_id, None)
+            if not own_new:
+                # the node lives in the snapshot or in this side's base layer: record it
+                self.deleted.setdefault(path, (node_id, is_array))
+        for path, change in other.nodes.items():
+            if change.node_id in same_node:
+                continue
+            mine = self.nodes.get(path)
+            if mine is not None and mine.node_id != change.node_id:
+                self.chunks.pop(mine.node_id, None)
+            self.nodes[path] = change
+        for other_id, writes in other.chunks.items():
+            node_id = same_node.get(other_id, other_id)
+            if type(writes) is dict:
+                self.chunks.setdefault(node_id, {}).update(writes)
+            else:
+                from icechunk._core.chunk_refs import absorb_writes
+
+                self.chunks[node_id] = absorb_writes(self.chunks.get(node_id, {}), writes)
+        return overlaps
+
+
+def _copy_writes(
+    writes: MutableMapping[tuple[int, ...], ChunkPayload | None],
+) -> MutableMapping[tuple[int, ...], ChunkPayload | None]:
+    """An independent copy of one array's staged writes (bulk columns are shared: immutable)."""
+    copy = getattr(writes, "copy", None)
+    return copy() if callable(copy) else dict(writes)
