@@ -20,6 +20,8 @@ from icechunk._core.conflicts import (
     ConflictType,
     VersionSelection,
 )
+from icechunk._core.inspect import AncestryGraph
+from icechunk._core.maintenance import ChunkStorageStats, GCSummary
 from icechunk.config import (
     CachingConfig,
     CompressionAlgorithm,
@@ -59,9 +61,7 @@ from icechunk.errors import (
     SnapshotNotFoundError,
     StorageError,
 )
-from icechunk.inspect import AncestryGraph
 from icechunk.logs import initialize_logs, set_logs_filter, shutdown_telemetry
-from icechunk.maintenance import ChunkStorageStats, GCSummary
 from icechunk.ops import Update, UpdateType
 from icechunk.repository import Repository
 from icechunk.session import ChunkType, ForkSession, Session, SessionMode

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from icechunk._core.objects import LAZY_MANIFEST_LOOKUPS, RepoObjects
 from icechunk._core.refs import MAIN, RefStoreV2, now_us
-from icechunk._sync import sync
+from icechunk._sync import sync, sync_twin
 from icechunk.config import RepositoryConfig
 from icechunk.errors import (
     ErrorKind,
@@ -51,8 +51,8 @@ from icechunk.types import CommitMethod
 
 if TYPE_CHECKING:
     from icechunk._core.conflicts import ConflictSolver
-    from icechunk.inspect import AncestryGraph
-    from icechunk.maintenance import ChunkStorageStats, GCSummary
+    from icechunk._core.inspect import AncestryGraph
+    from icechunk._core.maintenance import ChunkStorageStats, GCSummary
     from icechunk.store import IcechunkStore
 
 __all__ = ["LAZY_MANIFEST_LOOKUPS", "Repository"]
@@ -390,28 +390,20 @@ class Repository:
 
     # -- branches ---------------------------------------------------------------------------
 
-    def list_branches(self) -> set[str]:
-        return sync(self.list_branches_async())
-
     async def list_branches_async(self) -> set[str]:
         return set(await self._objects.refs.branches())
 
-    def lookup_branch(self, branch: str) -> str:
-        return sync(self.lookup_branch_async(branch))
+    list_branches = sync_twin(list_branches_async)
 
     async def lookup_branch_async(self, branch: str) -> str:
         return encode_id(await self._objects.refs.branch_tip(branch))
 
-    def create_branch(self, branch: str, snapshot_id: str) -> None:
-        sync(self.create_branch_async(branch, snapshot_id))
+    lookup_branch = sync_twin(lookup_branch_async)
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
         await self._objects.refs.create_branch(branch, parse_snapshot_id(snapshot_id))
 
-    def reset_branch(
-        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
-    ) -> None:
-        sync(self.reset_branch_async(branch, snapshot_id, from_snapshot_id=from_snapshot_id))
+    create_branch = sync_twin(create_branch_async)
 
     async def reset_branch_async(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
@@ -419,37 +411,34 @@ class Repository:
         expected = None if from_snapshot_id is None else parse_snapshot_id(from_snapshot_id)
         await self._objects.refs.reset_branch(branch, parse_snapshot_id(snapshot_id), expected)
 
-    def delete_branch(self, branch: str) -> None:
-        sync(self.delete_branch_async(branch))
+    reset_branch = sync_twin(reset_branch_async)
 
     async def delete_branch_async(self, branch: str) -> None:
         await self._objects.refs.delete_branch(branch)
 
-    # -- tags -------------------------------------------------------------------------------
+    delete_branch = sync_twin(delete_branch_async)
 
-    def list_tags(self) -> set[str]:
-        return sync(self.list_tags_async())
+    # -- tags -------------------------------------------------------------------------------
 
     async def list_tags_async(self) -> set[str]:
         return set(await self._objects.refs.tags())
 
-    def lookup_tag(self, tag: str) -> str:
-        return sync(self.lookup_tag_async(tag))
+    list_tags = sync_twin(list_tags_async)
 
     async def lookup_tag_async(self, tag: str) -> str:
         return encode_id(await self._objects.refs.tag_target(tag))
 
-    def create_tag(self, tag: str, snapshot_id: str) -> None:
-        sync(self.create_tag_async(tag, snapshot_id))
+    lookup_tag = sync_twin(lookup_tag_async)
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
         await self._objects.refs.create_tag(tag, parse_snapshot_id(snapshot_id))
 
-    def delete_tag(self, tag: str) -> None:
-        sync(self.delete_tag_async(tag))
+    create_tag = sync_twin(create_tag_async)
 
     async def delete_tag_async(self, tag: str) -> None:
         await self._objects.refs.delete_tag(tag)
+
+    delete_tag = sync_twin(delete_tag_async)
 
     # -- history ----------------------------------------------------------------------------
 
@@ -482,11 +471,10 @@ class Repository:
         for info in await self._ancestry_list(branch, tag, snapshot_id):
             yield info
 
-    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
-        return sync(self.lookup_snapshot_async(snapshot_id))
-
     async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
         return _public_info(await self._objects.refs.snapshot_info(parse_snapshot_id(snapshot_id)))
+
+    lookup_snapshot = sync_twin(lookup_snapshot_async)
 
     def list_manifest_files(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
         snap = sync(self._objects.load_snapshot(parse_snapshot_id(snapshot_id)))
@@ -518,7 +506,7 @@ class Repository:
             )
         return out
 
-    def diff(
+    async def diff_async(
         self,
         *,
         from_branch: str | None = None,
@@ -535,36 +523,17 @@ class Repository:
         InvalidInputError
             ``from`` is not an ancestor of ``to`` (``bad-snapshot-chain-for-diff``).
         """
-        return sync(
-            self.diff_async(
-                from_branch=from_branch,
-                from_tag=from_tag,
-                from_snapshot_id=from_snapshot_id,
-                to_branch=to_branch,
-                to_tag=to_tag,
-                to_snapshot_id=to_snapshot_id,
-            )
-        )
-
-    async def diff_async(
-        self,
-        *,
-        from_branch: str | None = None,
-        from_tag: str | None = None,
-        from_snapshot_id: str | None = None,
-        to_branch: str | None = None,
-        to_tag: str | None = None,
-        to_snapshot_id: str | None = None,
-    ) -> Diff:
         from icechunk._core.diff import diff_snapshots
 
         start = await self._objects.resolve(from_branch, from_tag, from_snapshot_id)
         end = await self._objects.resolve(to_branch, to_tag, to_snapshot_id)
         return await diff_snapshots(self._objects, start, end)
 
+    diff = sync_twin(diff_async)
+
     # -- manifest layout --------------------------------------------------------------------
 
-    def rewrite_manifests(
+    async def rewrite_manifests_async(
         self,
         message: str,
         *,
@@ -597,20 +566,6 @@ class Repository:
         ConflictError
             The branch moved while the manifests were being rewritten; nothing was published.
         """
-        return sync(
-            self.rewrite_manifests_async(
-                message, branch=branch, metadata=metadata, commit_method=commit_method
-            )
-        )
-
-    async def rewrite_manifests_async(
-        self,
-        message: str,
-        *,
-        branch: str,
-        metadata: dict[str, Any] | None = None,
-        commit_method: CommitMethod = "new_commit",
-    ) -> str:
         from icechunk._core.manifest_writer import mark_for_rewrite
         from icechunk.config import (
             MAX_SPLIT_SIZE,
@@ -646,6 +601,8 @@ class Repository:
             return await session.amend_async(message, metadata=props, allow_empty=True)
         return await session.commit_async(message, props, allow_empty=True)
 
+    rewrite_manifests = sync_twin(rewrite_manifests_async)
+
     # -- metadata ---------------------------------------------------------------------------
 
     def set_default_commit_metadata(self, metadata: dict[str, Any]) -> None:
@@ -665,9 +622,6 @@ class Repository:
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         sync(self._objects.refs.set_metadata(metadata))
 
-    def update_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        return sync(self.update_metadata_async(metadata))
-
     async def get_metadata_async(self) -> dict[str, Any]:
         return await self._objects.refs.get_metadata()
 
@@ -681,20 +635,9 @@ class Repository:
         await self._objects.refs.set_metadata(current)
         return current
 
-    # -- sessions ---------------------------------------------------------------------------
+    update_metadata = sync_twin(update_metadata_async)
 
-    def readonly_session(
-        self,
-        branch: str | None = None,
-        *,
-        tag: str | None = None,
-        snapshot_id: str | None = None,
-        as_of: datetime | None = None,
-    ) -> Session:
-        """A read-only session on a branch tip, a tag, a snapshot, or a branch ``as_of`` a time."""
-        return sync(
-            self.readonly_session_async(branch, tag=tag, snapshot_id=snapshot_id, as_of=as_of)
-        )
+    # -- sessions ---------------------------------------------------------------------------
 
     async def readonly_session_async(
         self,
@@ -704,6 +647,7 @@ class Repository:
         snapshot_id: str | None = None,
         as_of: datetime | None = None,
     ) -> Session:
+        """A read-only session on a branch tip, a tag, a snapshot, or a branch ``as_of`` a time."""
         target = await self._objects.resolve(branch, tag, snapshot_id)
         if as_of is not None:
             limit = _to_us(as_of)
@@ -719,14 +663,15 @@ class Repository:
         snap = await self._objects.load_snapshot(target)
         return Session(self, snap, branch=None, mode=SessionMode.readonly)
 
-    def writable_session(self, branch: str) -> Session:
-        """A session that commits to ``branch``, based on its current tip."""
-        return sync(self.writable_session_async(branch))
+    readonly_session = sync_twin(readonly_session_async)
 
     async def writable_session_async(self, branch: str) -> Session:
+        """A session that commits to ``branch``, based on its current tip."""
         tip = await self._objects.refs.branch_tip(branch)
         snap = await self._objects.load_snapshot(tip)
         return Session(self, snap, branch=branch, mode=SessionMode.writable)
+
+    writable_session = sync_twin(writable_session_async)
 
     @contextlib.contextmanager
     def transaction(
@@ -745,7 +690,7 @@ class Repository:
 
     # -- maintenance and inspection (icechunk.maintenance, icechunk.inspect) -----------------
 
-    def expire_snapshots(
+    async def expire_snapshots_async(
         self,
         older_than: datetime,
         *,
@@ -771,31 +716,18 @@ class Repository:
         ReadOnlyError
             The repository is not online (spec 2).
         """
-        return sync(
-            self.expire_snapshots_async(
-                older_than,
-                delete_expired_branches=delete_expired_branches,
-                delete_expired_tags=delete_expired_tags,
-            )
-        )
-
-    async def expire_snapshots_async(
-        self,
-        older_than: datetime,
-        *,
-        delete_expired_branches: bool = False,
-        delete_expired_tags: bool = False,
-    ) -> set[str]:
-        from icechunk import maintenance
+        from icechunk._core import maintenance
 
         return await maintenance.expire_snapshots(
-            self,
+            self._objects,
             older_than,
             delete_expired_branches=delete_expired_branches,
             delete_expired_tags=delete_expired_tags,
         )
 
-    def garbage_collect(
+    expire_snapshots = sync_twin(expire_snapshots_async)
+
+    async def garbage_collect_async(
         self,
         delete_object_older_than: datetime,
         *,
@@ -821,39 +753,10 @@ class Repository:
         ReadOnlyError
             The repository is not online (spec 2).
         """
-        return sync(
-            self.garbage_collect_async(
-                delete_object_older_than,
-                dry_run=dry_run,
-                max_snapshots_in_memory=max_snapshots_in_memory,
-                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
-                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
-                max_concurrent_deletes=max_concurrent_deletes,
-                max_consecutive_delete_failures=max_consecutive_delete_failures,
-                max_concurrent_listings=max_concurrent_listings,
-                progress=progress,
-            )
-        )
-
-    async def garbage_collect_async(
-        self,
-        delete_object_older_than: datetime,
-        *,
-        dry_run: bool = False,
-        max_snapshots_in_memory: int = 50,
-        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
-        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
-        max_concurrent_manifest_fetches: int = 500,
-        max_concurrent_deletes: int = 10,
-        max_consecutive_delete_failures: int = 50,
-        max_concurrent_listings: int | None = None,
-        progress: Callable[[str, int, int], None] | None = None,
-    ) -> GCSummary:
-        from icechunk import maintenance
+        from icechunk._core import maintenance
 
         return await maintenance.garbage_collect(
-            self,
+            self._objects,
             delete_object_older_than,
             dry_run=dry_run,
             max_snapshots_in_memory=max_snapshots_in_memory,
@@ -866,23 +769,7 @@ class Repository:
             progress=progress,
         )
 
-    def chunk_storage_stats(
-        self,
-        *,
-        max_snapshots_in_memory: int = 50,
-        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
-        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
-        max_concurrent_manifest_fetches: int = 500,
-    ) -> ChunkStorageStats:
-        """Chunk bytes (native, virtual, inline) referenced from every branch and tag."""
-        return sync(
-            self.chunk_storage_stats_async(
-                max_snapshots_in_memory=max_snapshots_in_memory,
-                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
-                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
-            )
-        )
+    garbage_collect = sync_twin(garbage_collect_async)
 
     async def chunk_storage_stats_async(
         self,
@@ -892,15 +779,18 @@ class Repository:
         max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
         max_concurrent_manifest_fetches: int = 500,
     ) -> ChunkStorageStats:
-        from icechunk import maintenance
+        """Chunk bytes (native, virtual, inline) referenced from every branch and tag."""
+        from icechunk._core import maintenance
 
         return await maintenance.chunk_storage_stats(
-            self,
+            self._objects,
             max_snapshots_in_memory=max_snapshots_in_memory,
             max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
             max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
             max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
         )
+
+    chunk_storage_stats = sync_twin(chunk_storage_stats_async)
 
     def total_chunks_storage(
         self,
@@ -946,43 +836,39 @@ class Repository:
         )
         return stats.native_bytes
 
-    def inspect_snapshot(self, snapshot_id: str) -> dict[str, Any]:
-        """The snapshot file as a dict (see :func:`icechunk.inspect.inspect_snapshot`)."""
-        return sync(self.inspect_snapshot_async(snapshot_id))
-
     async def inspect_snapshot_async(self, snapshot_id: str) -> dict[str, Any]:
-        from icechunk import inspect
+        """The snapshot file as a dict (see :func:`icechunk.inspect.inspect_snapshot`)."""
+        from icechunk._core import inspect
 
-        return await inspect.inspect_snapshot(self, snapshot_id)
+        return await inspect.inspect_snapshot(self._objects, snapshot_id)
 
-    def inspect_manifest(self, manifest_id: str) -> dict[str, Any]:
-        """The manifest file as a dict (see :func:`icechunk.inspect.inspect_manifest`)."""
-        return sync(self.inspect_manifest_async(manifest_id))
+    inspect_snapshot = sync_twin(inspect_snapshot_async)
 
     async def inspect_manifest_async(self, manifest_id: str) -> dict[str, Any]:
-        from icechunk import inspect
+        """The manifest file as a dict (see :func:`icechunk.inspect.inspect_manifest`)."""
+        from icechunk._core import inspect
 
-        return await inspect.inspect_manifest(self, manifest_id)
+        return await inspect.inspect_manifest(self._objects, manifest_id)
 
-    def inspect_transaction_log(self, snapshot_id: str) -> dict[str, Any]:
-        """A transaction log as a dict (see :func:`icechunk.inspect.inspect_transaction_log`)."""
-        return sync(self.inspect_transaction_log_async(snapshot_id))
+    inspect_manifest = sync_twin(inspect_manifest_async)
 
     async def inspect_transaction_log_async(self, snapshot_id: str) -> dict[str, Any]:
-        from icechunk import inspect
+        """A transaction log as a dict (see :func:`icechunk.inspect.inspect_transaction_log`)."""
+        from icechunk._core import inspect
 
-        return await inspect.inspect_transaction_log(self, snapshot_id)
+        return await inspect.inspect_transaction_log(self._objects, snapshot_id)
 
-    def inspect_repo_info(self) -> dict[str, Any]:
-        """The spec-2 ``repo`` object as a dict (see :func:`icechunk.inspect.inspect_repo_info`)."""
-        return sync(self.inspect_repo_info_async())
+    inspect_transaction_log = sync_twin(inspect_transaction_log_async)
 
     async def inspect_repo_info_async(self) -> dict[str, Any]:
-        from icechunk import inspect
+        """The spec-2 ``repo`` object as a dict (see :func:`icechunk.inspect.inspect_repo_info`)."""
+        from icechunk._core import inspect
 
-        return await inspect.inspect_repo_info(self)
+        return await inspect.inspect_repo_info(self._objects)
 
-    def ancestry_graph(
+    inspect_repo_info = sync_twin(inspect_repo_info_async)
+
+    async def ancestry_graph_async(
         self,
         *,
         branch: str | None = None,
@@ -994,20 +880,10 @@ class Repository:
 
         ``print()`` it for text (ANSI colours unless ``plain``); Jupyter shows it as SVG.
         """
-        return sync(
-            self.ancestry_graph_async(branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain)
-        )
-
-    async def ancestry_graph_async(
-        self,
-        *,
-        branch: str | None = None,
-        tag: str | None = None,
-        snapshot_id: str | None = None,
-        plain: bool = False,
-    ) -> AncestryGraph:
-        from icechunk import inspect
+        from icechunk._core import inspect
 
         return await inspect.ancestry_graph(
-            self, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain
+            self._objects, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain
         )
+
+    ancestry_graph = sync_twin(ancestry_graph_async)

@@ -19,7 +19,7 @@ import random
 import warnings
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from icechunk._core.change_set import (
 from icechunk._core.manifest_writer import rewrites_manifests
 from icechunk._core.tree import Node
 from icechunk._core.zarr_metadata import NodeMetadata, parse_node_metadata
-from icechunk._sync import sync
+from icechunk._sync import sync, sync_twin
 from icechunk.errors import (
     ConflictError,
     ErrorKind,
@@ -56,11 +56,12 @@ from icechunk.format.model import (
     TransactionLog,
 )
 from icechunk.snapshots import Diff
-from icechunk.storage.base import ByteRange
+from icechunk.storage.base import ByteRange, Storage
 
 if TYPE_CHECKING:
     from icechunk._core.conflicts import ConflictSolver
-    from icechunk.repository import Repository
+    from icechunk._core.objects import RepoObjects
+    from icechunk.config import RepositoryConfig
     from icechunk.store import IcechunkStore
 
 __all__ = ["ChunkType", "ForkSession", "Session", "SessionMode"]
@@ -99,6 +100,27 @@ def _is_descendant(path: str, ancestor: str) -> bool:
     return path.startswith(ancestor + "/")
 
 
+class _Owner(Protocol):
+    """What a session needs of the :class:`~icechunk.Repository` it belongs to.
+
+    A protocol, not the class, so that this module does not import the repository module
+    (which imports this one).
+    """
+
+    _objects: RepoObjects
+
+    @property
+    def config(self) -> RepositoryConfig: ...
+
+    @property
+    def spec_version(self) -> int: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    def default_commit_metadata(self) -> dict[str, Any]: ...
+
+
 class Session:
     """A view of one snapshot plus, for writable sessions, staged changes.
 
@@ -108,7 +130,7 @@ class Session:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: _Owner,
         snapshot: Snapshot,
         *,
         branch: str | None,
@@ -342,13 +364,10 @@ class Session:
             return False
         return await self._payload(node, coords) is not None
 
-    def chunk_type(self, array_path: str, chunk_coordinates: Iterable[int]) -> ChunkType:
-        """Whether the chunk is uninitialized, or stored natively, virtually or inline."""
-        return sync(self.chunk_type_async(array_path, chunk_coordinates))
-
     async def chunk_type_async(
         self, array_path: str, chunk_coordinates: Iterable[int]
     ) -> ChunkType:
+        """Whether the chunk is uninitialized, or stored natively, virtually or inline."""
         node = self._node(_normalize_path(array_path))
         if node is None or not node.meta.is_array:
             return ChunkType.uninitialized
@@ -360,6 +379,8 @@ class Session:
         if isinstance(payload, InlinePayload):
             return ChunkType.inline
         return ChunkType.virtual
+
+    chunk_type = sync_twin(chunk_type_async)
 
     async def chunk_size(self, path: str, coords: tuple[int, ...]) -> int | None:
         node = self._node(path)
@@ -735,7 +756,7 @@ class Session:
 
     # -- commit ---------------------------------------------------------------------------
 
-    def commit(
+    async def commit_async(
         self,
         message: str,
         metadata: dict[str, Any] | None = None,
@@ -773,25 +794,6 @@ class Session:
         InvalidInputError
             ``metadata`` is not a JSON-serializable dict. Nothing was written.
         """
-        return sync(
-            self.commit_async(
-                message,
-                metadata,
-                rebase_with=rebase_with,
-                rebase_tries=rebase_tries,
-                allow_empty=allow_empty,
-            )
-        )
-
-    async def commit_async(
-        self,
-        message: str,
-        metadata: dict[str, Any] | None = None,
-        *,
-        rebase_with: ConflictSolver | None = None,
-        rebase_tries: int = 1000,
-        allow_empty: bool = False,
-    ) -> str:
         self._require_can_commit("commit")
         props = self._commit_metadata(metadata)
         if not allow_empty and not self.has_uncommitted_changes:
@@ -824,15 +826,12 @@ class Session:
             self._after_commit(snapshot)
             return encode_id(snapshot.id)
 
-    def amend(
-        self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
-    ) -> str:
-        """Replace the branch tip with a snapshot of the tip's parent plus these changes."""
-        return sync(self.amend_async(message, metadata=metadata, allow_empty=allow_empty))
+    commit = sync_twin(commit_async)
 
     async def amend_async(
         self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
     ) -> str:
+        """Replace the branch tip with a snapshot of the tip's parent plus these changes."""
         self._require_can_commit("amend")
         if self._repo.spec_version < 2:
             raise SessionStateError(
@@ -861,11 +860,10 @@ class Session:
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
-    def flush(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
-        """Write a detached snapshot (no branch moves); the session becomes read-only."""
-        return sync(self.flush_async(message, metadata=metadata))
+    amend = sync_twin(amend_async)
 
     async def flush_async(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
+        """Write a detached snapshot (no branch moves); the session becomes read-only."""
         if isinstance(self, ForkSession):
             raise SessionStateError("cannot flush a forked session", ErrorKind.COMMIT_NOT_ALLOWED)
         self._require_can_commit("flush")
@@ -876,11 +874,10 @@ class Session:
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
-    def rebase(self, solver: ConflictSolver) -> None:
-        """Move the session's base to the branch tip, replaying the commits in between."""
-        sync(self.rebase_async(solver))
+    flush = sync_twin(flush_async)
 
     async def rebase_async(self, solver: ConflictSolver) -> None:
+        """Move the session's base to the branch tip, replaying the commits in between."""
         from icechunk._core.conflicts import rebase_steps
 
         if self._branch is None:
@@ -890,6 +887,8 @@ class Session:
         steps = rebase_steps(self._repo._objects, self._branch, self._tree, self._changes, solver)
         async for tree in steps:
             self._tree = tree
+
+    rebase = sync_twin(rebase_async)
 
     def _require_can_commit(self, what: str) -> None:
         if (
@@ -996,8 +995,7 @@ class Session:
             absolute_locations(self._repo.config, {loc for loc in out if loc is not None})
         )
 
-    def all_virtual_chunk_locations(self) -> list[str]:
-        return sync(self.all_virtual_chunk_locations_async())
+    all_virtual_chunk_locations = sync_twin(all_virtual_chunk_locations_async)
 
     def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000

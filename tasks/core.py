@@ -50,9 +50,14 @@ logger = logging.getLogger(__name__)
 
 def storage_from_location(location: str, **options: Any) -> icechunk.Storage:
     """A storage from a location string: a path, ``file://``, ``memory://``, ``s3://``, ``gs://``
-    or ``az://`` (the one parser, :func:`icechunk.storage.from_url`; ``options`` go to the cloud
-    factory)."""
-    return icechunk.storage.from_url(location, **options)
+    or ``az://`` (the one parser, :func:`icechunk.storage.from_url`).
+
+    ``options`` go to the object-store factory; a local or in-memory location ignores them (a
+    repository block may carry credentials whatever its location).
+    """
+    scheme = location.split("://", 1)[0].lower() if "://" in location else ""
+    local = scheme in ("", "file", "memory")
+    return icechunk.storage.from_url(location, **({} if local else options))
 
 
 def open_repository(

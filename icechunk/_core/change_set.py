@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from icechunk._core.payloads import ChunkPayload, InlinePayload, NativePayload, VirtualPayload
 from icechunk.errors import ErrorKind, SessionStateError
 
 if TYPE_CHECKING:
@@ -26,37 +27,6 @@ __all__ = [
     "VirtualPayload",
     "overlap_message",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class NativePayload:
-    """A chunk stored in ``chunks/<chunk_id>``, bytes ``[offset, offset + length)``."""
-
-    chunk_id: bytes
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class InlinePayload:
-    """A small chunk kept in the manifest itself."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class VirtualPayload:
-    """A chunk inside an external object (``s3://``, ``file://``, ``http(s)://`` ...)."""
-
-    location: str
-    offset: int
-    length: int
-    checksum_etag: str | None = None
-    checksum_last_modified: int = 0
-    """Seconds since the epoch; 0 means no checksum."""
-
-
-type ChunkPayload = NativePayload | InlinePayload | VirtualPayload
 
 
 class ChunkOverlapWarning(UserWarning):

@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from icechunk._core.change_set import (
+from icechunk._core.payloads import (
     ChunkPayload,
     InlinePayload,
     NativePayload,

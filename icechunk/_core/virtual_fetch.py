@@ -56,7 +56,8 @@ from icechunk.virtual import (
 
 if TYPE_CHECKING:
     from icechunk._core.change_set import VirtualPayload
-    from icechunk._core.objects import RepoObjects
+    from icechunk.config import RepositoryConfig
+    from icechunk.storage import ObjectStoreStorage
 
 __all__ = ["INLINE_READ_BYTES", "fetch"]
 
@@ -161,10 +162,10 @@ class _S3Fetcher:
     def __init__(self, container: VirtualChunkContainer, credentials: Any) -> None:
         self._container = container
         self._credentials = credentials
-        self._buckets: dict[str, Any] = {}
+        self._buckets: dict[str, ObjectStoreStorage] = {}
         self._lock = threading.Lock()
 
-    def _storage(self, bucket: str) -> Any:
+    def _storage(self, bucket: str) -> ObjectStoreStorage:
         with self._lock:
             storage = self._buckets.get(bucket)
             if storage is None:
@@ -172,8 +173,8 @@ class _S3Fetcher:
                 self._buckets[bucket] = storage
             return storage
 
-    def _build(self, bucket: str) -> Any:
-        from icechunk.storage.obstore import S3StaticCredentials, s3_storage
+    def _build(self, bucket: str) -> ObjectStoreStorage:
+        from icechunk.storage import S3StaticCredentials, s3_storage
 
         store = self._container.store
         assert isinstance(
@@ -212,28 +213,19 @@ class _S3Fetcher:
             force_path_style=opts.force_path_style,
             network_stream_timeout_seconds=opts.network_stream_timeout_seconds,
             requester_pays=opts.requester_pays,
+            check_bucket=False,  # a virtual container may not grant listing
             **kwargs,
         )
-        storage._check_bucket = False  # a virtual container may not grant listing
         return storage
 
     async def fetch(self, url: str, start: int, end: int, payload: VirtualPayload) -> bytes:
-        import obstore
 
         parts = urlsplit(url)
         key = unquote(parts.path.lstrip("/"))
         storage = self._storage(parts.netloc)
-        store = await storage._ready_store()
         options = _get_options(payload, start, end)
-
-        async def op() -> tuple[bytes, Mapping[str, Any]]:
-            result = await obstore.get_async(store, key, options=cast(Any, options))
-            return bytes(await result.bytes_async()), result.meta
-
         try:
-            data, meta = cast(
-                tuple[bytes, Mapping[str, Any]], await storage._with_retries("read", key, op)
-            )
+            data, meta = await storage.get_with_options(key, cast(Any, options))
         except PreconditionFailedError:
             raise _modified_error(url, "the object store refused the conditional read") from None
         except ObjectNotFoundError:
@@ -296,11 +288,18 @@ class _HttpFetcher:
         return data
 
 
-_FETCHERS: weakref.WeakKeyDictionary[RepoObjects, dict[str, _Fetcher]] = weakref.WeakKeyDictionary()
+class _Repo(Protocol):
+    """What fetching needs of a repository's object service (``RepoObjects``)."""
+
+    config: RepositoryConfig
+    authorized: dict[str, Any]
+
+
+_FETCHERS: weakref.WeakKeyDictionary[_Repo, dict[str, _Fetcher]] = weakref.WeakKeyDictionary()
 _FETCHERS_LOCK = threading.Lock()
 
 
-def _fetcher(repo: RepoObjects, container: VirtualChunkContainer) -> _Fetcher:
+def _fetcher(repo: _Repo, container: VirtualChunkContainer) -> _Fetcher:
     """The cached fetcher of ``container`` for ``repo`` (built on first use)."""
     with _FETCHERS_LOCK:
         per_repo = _FETCHERS.setdefault(repo, {})
@@ -328,7 +327,7 @@ def _fetcher(repo: RepoObjects, container: VirtualChunkContainer) -> _Fetcher:
         return fetcher
 
 
-async def fetch(repo: RepoObjects, payload: VirtualPayload, start: int, end: int) -> bytes:
+async def fetch(repo: _Repo, payload: VirtualPayload, start: int, end: int) -> bytes:
     """Bytes ``[start, end)`` of a virtual chunk (relative to the chunk's own offset).
 
     Raises

@@ -74,6 +74,7 @@ def s3_storage(
     requester_pays: bool = False,
     retries: StorageRetriesSettings | None = None,
     max_concurrent_requests: int = 64,
+    check_bucket: bool = True,
 ) -> ObjectStoreStorage:
     """Storage in an S3 bucket, or in any S3-compatible server (MinIO, SeaweedFS, Ceph ...).
 
@@ -108,6 +109,9 @@ def s3_storage(
         Accept requester-pays charges.
     retries, max_concurrent_requests
         Retry policy and concurrency bound (extensions of this library).
+    check_bucket
+        List the root once per process so that a missing bucket is reported as such (an
+        extension; turn it off for buckets that do not grant listing).
     """
     _one_credential_source(
         static_credentials=access_key_id or secret_access_key,
@@ -144,6 +148,7 @@ def s3_storage(
         retries=retries,
         credential_provider=_bridge("s3", get_credentials, scatter_initial_credentials),
         max_concurrent_requests=max_concurrent_requests,
+        check_bucket=check_bucket,
     )
 
 

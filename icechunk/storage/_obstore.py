@@ -446,6 +446,32 @@ class ObjectStoreStorage(Storage):
     def _raise(self, exc: BaseException, action: str, key: str) -> NoReturn:
         raise self._error(exc, action, key) from None
 
+    async def get_with_options(
+        self, key: str, options: Mapping[str, Any]
+    ) -> tuple[bytes, Mapping[str, Any]]:
+        """Read ``key`` with obstore ``GetOptions`` (ranges, ``if_match``...); retried as :meth:`get`.
+
+        For callers that need obstore's conditional reads, such as the virtual chunk fetcher;
+        ``key`` is relative to the prefix and is not checked against Icechunk's key rules.
+        Returns the bytes and obstore's object metadata (``e_tag``, ``last_modified``...).
+
+        Raises
+        ------
+        ObjectNotFoundError
+            ``key`` does not exist.
+        PreconditionFailedError
+            A condition in ``options`` does not hold.
+        StorageError
+            Any other failure, after the retries.
+        """
+        store = await self._ready_store()
+
+        async def op() -> tuple[bytes, Mapping[str, Any]]:
+            result = await obstore.get_async(store, key, options=cast(Any, options))
+            return bytes(await result.bytes_async()), result.meta
+
+        return await self._with_retries("read", key, op)
+
     async def _with_retries[T](self, action: str, key: str, op: Callable[[], Awaitable[T]]) -> T:
         """Run one idempotent operation; retry once what obstore's own retries did not cover."""
         for attempt in range(_READ_TRIES):
