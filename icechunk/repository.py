@@ -43,6 +43,7 @@ from icechunk.ops import Update, UpdateType
 from icechunk.session import Session, SessionMode
 from icechunk.snapshots import Diff, SnapshotInfo
 from icechunk.snapshots import ManifestFileInfo as PublicManifestFileInfo
+from icechunk.storage import StorageSettings, apply_settings
 from icechunk.storage.base import (
     Storage,
     WriteMode,
@@ -135,6 +136,8 @@ class Repository:
             from icechunk.credentials import check_authorizations
 
             check_authorizations(authorized)
+        if config is not None:
+            storage = apply_settings(storage, config.storage)
         self._objects = RepoObjects(
             storage,
             spec_version,
@@ -283,8 +286,14 @@ class Repository:
         return repo
 
     @staticmethod
-    async def fetch_spec_version_async(storage: Storage) -> int | None:
-        """The repository's spec version, or ``None`` when there is no repository there."""
+    async def fetch_spec_version_async(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> int | None:
+        """The repository's spec version, or ``None`` when there is no repository there.
+
+        ``storage_settings`` (retries, timeouts) apply to these reads.
+        """
+        storage = apply_settings(storage, storage_settings)
         if await storage.exists(layout.REPO_INFO):
             return 2
         if await storage.exists(layout.branch_key(MAIN)):
@@ -292,16 +301,23 @@ class Repository:
         return None
 
     @staticmethod
-    def fetch_spec_version(storage: Storage) -> int | None:
-        return sync(Repository.fetch_spec_version_async(storage))
+    def fetch_spec_version(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> int | None:
+        """The repository's spec version, or ``None`` when there is no repository there."""
+        return sync(Repository.fetch_spec_version_async(storage, storage_settings))
 
     @staticmethod
-    def exists(storage: Storage) -> bool:
-        return sync(Repository.exists_async(storage))
+    def exists(storage: Storage, storage_settings: StorageSettings | None = None) -> bool:
+        """Whether a repository (of any spec version) lives in ``storage``."""
+        return sync(Repository.exists_async(storage, storage_settings))
 
     @staticmethod
-    async def exists_async(storage: Storage) -> bool:
-        return await Repository.fetch_spec_version_async(storage) is not None
+    async def exists_async(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> bool:
+        """Whether a repository (of any spec version) lives in ``storage``."""
+        return await Repository.fetch_spec_version_async(storage, storage_settings) is not None
 
     @classmethod
     def open(

@@ -81,7 +81,7 @@ from icechunk.storage._obstore_errors import (
     _status_of,
 )
 from icechunk.storage._obstore_versions import _update_version, _version_token
-from icechunk.storage._settings import StorageRetriesSettings
+from icechunk.storage._settings import StorageRetriesSettings, StorageSettings
 from icechunk.storage.base import (
     ByteRange,
     IfMatch,
@@ -287,6 +287,29 @@ class ObjectStoreStorage(Storage):
 
     def __hash__(self) -> int:
         return hash((ObjectStoreStorage, self._kind, self._bucket, self._prefix))
+
+    def configured(self, settings: StorageSettings) -> ObjectStoreStorage:
+        """A copy using ``settings``: its ``retries`` replace this storage's retry policy and
+        its ``timeouts`` the client's connect and per-request timeouts (fields left ``None``
+        keep the current values)."""
+        client_options = dict(self._client_options)
+        if settings.timeouts is not None:
+            client_options.update(settings.timeouts._to_obstore())
+        return ObjectStoreStorage(
+            self._kind,
+            self._bucket,
+            self._prefix,
+            self._config,
+            client_options,
+            retries=settings.retries or self._retries,
+            credential_provider=self._credential_provider,
+            max_concurrent_requests=self._max_concurrent,
+            check_bucket=self._check_bucket,
+        )
+
+    def default_settings(self) -> StorageSettings:
+        """The retry policy in use (timeouts and concurrency: the client's defaults)."""
+        return StorageSettings(retries=self._retries)
 
     # -- store construction -------------------------------------------------------------------
 
