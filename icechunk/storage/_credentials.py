@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from icechunk.errors import ErrorKind, InvalidInputError
+
 __all__ = [
     "AnyAzureCredential",
     "AnyAzureStaticCredential",
@@ -484,8 +486,24 @@ S3RefreshableCredentials = S3Credentials.Refreshable
 # -- helpers (the real icechunk.credentials functions) -------------------------------------------
 
 
-def _conflict(function: str) -> ValueError:
-    return ValueError(f"Conflicting arguments to {function} function")
+_CHOICES = {
+    "s3_credentials": "give exactly one source: access_key_id and secret_access_key together "
+    "(with an optional session_token/expires_after), anonymous=True, from_env=True or "
+    "get_credentials",
+    "gcs_static_credentials": "give one of service_account_file, service_account_key, "
+    "application_credentials or bearer_token",
+    "gcs_credentials": "static credentials cannot be combined with from_env=True",
+    "azure_static_credentials": "give exactly one of access_key, sas_token or bearer_token",
+    "azure_credentials": "give one of the static credentials, or from_env=True, not both",
+}
+
+
+def _conflict(function: str) -> InvalidInputError:
+    # The real one's ValueError message, then what to do (InvalidInputError is a ValueError).
+    return InvalidInputError(
+        f"Conflicting arguments to {function} function: {_CHOICES[function]}",
+        ErrorKind.INVALID_ARGUMENT,
+    )
 
 
 def _pickled(function: str, get_credentials: object) -> bytes:
@@ -558,8 +576,8 @@ def s3_credentials(
 
     Raises
     ------
-    ValueError
-        ``Conflicting arguments to s3_credentials function``: several sources, half a key pair,
+    InvalidInputError
+        (a ``ValueError``) ``Conflicting arguments to s3_credentials function``: several sources, half a key pair,
         or a session token / expiry without keys (as the real one).
     """
     static_part = (
