@@ -6,8 +6,11 @@ each backend is one module, reached through a factory function named like the re
 * :func:`in_memory_storage` -- process-local, for tests and scratch work;
 * :func:`local_filesystem_storage` -- a directory, safe for concurrent writers in several
   processes of one machine;
-* :func:`s3_storage`, :func:`gcs_storage`, :func:`azure_storage` -- cloud object stores through
-  ``obstore`` (the ``s3`` extra; imported on first use, so the core works without it);
+* :func:`s3_storage`, :func:`tigris_storage`, :func:`r2_storage`, :func:`hf_storage`,
+  :func:`gcs_storage`, :func:`azure_storage` -- cloud object stores through ``obstore`` (the
+  ``s3`` extra; imported on first use, so the core works without it);
+* :func:`http_storage` (read-only, plain HTTP) and :func:`redirect_storage` (follows a redirect
+  to the real location), standard library only;
 * :func:`from_url` -- any of the above from a location string (the one parser the command line
   and the pipeline use too).
 
