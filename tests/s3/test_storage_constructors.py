@@ -5,6 +5,7 @@ StorageSettings (retries, timeouts) honoured by the object-store backend."""
 from __future__ import annotations
 
 import functools
+import itertools
 import pickle
 import socket
 import threading
@@ -178,3 +179,37 @@ def test_storage_settings_timeouts_bound_a_silent_server(silent_endpoint: str) -
     config = ic.RepositoryConfig(storage=settings)
     repo = ic.Repository(storage, 2, config)
     assert repo.storage._client_options["timeout"] == timedelta(milliseconds=300)
+
+
+def test_split_range_covers_the_range_in_at_most_max_parts() -> None:
+    from icechunk.storage._obstore import split_range
+
+    assert split_range(0, 100, None, 10) == [(0, 100)]
+    assert split_range(0, 100, 4, 1000) == [(0, 100)]
+    assert split_range(10, 110, 4, 10) == [(10, 35), (35, 60), (60, 85), (85, 110)]
+    assert split_range(0, 30, 8, 10) == [(0, 10), (10, 20), (20, 30)]
+    for start, end, parts, ideal in ((0, 1, 3, 1), (5, 1000, 7, 33), (0, 999, 2, 500)):
+        pieces = split_range(start, end, parts, ideal)
+        assert pieces[0][0] == start and pieces[-1][1] == end and len(pieces) <= parts
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
+
+
+def test_concurrency_settings_split_range_reads(s3_server: S3Server, bucket: str) -> None:
+    import asyncio
+
+    from icechunk.storage import RangeRequest, apply_settings
+
+    storage = ic.s3_storage(**s3_server.storage_kwargs(bucket, "split"))
+    data = bytes(range(256)) * 4096  # 1 MiB
+    asyncio.run(storage.put("chunks/big", data))
+    settings = ic.StorageSettings(
+        concurrency=ic.StorageConcurrencySettings(
+            max_concurrent_requests_for_object=4, ideal_concurrent_request_size=100_000
+        )
+    )
+    split = apply_settings(storage, settings)
+    assert split.default_settings().concurrency == settings.concurrency
+    for start, end in ((0, len(data)), (12_345, 700_001), (900_000, len(data) + 500_000)):
+        got = asyncio.run(split.get("chunks/big", RangeRequest(start, end)))
+        assert got == data[start:end]
+    assert pickle.loads(pickle.dumps(split))._concurrency == settings.concurrency
