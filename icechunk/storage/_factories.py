@@ -138,6 +138,7 @@ def new_s3(
     retries: StorageRetriesSettings | None = None,
     max_concurrent_requests: int = 64,
     check_bucket: bool = True,
+    read_only: bool = False,
 ) -> ObjectStoreStorage:
     """An S3 (or S3-compatible) storage from ``S3Options``-shaped ``config`` and credentials.
 
@@ -179,6 +180,7 @@ def new_s3(
         credential_provider=provider,
         max_concurrent_requests=max_concurrent_requests,
         check_bucket=check_bucket,
+        read_only=read_only,
     )
 
 
@@ -322,7 +324,8 @@ def new_tigris(
     """A Tigris bucket (S3-compatible, endpoint ``https://t3.storage.dev`` by default).
 
     Full consistency needs the bucket's region; ``use_weak_consistency`` waives it (reads may
-    come from a region the latest writes have not reached: use such a storage to read only).
+    come from a region the latest writes have not reached), and such a storage is read-only:
+    its writes and deletes raise :class:`~icechunk.errors.StorageError`.
 
     Raises
     ------
@@ -350,6 +353,7 @@ def new_tigris(
         default_endpoint=_TIGRIS_ENDPOINT,
         default_region="auto",
         path_style=True,
+        read_only=use_weak_consistency,
     )
 
 

@@ -21,7 +21,8 @@ Guarantees and how they are met
   interrupted after the response started (which obstore does not retry) are retried once, and
   conditional puts that failed transiently are retried with the *same* write id, so the read-back
   recognises whichever attempt landed.
-* **Bounded concurrency:** at most ``max_concurrent_requests`` requests in flight per event loop.
+* **Bounded concurrency:** at most ``max_concurrent_requests`` requests in flight per event loop;
+  with ``StorageConcurrencySettings`` a large range read is split into concurrent requests.
 * **Large objects** are uploaded with a multipart upload (8 MiB parts, sent in parallel);
   conditional puts (small: refs and the repo-info file) are always single requests.
 * **Missing buckets are reported as such.** Before its first request in each process the storage
@@ -58,6 +59,7 @@ import obstore
 from obstore import exceptions as obx
 
 from icechunk.errors import (
+    ErrorKind,
     InvalidInputError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -192,6 +194,7 @@ class ObjectStoreStorage(Storage):
         max_concurrent_requests: int = 64,
         check_bucket: bool = True,
         concurrency: StorageConcurrencySettings | None = None,
+        read_only: bool = False,
     ) -> None:
         if kind not in ("s3", "gcs", "azure"):
             raise InvalidInputError(f"unknown object store kind {kind!r}")
@@ -209,6 +212,7 @@ class ObjectStoreStorage(Storage):
         self._max_concurrent = max_concurrent_requests
         self._check_bucket = check_bucket
         self._concurrency = concurrency
+        self._read_only = read_only
         self._lock = threading.Lock()
         self._store: tuple[int, ObjectStore] | None = None
         self._bucket_checked_pid: int | None = None
@@ -274,6 +278,7 @@ class ObjectStoreStorage(Storage):
                 self._max_concurrent,
                 self._check_bucket,
                 self._concurrency,
+                self._read_only,
             ),
         )
 
@@ -314,6 +319,7 @@ class ObjectStoreStorage(Storage):
             max_concurrent_requests=self._max_concurrent,
             check_bucket=self._check_bucket,
             concurrency=settings.concurrency or self._concurrency,
+            read_only=self._read_only,
         )
 
     def default_settings(self) -> StorageSettings:
@@ -607,9 +613,18 @@ class ObjectStoreStorage(Storage):
 
     # -- Storage: writes ------------------------------------------------------------------------
 
+    def _refuse_writes(self) -> None:
+        if self._read_only:
+            raise StorageError(
+                f"{self.url} was opened read-only (an eventually consistent Tigris storage, "
+                "use_weak_consistency=True): it cannot write or delete objects",
+                ErrorKind.REPO_READ_ONLY,
+            )
+
     async def put(self, key: str, data: bytes, mode: PutMode = WriteMode.OVERWRITE) -> VersionInfo:
         # docstring inherited
         validate_key(key)
+        self._refuse_writes()
         match mode:
             case WriteMode.OVERWRITE | WriteMode.CREATE | IfMatch():
                 pass
@@ -698,6 +713,7 @@ class ObjectStoreStorage(Storage):
         paths = list(dict.fromkeys(validate_key(k) for k in keys))
         if not paths:
             return
+        self._refuse_writes()
         store = await self._ready_store()
 
         async def bulk() -> None:
@@ -755,6 +771,7 @@ def _rebuild(
     max_concurrent: int,
     check_bucket: bool,
     concurrency: StorageConcurrencySettings | None = None,
+    read_only: bool = False,
 ) -> ObjectStoreStorage:
     return ObjectStoreStorage(
         kind,
@@ -767,4 +784,5 @@ def _rebuild(
         max_concurrent_requests=max_concurrent,
         check_bucket=check_bucket,
         concurrency=concurrency,
+        read_only=read_only,
     )

@@ -96,6 +96,12 @@ def test_r2_and_tigris_reach_an_overridden_endpoint(s3_server: S3Server, bucket:
     no_bucket = ic.r2_storage(prefix=f"{bucket}/r2", region=s3_server.region, **common)
     assert ic.Repository.exists(no_bucket)
     _roundtrip(ic.tigris_storage(bucket=bucket, prefix="t", region=s3_server.region, **common))
+    # Weak consistency: read-only, as the real one.
+    weak = ic.tigris_storage(bucket=bucket, prefix="t", use_weak_consistency=True, **common)
+    assert ic.Repository.exists(weak)
+    repo = ic.Repository.open(weak)
+    with pytest.raises(StorageError, match="read-only"):
+        repo.create_tag("v1", repo.lookup_branch("main"))
 
 
 def test_flavoured_factories_argument_handling() -> None:
