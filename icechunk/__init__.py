@@ -5,11 +5,12 @@ accepted); repositories on disk follow the Icechunk format spec (version 2 by de
 request), so the real library reads what this one writes and the other way round.
 """
 
-from __future__ import annotations
+import enum as _enum
+import importlib.metadata as _metadata
+import platform as _platform
+from importlib import import_module as _import_module
 
-from enum import IntEnum
-
-from icechunk import credentials
+from icechunk import conflicts, credentials, types
 from icechunk._core.change_set import ChunkOverlapWarning
 from icechunk._core.conflicts import (
     BasicConflictSolver,
@@ -27,14 +28,40 @@ from icechunk.config import (
     CompressionAlgorithm,
     CompressionConfig,
     ManifestConfig,
+    ManifestPreloadCondition,
+    ManifestPreloadConfig,
     ManifestSplitCondition,
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
+    ManifestVirtualChunkLocationCompressionConfig,
     RepositoryConfig,
-    StorageSettings,
 )
 from icechunk.credentials import (
+    AnyAzureCredential,
+    AnyAzureStaticCredential,
+    AnyCredential,
+    AnyGcsCredential,
+    AnyGcsStaticCredential,
+    AnyS3Credential,
+    AzureCredentials,
+    AzureRefreshableCredential,
+    AzureStaticCredentials,
+    Credentials,
+    GcsBearerCredential,
+    GcsCredentials,
+    GcsStaticCredentials,
+    S3Credentials,
+    S3StaticCredentials,
+    azure_anonymous_credentials,
+    azure_credentials,
+    azure_from_env_credentials,
+    azure_refreshable_credentials,
+    azure_static_credentials,
     containers_credentials,
+    gcs_credentials,
+    gcs_from_env_credentials,
+    gcs_refreshable_credentials,
+    gcs_static_credentials,
     s3_anonymous_credentials,
     s3_credentials,
     s3_from_env_credentials,
@@ -65,10 +92,22 @@ from icechunk.repo_status import FeatureFlag, RepoAvailability, RepoStatus
 from icechunk.repository import Repository
 from icechunk.session import ChunkType, ForkSession, Session, SessionMode
 from icechunk.snapshots import Diff, ManifestFileInfo, SnapshotInfo
-from icechunk.storage import Storage, in_memory_storage, local_filesystem_storage
+from icechunk.storage import (
+    ChecksumAlgorithm,
+    Storage,
+    StorageConcurrencySettings,
+    StorageSettings,
+    StorageTimeoutSettings,
+    http_storage,
+    in_memory_storage,
+    local_filesystem_storage,
+    redirect_storage,
+)
 from icechunk.store import IcechunkStore
+from icechunk.types import CommitMethod
 from icechunk.upgrade import upgrade_icechunk_repository
 from icechunk.virtual import (
+    AnyObjectStoreConfig,
     ObjectStoreConfig,
     S3Options,
     VirtualChunkContainer,
@@ -84,14 +123,14 @@ from icechunk.virtual import (
 __version__ = "0.1.0"
 
 
-class SpecVersion(IntEnum):
+class SpecVersion(_enum.IntEnum):
     """On-disk format versions."""
 
     v1 = 1
     v2 = 2
 
     @staticmethod
-    def current() -> SpecVersion:
+    def current() -> "SpecVersion":
         return SpecVersion.v2
 
 
@@ -104,13 +143,56 @@ def supported_spec_versions() -> list[SpecVersion]:
     return [SpecVersion.v2, SpecVersion.v1]
 
 
+def user_agent() -> str:
+    """The user-agent string that identifies this library: ``icechunk-prefect-<version>``.
+
+    (The real library's is ``icechunk-rust-<version>``.)
+    """
+    return f"icechunk-prefect-{__version__}"
+
+
+def print_debug_info() -> None:
+    """Print the platform, Python, and the versions of this library and its Zarr stack.
+
+    One ``name:  value`` line each, in the real Icechunk's form, for bug reports; packages that
+    are not installed (xarray, virtualizarr) are left out.
+    """
+    print(f"platform:  {_platform.platform()}")
+    print(f"python:  {_platform.python_version()}")
+    print(f"icechunk:  {__version__}")
+    for package in ("zarr", "numcodecs", "xarray", "virtualizarr"):
+        try:
+            module = _import_module(package)
+        except ModuleNotFoundError:
+            continue
+        version = getattr(module, "__version__", None)
+        if version is None:
+            try:
+                version = _metadata.version(package)
+            except _metadata.PackageNotFoundError:
+                continue
+        print(f"{package}:  {version}")
+
+
 __all__ = [
     "Attribution",
     "FeatureFlag",
     "RepoAvailability",
     "RepoStatus",
     "upgrade_icechunk_repository",
+    "conflicts",
     "credentials",
+    "types",
+    "CommitMethod",
+    "ChecksumAlgorithm",
+    "ManifestPreloadCondition",
+    "ManifestPreloadConfig",
+    "ManifestVirtualChunkLocationCompressionConfig",
+    "StorageConcurrencySettings",
+    "StorageSettings",
+    "StorageTimeoutSettings",
+    "print_debug_info",
+    "user_agent",
     "ObjectStoreConfig",
     "S3Options",
     "VirtualChunkContainer",
@@ -171,7 +253,6 @@ __all__ = [
     "SpecVersion",
     "Storage",
     "StorageError",
-    "StorageSettings",
     "Update",
     "UpdateType",
     "initialize_logs",
@@ -183,22 +264,54 @@ __all__ = [
     "local_filesystem_storage",
     "spec_version",
     "supported_spec_versions",
+    "AnyAzureCredential",
+    "AnyAzureStaticCredential",
+    "AnyCredential",
+    "AnyGcsCredential",
+    "AnyGcsStaticCredential",
+    "AnyObjectStoreConfig",
+    "AnyS3Credential",
+    "AzureCredentials",
+    "AzureStaticCredentials",
+    "Credentials",
+    "GcsCredentials",
+    "GcsStaticCredentials",
+    "S3Credentials",
+    "azure_anonymous_credentials",
+    "azure_credentials",
+    "azure_from_env_credentials",
+    "azure_refreshable_credentials",
+    "azure_static_credentials",
+    "gcs_credentials",
+    "gcs_from_env_credentials",
+    "gcs_refreshable_credentials",
+    "gcs_static_credentials",
+    "http_storage",
+    "redirect_storage",
+    "AzureRefreshableCredential",
+    "GcsBearerCredential",
+    "S3StaticCredentials",
 ]
 
 
 _FROM_STORAGE = frozenset(
     {
-        "AzureRefreshableCredential",
-        "GcsBearerCredential",
         "ObjectStoreStorage",
-        "S3StaticCredentials",
         "StorageRetriesSettings",
         "azure_storage",
         "from_url",
         "gcs_storage",
+        "hf_storage",
+        "r2_storage",
         "s3_storage",
+        "tigris_storage",
     }
 )
+
+
+def __dir__() -> list[str]:
+    # The object-store names are loaded on first use but are public names all the same.
+    return sorted(set(globals()) | _FROM_STORAGE)
 
 
 def __getattr__(name: str) -> object:

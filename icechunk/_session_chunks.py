@@ -128,6 +128,17 @@ class SessionChunkMethods(SessionBase):
             return []
         return await self._chunks_of(node, node.meta.num_chunks)
 
+    async def chunk_payloads(
+        self, array_path: str, coords: list[tuple[int, ...]]
+    ) -> list[ChunkPayload | None]:
+        """Where each chunk of ``coords`` of the array at ``array_path`` lives (staged or
+        stored); ``None`` for an uninitialized chunk, or for every chunk when there is no
+        array there. What :meth:`IcechunkStore.array_chunk_iterator` reports."""
+        node = self._node(_normalize_path(array_path))
+        if node is None or not node.meta.is_array:
+            return [None] * len(coords)
+        return [await self._payload(node, c) for c in coords]
+
     async def _chunks_of(self, node: Node, bounds: tuple[int, ...]) -> list[tuple[int, ...]]:
         coords: set[tuple[int, ...]] = set()
         if node.base is not None and node.base.array is not None:

@@ -201,6 +201,12 @@ class SessionNodeMethods(SessionChunkMethods):
         """Create or update the node at ``path`` from its ``zarr.json`` bytes."""
         self._require_writable()
         meta = parse_node_metadata(path, user_data)
+        if meta.rectilinear and self._repo.spec_version < 2:
+            raise InvalidInputError(
+                f"invalid zarr metadata for `{path}`: Non-regular chunk grids are not supported "
+                "in icechunk format version 1. Please use spec_version=2 or higher.",
+                ErrorKind.INVALID_METADATA,
+            )
         existing = self._node(path)
         cs = self._changes
         if existing is not None and existing.meta.is_array == meta.is_array:

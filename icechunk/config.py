@@ -13,6 +13,11 @@ from enum import Enum
 from typing import Any
 
 from icechunk.errors import ErrorKind, InvalidInputError
+from icechunk.manifest_preload import (
+    ManifestPreloadCondition,
+    ManifestPreloadConfig,
+    ManifestVirtualChunkLocationCompressionConfig,
+)
 from icechunk.storage import StorageSettings
 
 __all__ = [
@@ -20,6 +25,9 @@ __all__ = [
     "CompressionAlgorithm",
     "CompressionConfig",
     "ManifestConfig",
+    "ManifestPreloadCondition",
+    "ManifestPreloadConfig",
+    "ManifestVirtualChunkLocationCompressionConfig",
     "ManifestSplitCondition",
     "ManifestSplitDimCondition",
     "ManifestSplittingConfig",
@@ -36,6 +44,11 @@ MAX_SPLIT_SIZE = 2**32 - 1
 
 class CompressionAlgorithm(Enum):
     Zstd = "zstd"
+
+    @staticmethod
+    def default() -> CompressionAlgorithm:
+        """The default algorithm: zstd."""
+        return CompressionAlgorithm.Zstd
 
 
 @dataclass
@@ -57,6 +70,11 @@ class CachingConfig:
     num_transaction_changes: int | None = None
     num_bytes_attributes: int | None = None
     num_bytes_chunks: int | None = None
+
+    @staticmethod
+    def default() -> CachingConfig:
+        """All sizes at their defaults."""
+        return CachingConfig()
 
 
 class ManifestSplitCondition:
@@ -230,9 +248,9 @@ class ManifestSplittingConfig:
 
 @dataclass
 class ManifestConfig:
-    preload: Any = None
+    preload: ManifestPreloadConfig | None = None
     splitting: ManifestSplittingConfig | None = None
-    virtual_chunk_location_compression: Any = None
+    virtual_chunk_location_compression: ManifestVirtualChunkLocationCompressionConfig | None = None
     max_concurrent_manifest_fetches_during_commit: int | None = None
 
 
@@ -303,10 +321,10 @@ class RepositoryConfig:
     def splitting(self) -> ManifestSplittingConfig | None:
         return None if self.manifest is None else self.manifest.splitting
 
-    def set_virtual_chunk_container(self, container: Any) -> None:
+    def set_virtual_chunk_container(self, cont: Any) -> None:
         if self.virtual_chunk_containers is None:
             self.virtual_chunk_containers = {}
-        self.virtual_chunk_containers[container.url_prefix] = container
+        self.virtual_chunk_containers[cont.url_prefix] = cont
 
     def get_virtual_chunk_container(self, name: str) -> Any:
         return (self.virtual_chunk_containers or {}).get(name)

@@ -8,27 +8,79 @@ Passing ``None`` still authorizes a container but is deprecated (as in the real 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from icechunk.errors import ErrorKind, InvalidInputError
 from icechunk.storage import (
+    AnyAzureCredential,
+    AnyAzureStaticCredential,
+    AnyCredential,
+    AnyGcsCredential,
+    AnyGcsStaticCredential,
+    AnyS3Credential,
+    AzureCredentials,
+    AzureRefreshableCredential,
+    AzureStaticCredentials,
+    Credentials,
+    GcsBearerCredential,
+    GcsCredentials,
+    GcsStaticCredentials,
     S3AnonymousCredentials,
+    S3Credentials,
     S3FromEnvCredentials,
     S3RefreshableCredentials,
     S3StaticCredentials,
+    azure_anonymous_credentials,
+    azure_credentials,
+    azure_from_env_credentials,
+    azure_refreshable_credentials,
+    azure_static_credentials,
+    gcs_anonymous_credentials,
+    gcs_credentials,
+    gcs_from_env_credentials,
+    gcs_refreshable_credentials,
+    gcs_static_credentials,
+    s3_anonymous_credentials,
+    s3_credentials,
+    s3_from_env_credentials,
+    s3_refreshable_credentials,
+    s3_static_credentials,
 )
 
 __all__ = [
+    "AnyAzureCredential",
+    "AnyAzureStaticCredential",
+    "AnyCredential",
+    "AnyGcsCredential",
+    "AnyGcsStaticCredential",
+    "AnyS3Credential",
+    "AzureCredentials",
+    "AzureRefreshableCredential",
+    "AzureStaticCredentials",
+    "Credentials",
+    "GcsBearerCredential",
+    "GcsCredentials",
+    "GcsStaticCredentials",
     "HttpAccess",
     "LocalFileSystemAccess",
     "S3AnonymousCredentials",
+    "S3Credentials",
     "S3FromEnvCredentials",
     "S3RefreshableCredentials",
     "S3StaticCredentials",
+    "azure_anonymous_credentials",
+    "azure_credentials",
+    "azure_from_env_credentials",
+    "azure_refreshable_credentials",
+    "azure_static_credentials",
     "check_authorizations",
     "containers_credentials",
+    "gcs_anonymous_credentials",
+    "gcs_credentials",
+    "gcs_from_env_credentials",
+    "gcs_refreshable_credentials",
+    "gcs_static_credentials",
     "s3_anonymous_credentials",
     "s3_credentials",
     "s3_from_env_credentials",
@@ -41,105 +93,43 @@ def _is_url_prefix(value: object) -> bool:
     return isinstance(value, str) and value.endswith("/")
 
 
-class _Sentinel:
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return f"icechunk.credentials.{self._name}"
-
-    def __reduce__(self) -> str:
-        return self._name
-
-
-LocalFileSystemAccess = _Sentinel("LocalFileSystemAccess")
+LocalFileSystemAccess = Credentials.LocalFileSystemAccess()
 """Authorizes a ``file://`` container (local files need no credentials)."""
-HttpAccess = _Sentinel("HttpAccess")
+HttpAccess = Credentials.HttpAccess()
 """Authorizes an ``http(s)://`` container (sent without credentials)."""
 
 
-def s3_static_credentials(
-    *,
-    access_key_id: str,
-    secret_access_key: str,
-    session_token: str | None = None,
-    expires_after: datetime | None = None,
-) -> S3StaticCredentials:
-    """Static S3 credentials (an ``S3StaticCredentials``)."""
-    return S3StaticCredentials(access_key_id, secret_access_key, session_token, expires_after)
+def containers_credentials(m: Mapping[str, Any]) -> dict[str, AnyCredential | None]:
+    """The ``authorize_virtual_chunk_access`` mapping: container URL prefix -> credentials.
 
-
-def s3_anonymous_credentials() -> S3AnonymousCredentials:
-    """Unsigned S3 requests (public buckets)."""
-    return S3AnonymousCredentials()
-
-
-def s3_from_env_credentials() -> S3FromEnvCredentials:
-    """S3 credentials from the environment (``AWS_*`` variables, instance metadata)."""
-    return S3FromEnvCredentials()
-
-
-def s3_refreshable_credentials(
-    get_credentials: Callable[[], Any], scatter_initial_credentials: bool = False
-) -> S3RefreshableCredentials:
-    """S3 credentials from a picklable callable returning ``S3StaticCredentials``."""
-    return S3RefreshableCredentials(get_credentials, scatter_initial_credentials)
-
-
-def s3_credentials(
-    *,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    session_token: str | None = None,
-    expires_after: datetime | None = None,
-    anonymous: bool | None = None,
-    from_env: bool | None = None,
-    get_credentials: Callable[[], Any] | None = None,
-    scatter_initial_credentials: bool = False,
-) -> Any:
-    """S3 credentials from exactly one source (static keys, anonymous, env or a callable).
+    Each value is wrapped in its :class:`Credentials` variant (an ``S3Credentials`` variant
+    becomes ``Credentials.S3(...)``, and so on); the no-auth sentinels and ``None``
+    (deprecated) pass through.
 
     Raises
     ------
-    InvalidInputError
-        Several sources, or half a key pair, were given.
+    ValueError
+        A key is not a string, or a value is not a credential.
     """
-    given = [
-        n
-        for n, v in (
-            ("static keys", access_key_id or secret_access_key),
-            ("anonymous", anonymous),
-            ("from_env", from_env),
-            ("get_credentials", get_credentials),
-        )
-        if v
-    ]
-    if len(given) > 1:
-        raise InvalidInputError(f"choose one credential source, not {' and '.join(given)}")
-    if access_key_id or secret_access_key:
-        if not (access_key_id and secret_access_key):
-            raise InvalidInputError("access_key_id and secret_access_key must be given together")
-        return s3_static_credentials(
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            session_token=session_token,
-            expires_after=expires_after,
-        )
-    if anonymous:
-        return S3AnonymousCredentials()
-    if get_credentials is not None:
-        return S3RefreshableCredentials(get_credentials, scatter_initial_credentials)
-    return S3FromEnvCredentials()
-
-
-def containers_credentials(m: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``authorize_virtual_chunk_access`` mapping: container URL prefix -> credentials."""
-    out = dict(m)
-    for prefix in out:
+    out: dict[str, AnyCredential | None] = {}
+    for prefix, cred in m.items():
         if not isinstance(prefix, str):
             raise InvalidInputError(f"container url prefixes must be strings, not {prefix!r}")
+        if cred is None or isinstance(cred, Credentials):
+            out[prefix] = cred  # type: ignore[assignment]
+        elif isinstance(cred, S3Credentials):
+            out[prefix] = Credentials.S3(cred)  # type: ignore[arg-type]
+        elif isinstance(cred, GcsCredentials):
+            out[prefix] = Credentials.Gcs(cred)  # type: ignore[arg-type]
+        elif isinstance(cred, AzureCredentials):
+            out[prefix] = Credentials.Azure(cred)  # type: ignore[arg-type]
+        elif isinstance(cred, S3StaticCredentials):
+            out[prefix] = Credentials.S3(S3Credentials.Static(cred))
+        else:
+            raise InvalidInputError(
+                f"Unknown credential type {type(cred)} for container {prefix!r}: pass an "
+                "s3_/gcs_/azure_ credential, LocalFileSystemAccess or HttpAccess"
+            )
     return out
 
 

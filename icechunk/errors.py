@@ -55,77 +55,138 @@ __all__ = [
 
 
 class ErrorKind(StrEnum):
-    """Stable error codes. Append-only: never rename or remove a member."""
+    """Stable error codes: the real Icechunk 2.3.0's, then this library's own.
+
+    Append-only: never rename or remove a member. The real library's codes come first, in its
+    order. Then the codes this library had before it matched the real list: those with an exact
+    real equivalent are aliases of it (same value, ``ErrorKind.STORAGE is
+    ErrorKind.STORAGE_OTHER``); the rest name failures the real library reports with a generic
+    code or does not have, and are listed as deliberate extras in the public-surface test.
+    """
 
     # conflicts
     COMMIT_CONFLICT = "commit-conflict"
     BRANCH_UPDATE_CONFLICT = "branch-update-conflict"
     REBASE_FAILED = "rebase-failed"
+    CONFIG_UPDATED = "config-updated"
+    REPO_INFO_UPDATED = "repo-info-updated"
+    UPDATE_ATTEMPTS_EXHAUSTED = "update-attempts-exhausted"
+    GC_DELETES_FAILING = "gc-deletes-failing"
     # not found
     NODE_NOT_FOUND = "node-not-found"
+    ANCESTOR_NODE_NOT_FOUND = "ancestor-node-not-found"
+    CHUNK_NOT_FOUND = "chunk-not-found"
+    KEY_NOT_FOUND = "key-not-found"
     SNAPSHOT_NOT_FOUND = "snapshot-not-found"
     NO_SNAPSHOT_AT_TIME = "no-snapshot-at-time"
     REF_NOT_FOUND = "ref-not-found"
+    BRANCH_NOT_FOUND = "branch-not-found"
+    TAG_NOT_FOUND = "tag-not-found"
     REPOSITORY_NOT_FOUND = "repository-not-found"
-    OBJECT_NOT_FOUND = "object-not-found"
+    MANIFEST_INFO_NOT_FOUND = "manifest-info-not-found"
     # already exists
+    NODE_ALREADY_EXISTS = "node-already-exists"
+    BRANCH_ALREADY_EXISTS = "branch-already-exists"
     TAG_ALREADY_EXISTS = "tag-already-exists"
     TAG_PREVIOUSLY_DELETED = "tag-previously-deleted"
-    BRANCH_ALREADY_EXISTS = "branch-already-exists"
-    NODE_ALREADY_EXISTS = "node-already-exists"
-    OBJECT_ALREADY_EXISTS = "object-already-exists"
+    MOVE_WONT_OVERWRITE = "move-wont-overwrite"
     # read only
-    READ_ONLY_STORE = "read-only-store"
     READ_ONLY_SESSION = "read-only-session"
+    READ_ONLY_STORE = "read-only-store"
+    READ_ONLY_STORAGE = "read-only-storage"
     READ_ONLY_REPOSITORY = "read-only-repository"
-    REPO_READ_ONLY = "read-only-repository"  # alias of READ_ONLY_REPOSITORY
     # invalid input
     INVALID_KEY = "invalid-key"
     INVALID_CHUNK_INDEX = "invalid-chunk-index"
+    ZERO_LENGTH_CHUNK = "zero-length-chunk"
+    INVALID_MANIFEST_SPLIT_INDEX = "invalid-manifest-split-index"
+    INVALID_REF_TYPE = "invalid-ref-type"
     INVALID_REF_NAME = "invalid-ref-name"
     INVALID_SNAPSHOT_ID = "invalid-snapshot-id"
-    INVALID_METADATA = "invalid-metadata"
-    INVALID_ARGUMENT = "invalid-argument"
-    ZERO_LENGTH_CHUNK = "zero-length-chunk"
-    PARENT_DIRECTORY_NOT_CLEAN = "parent-directory-not-clean"
-    BAD_SNAPSHOT_CHAIN_FOR_DIFF = "bad-snapshot-chain-for-diff"
-    UNSUPPORTED_SPEC_VERSION = "unsupported-spec-version"
-    # session state
-    COMMIT_NOT_ALLOWED = "commit-not-allowed"
-    MERGE_NOT_ALLOWED = "merge-not-allowed"
-    MERGE_CONFLICT = "merge-conflict"
-    CANNOT_FORK_READ_ONLY_SESSION = "cannot-fork-read-only-session"
-    NO_CHANGES_TO_COMMIT = "no-changes-to-commit"
-    CANNOT_DELETE_MAIN = "cannot-delete-main"
-    AMEND_NOT_ALLOWED = "amend-not-allowed"
-    FEATURE_FLAG_DISABLED = "feature-flag-disabled"
-    FEATURE_DISABLED = "feature-flag-disabled"  # alias of FEATURE_FLAG_DISABLED
-    INVALID_FEATURE_FLAG = "invalid-feature-flag"
-    INVALID_REPOSITORY_MIGRATION = "invalid-repository-migration"
-    # rearranging (moves)
-    NON_REARRANGE_SESSION = "non-rearrange-session"
-    REARRANGE_SESSION_ONLY = "rearrange-session-only"
-    MOVE_INTO_SELF_OR_DESCENDANT = "move-into-self-or-descendant"
-    MOVE_WONT_OVERWRITE = "move-wont-overwrite"
-    MOVE_DESTINATION_PARENT_MISSING = "move-destination-parent-missing"
-    MOVE_DESTINATION_PARENT_NOT_GROUP = "move-destination-parent-not-group"
     INVALID_PATH = "invalid-path"
+    BAD_KEY_PREFIX = "bad-key-prefix"
+    BAD_METADATA = "bad-metadata"
+    BAD_PREFIX = "bad-prefix"
     NOT_AN_ARRAY = "not-an-array"
-    UNKNOWN = "unknown"
-    # storage
-    STORAGE = "storage"
-    PRECONDITION_FAILED = "precondition-failed"
-    # format
-    FORMAT = "format"
-    UNKNOWN_FORMAT_FIELDS = "unknown-format-fields"
-    # internal
-    INTERNAL = "internal"
-    # virtual chunks
+    NOT_A_GROUP = "not-a-group"
+    INVALID_BYTE_RANGE = "invalid-byte-range"
+    INVALID_COMMIT_CONFIGURATION = "invalid-commit-configuration"
+    INVALID_ARRAY_METADATA = "invalid-array-metadata"
+    INVALID_FEATURE_FLAG = "invalid-feature-flag"
+    INVALID_VIRTUAL_REF = "invalid-virtual-ref"
+    INVALID_CREDENTIALS = "invalid-credentials"
     NO_CONTAINER_FOR_VIRTUAL_CHUNK = "no-container-for-virtual-chunk"
     UNAUTHORIZED_VIRTUAL_CHUNK_CONTAINER = "unauthorized-virtual-chunk-container"
-    INVALID_VIRTUAL_REF = "invalid-virtual-ref"
+    EMPTY_PREFIX_CREATION = "empty-prefix-creation"
+    PARENT_DIRECTORY_NOT_CLEAN = "parent-directory-not-clean"
+    BAD_SNAPSHOT_CHAIN_FOR_DIFF = "bad-snapshot-chain-for-diff"
+    # session/repository state
+    COMMIT_NOT_ALLOWED = "commit-not-allowed"
+    MERGE_NOT_ALLOWED = "merge-not-allowed"
+    CANNOT_FORK_READ_ONLY_SESSION = "cannot-fork-read-only-session"
+    REARRANGE_SESSION_ONLY = "rearrange-session-only"
+    NON_REARRANGE_SESSION = "non-rearrange-session"
+    MOVE_INTO_SELF_OR_DESCENDANT = "move-into-self-or-descendant"
+    MOVE_DESTINATION_PARENT_MISSING = "move-destination-parent-missing"
+    MOVE_DESTINATION_PARENT_NOT_GROUP = "move-destination-parent-not-group"
+    NO_CHANGES_TO_COMMIT = "no-changes-to-commit"
+    NO_AMEND_FOR_INITIAL_COMMIT = "no-amend-for-initial-commit"
+    NOT_ON_BRANCH = "not-on-branch"
+    NO_SNAPSHOT = "no-snapshot"
+    CANNOT_DELETE_MAIN = "cannot-delete-main"
+    UNCOMMITTED_CHANGES = "uncommitted-changes"
+    MERGE_FAILED = "merge-failed"
+    NOT_ALLOWED = "not-allowed"
+    UNIMPLEMENTED = "unimplemented"
+    REBASE_TX_LOG_PRUNED = "rebase-tx-log-pruned"
+    FEATURE_FLAG_DISABLED = "feature-flag-disabled"
+    TAG_ERROR = "tag-error"
+    INVALID_REPOSITORY_MIGRATION = "invalid-repository-migration"
+    # storage / environment
+    OBJECT_NOT_FOUND = "object-not-found"
+    OBJECT_STORE = "object-store"
+    IO = "io"
+    STORAGE_CONFIG = "storage-config"
+    CANNOT_PARSE_URL = "cannot-parse-url"
+    BAD_REDIRECT = "bad-redirect"
+    SEMAPHORE_ACQUIRE = "semaphore-acquire"
+    THROTTLED = "throttled"
+    STORAGE_OTHER = "storage-other"
+    VIRTUAL_CHUNK_FETCH = "virtual-chunk-fetch"
     VIRTUAL_CHUNK_MODIFIED = "virtual-chunk-modified"
     INVALID_OBJECT_SIZE = "invalid-object-size"
+    # format
+    SERIALIZATION = "serialization"
+    DESERIALIZATION = "deserialization"
+    CONFIG_DESERIALIZATION = "config-deserialization"
+    INVALID_FILE_FORMAT = "invalid-file-format"
+    UNSUPPORTED_SPEC_VERSION = "unsupported-spec-version"
+    UNSUPPORTED_OPERATION_FOR_VERSION = "unsupported-operation-for-version"
+    SNAPSHOT_TIMESTAMP = "snapshot-timestamp"
+    DUPLICATE_SNAPSHOT_ID = "duplicate-snapshot-id"
+    # internal
+    CONCURRENCY = "concurrency"
+    FLUSH = "flush"
+    PARTIAL_VALUES_PANIC = "partial-values-panic"
+    CONFLICTING_PATH_NOT_FOUND = "conflicting-path-not-found"
+    INCONSISTENT_MANIFESTS = "inconsistent-manifests"
+    POISON_LOCK = "poison-lock"
+    PICKLE = "pickle"
+    UNKNOWN = "unknown"
+    # this library's own codes: aliases of the real ones above
+    FEATURE_DISABLED = "feature-flag-disabled"
+    REPO_READ_ONLY = "read-only-repository"
+    STORAGE = "storage-other"
+    FORMAT = "invalid-file-format"
+    INTERNAL = "unknown"
+    # this library's own codes without a real equivalent
+    INVALID_ARGUMENT = "invalid-argument"
+    INVALID_METADATA = "invalid-metadata"
+    AMEND_NOT_ALLOWED = "amend-not-allowed"
+    MERGE_CONFLICT = "merge-conflict"
+    OBJECT_ALREADY_EXISTS = "object-already-exists"
+    PRECONDITION_FAILED = "precondition-failed"
+    UNKNOWN_FORMAT_FIELDS = "unknown-format-fields"
 
 
 class IcechunkError(Exception):
@@ -136,15 +197,29 @@ class IcechunkError(Exception):
     message
         Human-readable text: what went wrong and, where possible, what to do.
     kind
-        Stable machine-readable code; defaults to the class's ``default_kind``.
+        Stable machine-readable code; defaults to the class's own (the real library defaults
+        every class to ``"unknown"``; ours names the failure more precisely).
+
+    Attributes
+    ----------
+    message
+        The text given, also what ``str(error)`` returns.
+    kind
+        The :class:`ErrorKind`; a :class:`str`, so it compares equal to the code's text.
     """
 
-    default_kind: ErrorKind = ErrorKind.INTERNAL
+    _default_kind: ErrorKind = ErrorKind.INTERNAL
+    message: str
+    kind: ErrorKind
 
-    def __init__(self, message: str = "", kind: ErrorKind | str | None = None) -> None:
+    def __init__(self, message: str, kind: ErrorKind | str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.kind = ErrorKind(kind) if kind is not None else self.default_kind
+        self.kind = ErrorKind(kind) if kind is not None else self._default_kind
+
+    def __repr__(self) -> str:
+        # The real library's form: icechunk.StorageError(message="...", kind="...")
+        return f'icechunk.{type(self).__name__}(message="{self.message}", kind="{self.kind}")'
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.__dict__.copy()))
@@ -171,7 +246,9 @@ class ConflictError(IcechunkError):
         Where the branch actually points now.
     """
 
-    default_kind = ErrorKind.COMMIT_CONFLICT
+    _default_kind = ErrorKind.COMMIT_CONFLICT
+    expected_parent: str | None
+    actual_parent: str | None
 
     def __init__(
         self,
@@ -201,7 +278,9 @@ class RebaseFailedError(ConflictError):
         The conflicts found there.
     """
 
-    default_kind = ErrorKind.REBASE_FAILED
+    _default_kind = ErrorKind.REBASE_FAILED
+    snapshot: str
+    conflicts: list[Conflict]
 
     def __init__(self, snapshot: str, conflicts: list[Conflict]) -> None:
         super().__init__(
@@ -215,69 +294,69 @@ class RebaseFailedError(ConflictError):
 class NotFoundError(IcechunkError, KeyError):
     """Something named does not exist. Also a :class:`KeyError`."""
 
-    default_kind = ErrorKind.OBJECT_NOT_FOUND
+    _default_kind = ErrorKind.OBJECT_NOT_FOUND
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.message
 
 
 class NodeNotFoundError(NotFoundError):
-    default_kind = ErrorKind.NODE_NOT_FOUND
+    _default_kind = ErrorKind.NODE_NOT_FOUND
 
 
 class SnapshotNotFoundError(NotFoundError):
-    default_kind = ErrorKind.SNAPSHOT_NOT_FOUND
+    _default_kind = ErrorKind.SNAPSHOT_NOT_FOUND
 
 
 class RefNotFoundError(NotFoundError):
-    default_kind = ErrorKind.REF_NOT_FOUND
+    _default_kind = ErrorKind.REF_NOT_FOUND
 
 
 class RepositoryNotFoundError(NotFoundError):
-    default_kind = ErrorKind.REPOSITORY_NOT_FOUND
+    _default_kind = ErrorKind.REPOSITORY_NOT_FOUND
 
 
 class ObjectNotFoundError(NotFoundError):
     """A storage object (file, S3 object) does not exist."""
 
-    default_kind = ErrorKind.OBJECT_NOT_FOUND
+    _default_kind = ErrorKind.OBJECT_NOT_FOUND
 
 
 class AlreadyExistsError(IcechunkError):
-    default_kind = ErrorKind.OBJECT_ALREADY_EXISTS
+    _default_kind = ErrorKind.OBJECT_ALREADY_EXISTS
 
 
 class ReadOnlyError(IcechunkError):
-    default_kind = ErrorKind.READ_ONLY_STORE
+    _default_kind = ErrorKind.READ_ONLY_STORE
 
 
 class InvalidInputError(IcechunkError, ValueError):
     """Bad arguments. Nothing was written. Also a :class:`ValueError`."""
 
-    default_kind = ErrorKind.INVALID_ARGUMENT
+    _default_kind = ErrorKind.INVALID_ARGUMENT
 
 
 class SessionStateError(IcechunkError):
-    default_kind = ErrorKind.COMMIT_NOT_ALLOWED
+    _default_kind = ErrorKind.COMMIT_NOT_ALLOWED
 
 
 class StorageError(IcechunkError):
     """The storage backend failed: environmental and often transient."""
 
-    default_kind = ErrorKind.STORAGE
+    _default_kind = ErrorKind.STORAGE
 
 
 class PreconditionFailedError(StorageError):
     """A conditional write (create-only or if-match) lost its race."""
 
-    default_kind = ErrorKind.PRECONDITION_FAILED
+    _default_kind = ErrorKind.PRECONDITION_FAILED
 
 
 class FormatError(IcechunkError):
     """An on-disk object is corrupt, truncated, or of a kind this library cannot read."""
 
-    default_kind = ErrorKind.FORMAT
+    _default_kind = ErrorKind.FORMAT
 
 
 class InternalError(IcechunkError):
-    default_kind = ErrorKind.INTERNAL
+    _default_kind = ErrorKind.INTERNAL

@@ -44,10 +44,12 @@ from icechunk.format.model import (
 )
 from icechunk.format.model import RepoStatus as StatusRecord
 from icechunk.session import Session, SessionMode
+from icechunk.storage import StorageSettings, apply_settings
 from icechunk.storage.base import (
     Storage,
     WriteMode,
 )
+from icechunk.types import CommitMethod
 
 if TYPE_CHECKING:
     from icechunk._core.conflicts import ConflictSolver
@@ -86,6 +88,7 @@ class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMainten
 
             check_authorizations(authorized)
         config = config if config is not None else RepositoryConfig()
+        storage = apply_settings(storage, config.storage)
         self._objects = RepoObjects(
             _with_storage_settings(storage, config), spec_version, config, authorized
         )
@@ -230,8 +233,14 @@ class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMainten
         return repo
 
     @staticmethod
-    async def fetch_spec_version_async(storage: Storage) -> int | None:
-        """The repository's spec version, or ``None`` when there is no repository there."""
+    async def fetch_spec_version_async(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> int | None:
+        """The repository's spec version, or ``None`` when there is no repository there.
+
+        ``storage_settings`` (retries, timeouts) apply to these reads.
+        """
+        storage = apply_settings(storage, storage_settings)
         if await storage.exists(layout.REPO_INFO):
             return 2
         if await storage.exists(layout.branch_key(MAIN)):
@@ -239,19 +248,23 @@ class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMainten
         return None
 
     @staticmethod
-    def fetch_spec_version(storage: Storage) -> int | None:
+    def fetch_spec_version(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> int | None:
         """The spec version of the repository in ``storage``; ``None`` if there is none."""
-        return sync(Repository.fetch_spec_version_async(storage))
+        return sync(Repository.fetch_spec_version_async(storage, storage_settings))
 
     @staticmethod
-    def exists(storage: Storage) -> bool:
+    def exists(storage: Storage, storage_settings: StorageSettings | None = None) -> bool:
         """Whether ``storage`` holds a repository (of either spec version)."""
-        return sync(Repository.exists_async(storage))
+        return sync(Repository.exists_async(storage, storage_settings))
 
     @staticmethod
-    async def exists_async(storage: Storage) -> bool:
+    async def exists_async(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> bool:
         """Async twin of :meth:`exists`."""
-        return await Repository.fetch_spec_version_async(storage) is not None
+        return await Repository.fetch_spec_version_async(storage, storage_settings) is not None
 
     @classmethod
     def open(
@@ -388,7 +401,7 @@ class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMainten
         *,
         branch: str,
         metadata: dict[str, Any] | None = None,
-        commit_method: str = "new_commit",
+        commit_method: CommitMethod = "new_commit",
     ) -> str:
         """Rewrite every array's manifests on ``branch`` to the current splitting config.
 

@@ -79,13 +79,13 @@ class VirtualChunkModifiedError(StorageError):
     the recorded last-modified time. No bytes are returned.
     """
 
-    default_kind = MODIFIED
+    _default_kind = MODIFIED
 
 
 class UnauthorizedVirtualChunkContainerError(InvalidInputError):
     """A virtual chunk lives in a container the repository was not authorized to read."""
 
-    default_kind = UNAUTHORIZED
+    _default_kind = UNAUTHORIZED
 
 
 class _BadChecksumType(InvalidInputError, TypeError):
@@ -104,7 +104,7 @@ class S3Options:
     allow_http: bool = False
     anonymous: bool = False
     force_path_style: bool = False
-    network_stream_timeout_seconds: int | None = 60
+    network_stream_timeout_seconds: int | None = None
     requester_pays: bool = False
     checksum_algorithm: Any = None
 
@@ -153,16 +153,17 @@ class ObjectStoreConfig:
         pass
 
 
-type AnyObjectStoreConfig = (
-    ObjectStoreConfig.LocalFileSystem
+AnyObjectStoreConfig = (
+    ObjectStoreConfig.InMemory
+    | ObjectStoreConfig.LocalFileSystem
     | ObjectStoreConfig.S3
     | ObjectStoreConfig.S3Compatible
-    | ObjectStoreConfig.Tigris
-    | ObjectStoreConfig.Http
     | ObjectStoreConfig.Gcs
     | ObjectStoreConfig.Azure
-    | ObjectStoreConfig.InMemory
+    | ObjectStoreConfig.Tigris
 )
+"""Any object store configuration of a virtual chunk container (as the real one lists them)."""
+_StoreConfig = AnyObjectStoreConfig | ObjectStoreConfig.Http
 
 _SCHEMES_OF: dict[type, frozenset[str]] = {
     ObjectStoreConfig.LocalFileSystem: frozenset({"file"}),
@@ -268,7 +269,7 @@ class VirtualChunkContainer:
 
     __slots__ = ("name", "store", "url_prefix")
 
-    def __init__(self, url_prefix: str, store: AnyObjectStoreConfig, name: str | None = None):
+    def __init__(self, url_prefix: str, store: _StoreConfig, name: str | None = None):
         if not _is_url_prefix(url_prefix):
             raise InvalidInputError(
                 f"invalid virtual chunk container url prefix {url_prefix!r}: it must end in `/`",
@@ -523,7 +524,7 @@ def file_etag(st: os.stat_result) -> str:
     return f'"{st.st_ino:x}-{st.st_mtime_ns // 1000:x}-{st.st_size:x}"'
 
 
-def _persisted_store(doc: object) -> AnyObjectStoreConfig | None:
+def _persisted_store(doc: object) -> _StoreConfig | None:
     """The :class:`ObjectStoreConfig` of a persisted (serde externally tagged) store, if known."""
     if not isinstance(doc, Mapping) or len(doc) != 1:
         return None
@@ -549,7 +550,7 @@ def _persisted_store(doc: object) -> AnyObjectStoreConfig | None:
             "s3_compatible": ObjectStoreConfig.S3Compatible,
             "tigris": ObjectStoreConfig.Tigris,
         }
-        return cast(AnyObjectStoreConfig, kinds[tag](options))
+        return cast(_StoreConfig, kinds[tag](options))
     if tag == "http":
         fields = dict(body) if isinstance(body, Mapping) else {}
         headers = fields.pop("headers", None)
@@ -564,7 +565,7 @@ def _persisted_store(doc: object) -> AnyObjectStoreConfig | None:
     return None
 
 
-def _store_doc(store: AnyObjectStoreConfig) -> dict[str, Any] | None:
+def _store_doc(store: _StoreConfig) -> dict[str, Any] | None:
     """A store as the real Icechunk persists it (serde, externally tagged), or ``None``."""
     if isinstance(store, ObjectStoreConfig.LocalFileSystem):
         return {"local_file_system": store.path}

@@ -449,7 +449,7 @@ def test_s3_repository_with_endpoint_and_env_credentials(seaweedfs_server: S3Ser
     anonymous = icechunk_cli("info", url, *options, "--anonymous", env=env)
     assert anonymous.returncode == EXIT_ERROR
     line = error_line(anonymous)
-    assert "access denied" in line and line.endswith("[storage]")
+    assert "access denied" in line and line.endswith("[storage-other]")
 
 
 # ---------------------------------------------------------------------------------------------

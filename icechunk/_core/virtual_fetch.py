@@ -25,11 +25,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
-from icechunk.credentials import (
-    S3AnonymousCredentials,
-    S3FromEnvCredentials,
-    S3RefreshableCredentials,
-)
 from icechunk.errors import (
     ErrorKind,
     InvalidInputError,
@@ -174,7 +169,13 @@ class _S3Fetcher:
             return storage
 
     def _build(self, bucket: str) -> ObjectStoreStorage:
-        from icechunk.storage import S3StaticCredentials, s3_storage
+        from icechunk.storage import (
+            Credentials,
+            S3Credentials,
+            S3StaticCredentials,
+            s3_storage_from_options,
+            wrapped_credentials,
+        )
 
         store = self._container.store
         assert isinstance(
@@ -182,41 +183,25 @@ class _S3Fetcher:
         )
         opts = store.options
         creds = self._credentials
-        kwargs: dict[str, Any] = {}
+        if isinstance(creds, Credentials.S3):
+            creds = wrapped_credentials(creds)
         if isinstance(creds, S3StaticCredentials):
-            kwargs.update(
-                access_key_id=creds.access_key_id,
-                secret_access_key=creds.secret_access_key,
-                session_token=creds.session_token,
-            )
-        elif isinstance(creds, S3AnonymousCredentials) or (creds is None and opts.anonymous):
-            kwargs["anonymous"] = True
-        elif isinstance(creds, S3RefreshableCredentials):
-            kwargs.update(
-                get_credentials=creds.get_credentials,
-                scatter_initial_credentials=creds.scatter_initial_credentials,
-            )
-        elif isinstance(creds, S3FromEnvCredentials) or creds is None:
-            kwargs["from_env"] = True
-        else:
+            creds = S3Credentials.Static(creds)
+        elif creds is None:
+            creds = S3Credentials.Anonymous() if opts.anonymous else S3Credentials.FromEnv()
+        if not isinstance(creds, S3Credentials):
             raise InvalidInputError(
                 f"the credentials authorizing {self._container.url_prefix} are not S3 "
                 f"credentials: {type(creds).__name__}",
                 ErrorKind.INVALID_ARGUMENT,
             )
-        storage = s3_storage(
-            bucket=bucket,
-            prefix=None,
-            region=opts.region,
-            endpoint_url=opts.endpoint_url,
-            allow_http=opts.allow_http,
-            force_path_style=opts.force_path_style,
-            network_stream_timeout_seconds=opts.network_stream_timeout_seconds or 60,
-            requester_pays=opts.requester_pays,
+        return s3_storage_from_options(
+            opts,
+            bucket,
+            None,
+            creds,  # type: ignore[arg-type]
             check_bucket=False,  # a virtual container may not grant listing
-            **kwargs,
         )
-        return storage
 
     async def fetch(self, url: str, start: int, end: int, payload: VirtualPayload) -> bytes:
 

@@ -23,16 +23,26 @@ class NodeMetadata:
     shape: tuple[int, ...] = ()
     chunk_shape: tuple[int, ...] = ()
     dimension_names: tuple[str | None, ...] | None = None
+    edge_counts: tuple[int | None, ...] | None = None
+    """Rectilinear grids only: per dimension, the number of declared chunk edges (``None`` for
+    a dimension given by one repeated length, which ``chunk_shape`` then holds)."""
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
     @property
+    def rectilinear(self) -> bool:
+        return self.edge_counts is not None
+
+    @property
     def num_chunks(self) -> tuple[int, ...]:
+        # A dimension with explicit edges has as many chunks as edges, even when they reach
+        # past the array's length (after a shrinking resize), as the real Icechunk records it.
+        counts = self.edge_counts or (None,) * len(self.shape)
         return tuple(
-            -(-length // chunk) if chunk else 0
-            for length, chunk in zip(self.shape, self.chunk_shape, strict=True)
+            count if count is not None else (-(-length // chunk) if chunk else 0)
+            for length, chunk, count in zip(self.shape, self.chunk_shape, counts, strict=True)
         )
 
     def dimension_shapes(self) -> tuple[DimensionShape, ...]:
@@ -78,18 +88,78 @@ def parse_node_metadata(path: str, user_data: bytes) -> NodeMetadata:
         raise _bad(path, "`shape` must be a list of non-negative integers")
     grid = doc.get("chunk_grid")
     chunk_shape: list[int] | None = None
+    edge_counts: tuple[int | None, ...] | None = None
     if isinstance(grid, dict) and grid.get("name") == "regular":
         chunk_shape = (grid.get("configuration") or {}).get("chunk_shape")
+    elif isinstance(grid, dict) and grid.get("name") == "rectilinear":
+        chunk_shape, edge_counts = _rectilinear(path, grid, len(shape))
+    else:
+        raise _bad(path, "only regular and rectilinear chunk grids are supported")
     if not isinstance(chunk_shape, list) or len(chunk_shape) != len(shape):
-        raise _bad(path, "only regular chunk grids with one chunk length per dimension work")
+        raise _bad(path, "the chunk grid needs one chunk length per dimension")
     if not all(type(c) is int and c > 0 for c in chunk_shape):
         raise _bad(path, "chunk lengths must be positive integers")
-    if any(-(-n // c) >= 2**32 for n, c in zip(shape, chunk_shape, strict=True)):
+    meta = NodeMetadata(
+        is_array=True,
+        shape=tuple(shape),
+        chunk_shape=tuple(chunk_shape),
+        dimension_names=None,
+        edge_counts=edge_counts,
+    )
+    if any(n >= 2**32 for n in meta.num_chunks):
         raise _bad(path, "more than 2**32 - 1 chunks along a dimension; use larger chunks")
     names = doc.get("dimension_names")
-    dims: tuple[str | None, ...] | None = None
     if isinstance(names, list) and len(names) == len(shape):
         dims = tuple(n if isinstance(n, str) else None for n in names)
-    return NodeMetadata(
-        is_array=True, shape=tuple(shape), chunk_shape=tuple(chunk_shape), dimension_names=dims
-    )
+        meta = NodeMetadata(
+            is_array=True,
+            shape=meta.shape,
+            chunk_shape=meta.chunk_shape,
+            dimension_names=dims,
+            edge_counts=edge_counts,
+        )
+    return meta
+
+
+def _rectilinear(
+    path: str, grid: dict[str, object], ndim: int
+) -> tuple[list[int], tuple[int | None, ...]]:
+    """Chunk lengths and edge counts of a ``rectilinear`` grid (zarr's inline kind).
+
+    Each dimension is one repeated length (a bare integer), or a list of edge lengths where
+    ``[length, count]`` pairs are run-length encoded. The returned chunk length of a dimension
+    with explicit edges is its largest edge (only the edge count matters to the store).
+    """
+    config = grid.get("configuration")
+    specs = config.get("chunk_shapes") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or config.get("kind", "inline") != "inline":
+        raise _bad(path, "rectilinear chunk grids must be of kind `inline`")
+    if not isinstance(specs, list) or len(specs) != ndim:
+        raise _bad(path, "a rectilinear grid needs one `chunk_shapes` entry per dimension")
+    lengths: list[int] = []
+    counts: list[int | None] = []
+    for spec in specs:
+        if type(spec) is int:
+            lengths.append(spec)
+            counts.append(None)
+            continue
+        if not isinstance(spec, list):
+            raise _bad(path, f"bad rectilinear chunk spec {spec!r}")
+        edges: list[int] = []
+        for item in spec:
+            if type(item) is int:
+                edges.append(item)
+            elif (
+                isinstance(item, list)
+                and len(item) == 2
+                and all(type(x) is int for x in item)
+                and item[1] >= 0
+            ):
+                edges.extend([item[0]] * item[1])
+            else:
+                raise _bad(path, f"bad rectilinear chunk edge {item!r}")
+        if not edges or any(e <= 0 for e in edges):
+            raise _bad(path, "rectilinear chunk edges must be positive integers")
+        lengths.append(max(edges))
+        counts.append(len(edges))
+    return lengths, tuple(counts)

@@ -21,7 +21,8 @@ Guarantees and how they are met
   interrupted after the response started (which obstore does not retry) are retried once, and
   conditional puts that failed transiently are retried with the *same* write id, so the read-back
   recognises whichever attempt landed.
-* **Bounded concurrency:** at most ``max_concurrent_requests`` requests in flight per event loop.
+* **Bounded concurrency:** at most ``max_concurrent_requests`` requests in flight per event loop;
+  with ``StorageConcurrencySettings`` a large range read is split into concurrent requests.
 * **Large objects** are uploaded with a multipart upload (8 MiB parts, sent in parallel);
   conditional puts (small: refs and the repo-info file) are always single requests.
 * **Missing buckets are reported as such.** Before its first request in each process the storage
@@ -58,6 +59,7 @@ import obstore
 from obstore import exceptions as obx
 
 from icechunk.errors import (
+    ErrorKind,
     InvalidInputError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -81,7 +83,11 @@ from icechunk.storage._obstore_errors import (
     _status_of,
 )
 from icechunk.storage._obstore_versions import _update_version, _version_token
-from icechunk.storage._settings import StorageRetriesSettings
+from icechunk.storage._settings import (
+    StorageConcurrencySettings,
+    StorageRetriesSettings,
+    StorageSettings,
+)
 from icechunk.storage.base import (
     ByteRange,
     IfMatch,
@@ -187,6 +193,8 @@ class ObjectStoreStorage(Storage):
         credential_provider: Callable[[], Any] | None = None,
         max_concurrent_requests: int = 64,
         check_bucket: bool = True,
+        concurrency: StorageConcurrencySettings | None = None,
+        read_only: bool = False,
     ) -> None:
         if kind not in ("s3", "gcs", "azure"):
             raise InvalidInputError(f"unknown object store kind {kind!r}")
@@ -203,6 +211,8 @@ class ObjectStoreStorage(Storage):
         self._credential_provider = credential_provider
         self._max_concurrent = max_concurrent_requests
         self._check_bucket = check_bucket
+        self._concurrency = concurrency
+        self._read_only = read_only
         self._lock = threading.Lock()
         self._store: tuple[int, ObjectStore] | None = None
         self._bucket_checked_pid: int | None = None
@@ -267,6 +277,8 @@ class ObjectStoreStorage(Storage):
                 self._credential_provider,
                 self._max_concurrent,
                 self._check_bucket,
+                self._concurrency,
+                self._read_only,
             ),
         )
 
@@ -287,6 +299,32 @@ class ObjectStoreStorage(Storage):
 
     def __hash__(self) -> int:
         return hash((ObjectStoreStorage, self._kind, self._bucket, self._prefix))
+
+    def configured(self, settings: StorageSettings) -> ObjectStoreStorage:
+        """A copy using ``settings``: its ``retries`` replace this storage's retry policy, its
+        ``timeouts`` the client's connect and per-request timeouts, and its ``concurrency``
+        splits large range reads into concurrent requests (see :func:`split_range`); fields
+        left ``None`` keep the current values."""
+        client_options = dict(self._client_options)
+        if settings.timeouts is not None:
+            client_options.update(settings.timeouts._to_obstore())
+        return ObjectStoreStorage(
+            self._kind,
+            self._bucket,
+            self._prefix,
+            self._config,
+            client_options,
+            retries=settings.retries or self._retries,
+            credential_provider=self._credential_provider,
+            max_concurrent_requests=self._max_concurrent,
+            check_bucket=self._check_bucket,
+            concurrency=settings.concurrency or self._concurrency,
+            read_only=self._read_only,
+        )
+
+    def default_settings(self) -> StorageSettings:
+        """The retry policy and read splitting in use (timeouts: the client's defaults)."""
+        return StorageSettings(retries=self._retries, concurrency=self._concurrency)
 
     # -- store construction -------------------------------------------------------------------
 
@@ -468,6 +506,21 @@ class ObjectStoreStorage(Storage):
         # docstring inherited
         validate_key(key)
         check_byte_range(byte_range)
+        if isinstance(byte_range, RangeRequest) and self._concurrency is not None:
+            parts = split_range(
+                byte_range.start,
+                byte_range.end,
+                self._concurrency.max_concurrent_requests_for_object,
+                self._concurrency.ideal_concurrent_request_size,
+            )
+            if len(parts) > 1:
+                pieces = await asyncio.gather(
+                    *(self._get_one(key, RangeRequest(a, b)) for a, b in parts)
+                )
+                return b"".join(pieces)
+        return await self._get_one(key, byte_range)
+
+    async def _get_one(self, key: str, byte_range: ByteRange | None) -> bytes:
         store = await self._ready_store()
         options: GetOptions = {}
         match byte_range:
@@ -560,9 +613,18 @@ class ObjectStoreStorage(Storage):
 
     # -- Storage: writes ------------------------------------------------------------------------
 
+    def _refuse_writes(self) -> None:
+        if self._read_only:
+            raise StorageError(
+                f"{self.url} was opened read-only (an eventually consistent Tigris storage, "
+                "use_weak_consistency=True): it cannot write or delete objects",
+                ErrorKind.REPO_READ_ONLY,
+            )
+
     async def put(self, key: str, data: bytes, mode: PutMode = WriteMode.OVERWRITE) -> VersionInfo:
         # docstring inherited
         validate_key(key)
+        self._refuse_writes()
         match mode:
             case WriteMode.OVERWRITE | WriteMode.CREATE | IfMatch():
                 pass
@@ -651,6 +713,7 @@ class ObjectStoreStorage(Storage):
         paths = list(dict.fromkeys(validate_key(k) for k in keys))
         if not paths:
             return
+        self._refuse_writes()
         store = await self._ready_store()
 
         async def bulk() -> None:
@@ -671,6 +734,28 @@ class ObjectStoreStorage(Storage):
                     pass
 
 
+def split_range(
+    start: int, end: int, max_parts: int | None, ideal_size: int | None
+) -> list[tuple[int, int]]:
+    """``[start, end)`` cut into at most ``max_parts`` consecutive pieces of about
+    ``ideal_size`` bytes (``StorageConcurrencySettings``); one piece when either is ``None``.
+
+    Pieces are as equal as possible and cover the range exactly, in order.
+    """
+    length = end - start
+    if not max_parts or not ideal_size or max_parts < 2 or length <= ideal_size:
+        return [(start, end)]
+    count = min(max_parts, -(-length // ideal_size))
+    base, extra = divmod(length, count)
+    parts: list[tuple[int, int]] = []
+    at = start
+    for i in range(count):
+        size = base + (1 if i < extra else 0)
+        parts.append((at, at + size))
+        at += size
+    return parts
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -685,6 +770,8 @@ def _rebuild(
     credential_provider: Callable[[], Any] | None,
     max_concurrent: int,
     check_bucket: bool,
+    concurrency: StorageConcurrencySettings | None = None,
+    read_only: bool = False,
 ) -> ObjectStoreStorage:
     return ObjectStoreStorage(
         kind,
@@ -696,4 +783,6 @@ def _rebuild(
         credential_provider=credential_provider,
         max_concurrent_requests=max_concurrent,
         check_bucket=check_bucket,
+        concurrency=concurrency,
+        read_only=read_only,
     )

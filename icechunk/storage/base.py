@@ -9,11 +9,16 @@ Keys are ``/``-separated paths relative to the repository root, e.g. ``snapshots
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from icechunk.storage._settings import StorageSettings
 
 __all__ = [
     "ByteRange",
@@ -149,3 +154,252 @@ class Storage(ABC):
         async for _ in self.list(""):
             return False
         return True
+
+    # -- the real Icechunk's Storage API: constructors, settings, listing ------------------------
+    # Constructors build this package's backends (imported here, on use, because the backend
+    # modules import this one).
+
+    @classmethod
+    def new_s3(
+        cls,
+        config: Any,
+        bucket: str,
+        prefix: str | None,
+        credentials: Any = None,
+        legacy_rooted_keys: bool | None = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """S3 storage from an ``S3Options`` and an ``S3Credentials`` variant (``None``: from the
+        environment). See :func:`icechunk.storage.s3_storage`."""
+        from icechunk.storage._factories import new_s3
+
+        return new_s3(
+            config,
+            bucket,
+            prefix,
+            credentials,
+            legacy_rooted_keys,
+            read_headers=read_headers,
+            write_headers=write_headers,
+            headers=headers,
+        )
+
+    @classmethod
+    def new_s3_object_store(
+        cls,
+        config: Any,
+        bucket: str,
+        prefix: str | None,
+        credentials: Any = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """S3 storage through the ``object_store`` client: the same as :meth:`new_s3` here (every
+        S3 storage of this package goes through obstore)."""
+        return cls.new_s3(
+            config,
+            bucket,
+            prefix,
+            credentials,
+            read_headers=read_headers,
+            write_headers=write_headers,
+            headers=headers,
+        )
+
+    @classmethod
+    def new_tigris(
+        cls,
+        config: Any,
+        bucket: str,
+        prefix: str | None,
+        use_weak_consistency: bool,
+        credentials: Any = None,
+        legacy_rooted_keys: bool | None = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """Tigris storage (see :func:`icechunk.storage.tigris_storage`)."""
+        from icechunk.storage._factories import new_tigris
+
+        return new_tigris(
+            config,
+            bucket,
+            prefix,
+            use_weak_consistency,
+            credentials,
+            legacy_rooted_keys,
+            read_headers=read_headers,
+            write_headers=write_headers,
+            headers=headers,
+        )
+
+    @classmethod
+    def new_in_memory(cls) -> Storage:
+        """A new, empty in-memory storage (see :func:`icechunk.storage.in_memory_storage`)."""
+        from icechunk.storage.memory import InMemoryStorage
+
+        return InMemoryStorage()
+
+    @classmethod
+    def new_local_filesystem(cls, path: str) -> Storage:
+        """Storage in the directory ``path`` (see :func:`icechunk.storage.local_filesystem_storage`)."""
+        from icechunk.storage.local import LocalFileSystemStorage
+
+        return LocalFileSystemStorage(path)
+
+    @classmethod
+    def new_gcs(
+        cls,
+        bucket: str,
+        prefix: str | None,
+        credentials: Any = None,
+        *,
+        config: dict[str, str] | None = None,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """Google Cloud Storage from a ``GcsCredentials`` variant (see ``gcs_storage``)."""
+        from icechunk.storage._factories import new_gcs
+
+        return new_gcs(
+            bucket,
+            prefix,
+            credentials,
+            config=config,
+            read_headers=read_headers,
+            write_headers=write_headers,
+            headers=headers,
+        )
+
+    @classmethod
+    def new_r2(
+        cls,
+        config: Any,
+        bucket: str | None = None,
+        prefix: str | None = None,
+        account_id: str | None = None,
+        credentials: Any = None,
+        legacy_rooted_keys: bool | None = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """Cloudflare R2 storage (see :func:`icechunk.storage.r2_storage`)."""
+        from icechunk.storage._factories import new_r2
+
+        return new_r2(
+            config,
+            bucket,
+            prefix,
+            account_id,
+            credentials,
+            legacy_rooted_keys,
+            read_headers=read_headers,
+            write_headers=write_headers,
+            headers=headers,
+        )
+
+    @classmethod
+    def new_hf(
+        cls,
+        config: Any,
+        bucket: str,
+        prefix: str | None,
+        namespace: str,
+        credentials: Any = None,
+        legacy_rooted_keys: bool | None = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """Hugging Face bucket storage (see :func:`icechunk.storage.hf_storage`)."""
+        from icechunk.storage._factories import new_hf
+
+        return new_hf(
+            config,
+            bucket,
+            prefix,
+            namespace,
+            credentials,
+            legacy_rooted_keys,
+            read_headers=read_headers,
+            write_headers=write_headers,
+            headers=headers,
+        )
+
+    @classmethod
+    def new_azure_blob(
+        cls,
+        account: str,
+        container: str,
+        prefix: str,
+        credentials: Any = None,
+        *,
+        config: dict[str, str] | None = None,
+    ) -> Storage:
+        """Azure Blob Storage from an ``AzureCredentials`` variant (see ``azure_storage``)."""
+        from icechunk.storage._factories import new_azure_blob
+
+        return new_azure_blob(account, container, prefix, credentials, config=config)
+
+    @classmethod
+    def new_http(
+        cls,
+        base_url: str,
+        config: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """Read-only storage over HTTP(S) (see :class:`icechunk.storage.http.HttpStorage`)."""
+        from icechunk.storage.http import HttpStorage
+
+        return HttpStorage(base_url, config, headers)
+
+    @classmethod
+    def new_redirect(cls, base_url: str) -> Storage:
+        """The storage ``base_url`` redirects to (see :class:`icechunk.storage.http.RedirectStorage`)."""
+        from icechunk.storage.http import RedirectStorage
+
+        return RedirectStorage(base_url)
+
+    def default_settings(self) -> StorageSettings:
+        """The :class:`~icechunk.storage.StorageSettings` this storage uses when none are given
+        (fields left ``None`` mean "the backend's own default")."""
+        from icechunk.storage._settings import StorageSettings
+
+        return StorageSettings()
+
+    def list_objects(
+        self, settings: StorageSettings | None = None, prefix: str | None = None
+    ) -> builtins.list[tuple[str, int]]:
+        """``(key, size_bytes)`` of every object whose key starts with ``prefix`` (all objects
+        under the repository root when ``None`` or empty). ``settings`` is accepted for
+        compatibility (listing has no tunable behaviour here).
+
+        Deprecated in the real Icechunk in favour of :meth:`list_objects_metadata`.
+        """
+        return [
+            (info.key, info.size_bytes) for info in self.list_objects_metadata(settings, prefix)
+        ]
+
+    def list_objects_metadata(
+        self, settings: StorageSettings | None = None, prefix: str | None = None
+    ) -> builtins.list[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, with its size and creation time."""
+        from icechunk._sync import sync
+
+        del settings
+
+        async def collect() -> builtins.list[ObjectInfo]:
+            return [info async for info in self.list(prefix or "")]
+
+        return sync(collect())

@@ -21,9 +21,9 @@ from icechunk.storage import (
 
 
 def test_s3_arguments() -> None:
-    with pytest.raises(InvalidInputError, match="choose one credential source"):
+    with pytest.raises(InvalidInputError, match="Conflicting arguments to s3_credentials"):
         s3_storage(bucket="b", prefix="p", access_key_id="k", secret_access_key="s", anonymous=True)
-    with pytest.raises(InvalidInputError, match="given together"):
+    with pytest.raises(InvalidInputError, match="secret_access_key together"):
         s3_storage(bucket="b", prefix="p", access_key_id="k")
     with pytest.raises(InvalidInputError, match="invalid bucket"):
         s3_storage(bucket="", prefix="p")
