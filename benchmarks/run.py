@@ -53,7 +53,16 @@ REAL_ORACLE_TINY = "ic2"
 implementation's dask workloads are skipped, with the reason in the table)."""
 BASELINE = ROOT / "benchmarks" / "baseline.json"
 IMPLS = ("ours", "real", "zarr")
-WORKLOAD_NAMES = ("dask", "commit", "virtual", "manifest", "merge", "open_read", "full_read", "xr_region")
+WORKLOAD_NAMES = (
+    "dask",
+    "commit",
+    "virtual",
+    "manifest",
+    "merge",
+    "open_read",
+    "full_read",
+    "xr_region",
+)
 """Names ``--only`` selects by: a case's ``select`` name, else its worker workload."""
 
 
