@@ -53,7 +53,17 @@ REAL_ORACLE_TINY = "ic2"
 implementation's dask workloads are skipped, with the reason in the table)."""
 BASELINE = ROOT / "benchmarks" / "baseline.json"
 IMPLS = ("ours", "real", "zarr")
-WORKLOAD_NAMES = ("dask", "commit", "merge", "open_read", "full_read", "xr_region")
+WORKLOAD_NAMES = (
+    "dask",
+    "commit",
+    "virtual",
+    "manifest",
+    "merge",
+    "open_read",
+    "full_read",
+    "xr_region",
+)
+"""Names ``--only`` selects by: a case's ``select`` name, else its worker workload."""
 
 
 @dataclass
@@ -75,10 +85,12 @@ class Case:
     impl_reps: dict[str, int] = field(default_factory=dict)
     reuse_setup: bool = False
     serve: bool = False
+    select: str = ""
 
     @property
     def workload(self) -> str:
-        return self.args[0]
+        """The name ``--only`` selects the case by (``select``, else the worker workload)."""
+        return self.select or self.args[0]
 
 
 def cases(mode: str) -> list[Case]:
@@ -129,8 +141,20 @@ def cases(mode: str) -> list[Case]:
             ["commit", "write"],
             impls=("ours", "real"),
             reps=reps,
+            select="virtual",
         )
         for n in virtual
+    )
+    # chunk manifest codec: encode + decode of N native refs (ours only, in process)
+    n_manifest = 10_000 if tiny else 100_000 if quick else 1_000_000
+    out.append(
+        Case(
+            f"manifest codec {_count(n_manifest)} native refs (ours only)",
+            ["manifest", "--n", str(n_manifest)],
+            ["encode", "decode"],
+            impls=("ours",),
+            reps=reps,
+        )
     )
     # (c) merge_sessions of K forks
     out.extend(

@@ -598,8 +598,49 @@ def wl_xr_region(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return res
 
 
+def wl_manifest(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Encode and decode (timed apart) one chunk manifest of N native refs, in process.
+
+    This repository's codec only (``icechunk.format``): the real one's is not exposed to
+    Python (its commit and open workloads time it inside them). Replaces what used to be a
+    timed unit test (benchmarks never run as tests).
+    """
+    if args.impl == "zarr":
+        raise Skip("plain zarr has no chunk manifests")
+    try:
+        from icechunk.format import decode_manifest, encode_manifest
+        from icechunk.format.model import ArrayManifest, ChunkKind, ChunkRefs, Manifest
+    except ImportError:
+        raise Skip("this icechunk's manifest codec is not exposed to Python") from None
+    n = args.n
+    rng = np.random.default_rng(0)
+    coords = np.stack(np.unravel_index(np.arange(n), (1000, -(-n // 1000))), axis=1)
+    refs = ChunkRefs(
+        coords=coords.astype(np.uint32),
+        kind=np.full(n, ChunkKind.NATIVE, dtype=np.uint8),
+        chunk_id=rng.integers(0, 256, (n, 12), dtype=np.uint8),
+        offset=np.zeros(n, dtype=np.uint64),
+        length=rng.integers(1, 1 << 40, n, dtype=np.uint64),
+    )
+    m = Manifest(os.urandom(12), [ArrayManifest(os.urandom(8), refs)], 2)
+    encodes: list[float] = []
+    decodes: list[float] = []
+    for _ in range(args.reps):
+        t0 = time.perf_counter()
+        data = encode_manifest(m, 2)
+        t1 = time.perf_counter()
+        decoded = decode_manifest(data, "manifests/BENCH")
+        t2 = time.perf_counter()
+        if len(decoded.arrays[0].refs) != n:
+            raise RuntimeError(f"decoded {len(decoded.arrays[0].refs)} refs, wrote {n}")
+        encodes.append(t1 - t0)
+        decodes.append(t2 - t1)
+    return {"encode": encodes, "decode": decodes}
+
+
 WORKLOADS = {
     "commit": wl_commit,
+    "manifest": wl_manifest,
     "merge": wl_merge,
     "open_read": wl_open_read,
     "full_read": wl_full_read,

@@ -300,7 +300,10 @@ class Session(SessionNodeMethods):
                     other_base=other._fork_base,
                     node_path=self._node_path,
                 )
+        changes, fork_base = self._changes, self._fork_base
         for other in forks:
+            if not rehearse and changes.absorb_disjoint_chunks(other._changes, fork_base):
+                continue  # only chunks no one else wrote: nothing to check
             found_here = self._changes.merge(
                 other._changes,
                 on_overlap="ignore" if rehearse else on_overlap,

@@ -333,14 +333,19 @@ class VirtualChunkContainer:
         self.name = state["name"]
 
 
-@dataclass(slots=True)
 class VirtualChunkSpec:
     """One virtual reference for ``IcechunkStore.set_virtual_refs``.
+
+    Construction only stores its arguments (``index`` as a tuple); every check happens in
+    ``set_virtual_refs``, for the whole batch at once. Storing the index as a tuple of
+    integers, not the caller's list, is what keeps a million specs cheap: the list is freed at
+    once and the tuple is untracked by the cyclic garbage collector, which would otherwise
+    traverse a second container per spec on every full collection while the batch is built.
 
     Attributes
     ----------
     index
-        Chunk coordinates in the array's chunk grid.
+        Chunk coordinates in the array's chunk grid (a new list on each access).
     location
         Absolute URL of the object holding the chunk.
     offset, length
@@ -350,14 +355,84 @@ class VirtualChunkSpec:
     last_updated_at_checksum
         A timezone-aware time: reads fail if the object was modified after it (second
         resolution).
+
+    Raises
+    ------
+    TypeError
+        ``index`` is not an iterable of chunk coordinates.
     """
 
-    index: list[int]
+    __slots__ = (
+        "_index",
+        "etag_checksum",
+        "last_updated_at_checksum",
+        "length",
+        "location",
+        "offset",
+    )
+
+    _index: tuple[int, ...]
     location: str
     offset: int
     length: int
-    etag_checksum: str | None = None
-    last_updated_at_checksum: datetime | None = None
+    etag_checksum: str | None
+    last_updated_at_checksum: datetime | None
+
+    def __init__(
+        self,
+        index: Iterable[int],
+        location: str,
+        offset: int,
+        length: int,
+        etag_checksum: str | None = None,
+        last_updated_at_checksum: datetime | None = None,
+    ) -> None:
+        try:
+            self._index = tuple(index)
+        except TypeError:
+            raise TypeError(
+                "VirtualChunkSpec index must be a list of chunk coordinates, "
+                f"not {type(index).__name__}"
+            ) from None
+        self.location = location
+        self.offset = offset
+        self.length = length
+        self.etag_checksum = etag_checksum
+        self.last_updated_at_checksum = last_updated_at_checksum
+
+    @property
+    def index(self) -> list[int]:
+        """The chunk coordinates (a new list)."""
+        return list(self._index)
+
+    @index.setter
+    def index(self, value: Iterable[int]) -> None:
+        self._index = tuple(value)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self._index,
+            self.location,
+            self.offset,
+            self.length,
+            self.etag_checksum,
+            self.last_updated_at_checksum,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VirtualChunkSpec):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (
+            f"VirtualChunkSpec(index={list(self._index)!r}, location={self.location!r}, "
+            f"offset={self.offset!r}, length={self.length!r}, "
+            f"etag_checksum={self.etag_checksum!r}, "
+            f"last_updated_at_checksum={self.last_updated_at_checksum!r})"
+        )
 
 
 # -- matching and validation -------------------------------------------------------------------

@@ -730,3 +730,22 @@ def test_virtual_refs_from_forks_merge_and_commit(tmp_path: Path) -> None:
     array = zarr.open_array(repo.readonly_session("main").store, path="a")
     np.testing.assert_array_equal(array[:20], np.arange(20))
     assert repo.readonly_session("main").chunk_type("a", [0]) == ic.ChunkType.virtual
+
+
+def test_virtual_chunk_spec_value_semantics() -> None:
+    """A spec keeps its fields (the index as given, as a fresh list), compares by value,
+    pickles, and refuses a non-iterable index with a message naming it."""
+    import pickle
+
+    when = datetime(2024, 1, 2, tzinfo=UTC)
+    spec = ic.VirtualChunkSpec([1, 2], "s3://b/k", 16, 8, last_updated_at_checksum=when)
+    assert spec.index == [1, 2]
+    spec.index.append(3)  # a copy: the spec is unchanged
+    assert spec.index == [1, 2]
+    assert (spec.location, spec.offset, spec.length) == ("s3://b/k", 16, 8)
+    assert spec.etag_checksum is None and spec.last_updated_at_checksum == when
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    assert spec != ic.VirtualChunkSpec([1, 3], "s3://b/k", 16, 8, last_updated_at_checksum=when)
+    assert "index=[1, 2]" in repr(spec)
+    with pytest.raises(TypeError, match="index must be a list of chunk coordinates, not int"):
+        ic.VirtualChunkSpec(5, "s3://b/k", 0, 8)  # type: ignore[arg-type]

@@ -139,6 +139,40 @@ class ChangeSet:
             return True, writes[coords]
         return False, None
 
+    def absorb_disjoint_chunks(self, other: ChangeSet, base: ChangeSet | None = None) -> bool:
+        """Fold in ``other`` if it only wrote chunks that neither side has written; say if so.
+
+        The fast path of :meth:`merge` for the distributed-write case (hundreds of forks that
+        each wrote their own region): when ``other`` staged no node change or deletion, this
+        side deleted nothing, and none of ``other``'s chunk coordinates is written here or in
+        ``base`` (the read-only layer under this change set), nothing can conflict or overlap,
+        and the writes are copied in. Otherwise nothing is changed and ``False`` is returned:
+        call :meth:`merge`.
+        """
+        if other.nodes or other.deleted or self.deleted:
+            return False
+        mine = self.chunks
+        under = base.chunks if base is not None else None
+        for node_id, writes in other.chunks.items():
+            if type(writes) is not dict:
+                return False
+            for side in (mine, under):
+                if side is None:
+                    continue
+                staged = side.get(node_id)
+                if staged is not None and (
+                    # (a view: isdisjoint then walks the smaller side, not all of staged)
+                    type(staged) is not dict or not writes.keys().isdisjoint(staged.keys())
+                ):
+                    return False
+        for node_id, writes in other.chunks.items():
+            staged = mine.get(node_id)
+            if staged is None:
+                mine[node_id] = dict(writes)
+            else:
+                staged.update(writes)
+        return True
+
     def merge(
         self,
         other: ChangeSet,

@@ -90,7 +90,8 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
     Each field is gathered in one pass at C speed and checked as a whole; only when that check
     fails (or for checksums) are the specs looked at one by one, to name the bad one.
     """
-    chunks = list(chunks)
+    if type(chunks) is not list:
+        chunks = list(chunks)
     if set(map(type, chunks)) - {VirtualChunkSpec} and not all(
         isinstance(c, VirtualChunkSpec) for c in chunks
     ):
@@ -127,7 +128,7 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
         for c, tag, when in zip(chunks, tags, updated, strict=True):
             if tag is not None and when is not None:
                 raise InvalidInputError(
-                    f"virtual reference {c.index}: give an etag or a last-updated checksum, "
+                    f"virtual reference {list(c._index)}: give an etag or a last-updated checksum, "
                     "not both",
                     ErrorKind.INVALID_ARGUMENT,
                 )
@@ -138,7 +139,7 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
     return (coords, locations, offsets, lengths, etags, seconds)
 
 
-_INDEX = operator.attrgetter("index")
+_INDEX = operator.attrgetter("_index")
 _LOCATION = operator.attrgetter("location")
 _OFFSET = operator.attrgetter("offset")
 _LENGTH = operator.attrgetter("length")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
+import sys
 from typing import Any
 
 import flatbuffers
@@ -283,16 +283,35 @@ def test_mixed_dimensionality_is_corrupt() -> None:
         decode_manifest(build_manifest([(b"nodeid01", refs)]), NAME)
 
 
-@pytest.mark.slow
-def test_million_refs_speed() -> None:
-    n = 1_000_000
-    coords = np.stack(np.unravel_index(np.arange(n), (1000, 1000)), axis=1)
+def _codec_calls(n: int) -> tuple[int, ChunkRefs, Manifest]:
+    """Python-level calls (Python functions and C functions called from Python) made by one
+    encode + decode of a manifest of ``n`` native refs, and the decoded refs."""
+    coords = np.stack(np.unravel_index(np.arange(n), (1000, -(-n // 1000))), axis=1)
     refs = native_refs(coords)
     m = Manifest(os.urandom(12), [ArrayManifest(os.urandom(8), refs)], 2)
-    t0 = time.perf_counter()
-    data = encode_manifest(m, 2)
-    t1 = time.perf_counter()
-    decoded = decode_manifest(data, NAME)
-    t2 = time.perf_counter()
+    calls = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        decoded = decode_manifest(encode_manifest(m, 2), NAME)
+    finally:
+        sys.setprofile(None)
+    return calls, refs, decoded
+
+
+@pytest.mark.slow
+def test_million_refs_round_trip_is_vectorised() -> None:
+    """A 1M-ref manifest round-trips exactly, and encoding + decoding it makes no more
+    Python-level calls than a 1k-ref one (plus a small allowance): the codec does no
+    per-reference Python work. Its speed is measured by the benchmarks (``commit 1M virtual
+    refs`` encodes one, ``manifest`` encodes and decodes one), never here."""
+    small, _, _ = _codec_calls(1000)
+    big, refs, decoded = _codec_calls(1_000_000)
     assert_refs_equal(decoded.arrays[0].refs, refs)
-    assert t2 - t0 < 4.0, f"encode {t1 - t0:.2f}s, decode {t2 - t1:.2f}s"
+    assert len(decoded.arrays[0].refs) == 1_000_000
+    assert big <= small + 50, f"{big} calls for 1M refs vs {small} for 1k: per-ref Python work"
