@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import json
 import os
 import random
 import re
@@ -81,6 +80,7 @@ from icechunk.storage._obstore_errors import (
     _never_sent,
     _status_of,
 )
+from icechunk.storage._obstore_versions import _update_version, _version_token
 from icechunk.storage._settings import StorageRetriesSettings
 from icechunk.storage.base import (
     ByteRange,
@@ -96,7 +96,7 @@ from icechunk.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from obstore import GetOptions, GetResult, UpdateVersion
+    from obstore import GetOptions, GetResult
     from obstore.store import ObjectStore
 
 __all__ = ["WRITE_ID_METADATA_KEY", "ObjectStoreStorage"]
@@ -141,33 +141,6 @@ def _settle_before_exit() -> None:
     wait = _last_io + _EXIT_GRACE_SECONDS - time.monotonic()
     if _last_io and wait > 0:
         time.sleep(wait)
-
-
-# -- version tokens ---------------------------------------------------------------------------
-
-
-def _version_token(kind: StoreKind, meta: Mapping[str, Any]) -> VersionInfo:
-    e_tag, version = meta.get("e_tag"), meta.get("version")
-    if kind == "gcs" and version:  # GCS compares generations: keep both
-        return VersionInfo(json.dumps([e_tag, version]))
-    if not e_tag:
-        raise StorageError("the object store returned no ETag; conditional updates need one")
-    return VersionInfo(str(e_tag))
-
-
-def _update_version(version: VersionInfo) -> UpdateVersion:
-    token = version.etag
-    if token.startswith("["):
-        try:
-            e_tag, ver = json.loads(token)
-        except (ValueError, TypeError):
-            pass
-        else:
-            return {"e_tag": e_tag, "version": ver}
-    return {"e_tag": token}
-
-
-# -- the storage ------------------------------------------------------------------------------
 
 
 class ObjectStoreStorage(Storage):
