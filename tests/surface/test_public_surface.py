@@ -21,7 +21,6 @@ _API2 = "pending: api2"
 _GAP_CRED = "gap: credential types and gcs_/azure_ helpers not yet implemented (issue 13 follow-up)"
 _GAP_FACT = "gap: storage factory not yet implemented (issue 13 follow-up)"
 _GAP_STORAGE_CLS = "gap: the real Storage's constructors and listing methods are not implemented; ours is an abstract Python class with its own object primitives (issue 13 follow-up)"
-_GAP_SPLIT = "gap: the manifest split condition variant classes (real PyO3 enum variants) are not yet matched; ours are one class with static constructors (issue 13 follow-up)"
 _GAP = "gap: not yet matched (issue 13 follow-up)"
 _CTOR = "deliberate: constructed by the library, not by users; the real one takes its Rust handle, ours the Python objects it wraps"
 _SESS_PRIM = "deliberate: the session's node/chunk primitives that IcechunkStore and the integrations call (the real one keeps them in Rust)"
@@ -34,18 +33,13 @@ _UPDATES = "deliberate: one UpdateType class per kind, built from (kind, fields)
 _MERGE_KW = "deliberate: we add keyword on_overlap (what to do when forks wrote the same chunk)"
 _DASK = "deliberate: the 1.x call form (session first) is still accepted"
 _XR = "deliberate: the 1.x call form (store=...) is still accepted; adds split_every and compute"
-_RETRIES = "deliberate: ours state the effective defaults (the real ones say None) and add retry_timeout_ms"
-
-_SOLVER_HOOK = (
-    "gap: the solvers' rebase hook became public (resolve) in main's layers step 2; the real "
-    "solvers have no public method: to be renamed private by the layers work"
+_GC_PROGRESS = (
+    "deliberate: we add keyword progress (phase, done, total callback; the CLI's progress display)"
 )
+_RETRIES = "deliberate: ours state the effective defaults (the real ones say None) and add retry_timeout_ms"
 
 #: Known differences: dotted path -> reason. A path listed here must really differ.
 DIFFERENCES: dict[str, str] = {
-    "BasicConflictSolver.resolve": _SOLVER_HOOK,
-    "ConflictDetector.resolve": _SOLVER_HOOK,
-    "ConflictSolver.resolve": _SOLVER_HOOK,
     "AnyAzureCredential": _GAP_CRED,
     "AnyAzureStaticCredential": _GAP_CRED,
     "AnyCredential": _GAP_CRED,
@@ -142,24 +136,10 @@ DIFFERENCES: dict[str, str] = {
     "GcsStaticCredentials.ServiceAccount": _GAP_CRED,
     "GcsStaticCredentials.ServiceAccountKey": _GAP_CRED,
     "IcechunkStore": _CTOR,
-    "ManifestSplitCondition.And": _GAP_SPLIT,
-    "ManifestSplitCondition.AnyArray": _GAP_SPLIT,
-    "ManifestSplitCondition.NameMatches": _GAP_SPLIT,
-    "ManifestSplitCondition.NameMatches.regex": _GAP_SPLIT,
-    "ManifestSplitCondition.Or": _GAP_SPLIT,
-    "ManifestSplitCondition.PathMatches": _GAP_SPLIT,
-    "ManifestSplitCondition.PathMatches.regex": _GAP_SPLIT,
-    "ManifestSplitCondition.and_conditions": _GAP_SPLIT,
     "ManifestSplitCondition.matches": _HELPER,
-    "ManifestSplitCondition.or_conditions": _GAP_SPLIT,
     "ManifestSplitCondition.to_json": _HELPER,
-    "ManifestSplitDimCondition.Any": _GAP_SPLIT,
-    "ManifestSplitDimCondition.Axis": _GAP_SPLIT,
-    "ManifestSplitDimCondition.DimensionName": _GAP_SPLIT,
     "ManifestSplitDimCondition.matches": _HELPER,
     "ManifestSplitDimCondition.to_json": _HELPER,
-    "ManifestSplittingConfig": _GAP_SPLIT,
-    "ManifestSplittingConfig.from_dict": _GAP_SPLIT,
     "ManifestSplittingConfig.split_sizes_for": _HELPER,
     "ManifestSplittingConfig.to_json": _HELPER,
     "ObjectStoreConfig.Azure": _OBJCFG,
@@ -202,8 +182,8 @@ DIFFERENCES: dict[str, str] = {
     "Repository.fetch_config_async": _API2,
     "Repository.fetch_spec_version": _GAP,
     "Repository.fetch_spec_version_async": _GAP,
-    "Repository.garbage_collect": _GAP,
-    "Repository.garbage_collect_async": _GAP,
+    "Repository.garbage_collect": _GC_PROGRESS,
+    "Repository.garbage_collect_async": _GC_PROGRESS,
     "Repository.get_status": _API2,
     "Repository.get_status_async": _API2,
     "Repository.list_manifest_files_async": _API2,
@@ -221,7 +201,6 @@ DIFFERENCES: dict[str, str] = {
     "Repository.set_status": _API2,
     "Repository.set_status_async": _API2,
     "Repository.status": _API2,
-    "RepositoryConfig": _GAP,
     "RepositoryConfig.effective_compression_level": _HELPER,
     "RepositoryConfig.effective_inline_chunk_threshold_bytes": _HELPER,
     "RepositoryConfig.effective_num_updates_per_repo_info_file": _HELPER,
@@ -327,8 +306,6 @@ DIFFERENCES: dict[str, str] = {
     "azure_static_credentials": _GAP_CRED,
     "azure_storage": _GAP,
     "azure_store": _EXTRA_NAME,
-    "dask.SimpleGraph": _GAP,
-    "dask.session_merge_reduction": _GAP,
     "dask.store_dask": _DASK,
     "from_url": _EXTRA_NAME,
     "gcs_credentials": _GAP_CRED,
@@ -343,15 +320,6 @@ DIFFERENCES: dict[str, str] = {
     "s3_storage": _GAP,
     "tigris_storage": _GAP_FACT,
     "upgrade_icechunk_repository": _API2,
-    "xarray.LazyArrayWriter": _GAP,
-    "xarray.LazyArrayWriter.add": _GAP,
-    "xarray.LazyArrayWriter.lock": _GAP,
-    "xarray.LazyArrayWriter.regions": _GAP,
-    "xarray.LazyArrayWriter.sources": _GAP,
-    "xarray.LazyArrayWriter.sync": _GAP,
-    "xarray.LazyArrayWriter.targets": _GAP,
-    "xarray.LazyArrayWriter.write_eager": _GAP,
-    "xarray.is_dask_collection": _GAP,
     "xarray.to_icechunk": _XR,
 }
 
