@@ -170,18 +170,22 @@ class Repository:
 
     @property
     def storage(self) -> Storage:
+        """Where the repository lives."""
         return self._objects.storage
 
     @property
     def config(self) -> RepositoryConfig:
+        """The configuration in effect: persisted settings merged with those given at open."""
         return self._objects.config
 
     @property
     def spec_version(self) -> int:
+        """The on-disk format version of the repository (1 or 2)."""
         return self._objects.spec_version
 
     @property
     def authorized_virtual_container_prefixes(self) -> set[str]:
+        """The virtual chunk container URL prefixes this handle may read from."""
         return set(self._objects.authorized)
 
     # -- creation and opening ---------------------------------------------------------------
@@ -218,6 +222,7 @@ class Repository:
         spec_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Async twin of :meth:`create` (same parameters, errors and result)."""
         version = 2 if spec_version is None else int(spec_version)
         if version not in (1, 2):
             raise InvalidInputError(
@@ -293,14 +298,17 @@ class Repository:
 
     @staticmethod
     def fetch_spec_version(storage: Storage) -> int | None:
+        """The spec version of the repository in ``storage``; ``None`` if there is none."""
         return sync(Repository.fetch_spec_version_async(storage))
 
     @staticmethod
     def exists(storage: Storage) -> bool:
+        """Whether ``storage`` holds a repository (of either spec version)."""
         return sync(Repository.exists_async(storage))
 
     @staticmethod
     async def exists_async(storage: Storage) -> bool:
+        """Async twin of :meth:`exists`."""
         return await Repository.fetch_spec_version_async(storage) is not None
 
     @classmethod
@@ -326,6 +334,7 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> Repository:
+        """Async twin of :meth:`open` (same parameters, errors and result)."""
         version = await cls.fetch_spec_version_async(storage)
         if version is None:
             raise RepositoryNotFoundError(
@@ -352,6 +361,13 @@ class Repository:
         create_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Open the repository in ``storage``, or create one there (spec ``create_version``).
+
+        Raises
+        ------
+        InvalidInputError
+            There is no repository and the location is not empty (see :meth:`create`).
+        """
         return sync(
             cls.open_or_create_async(
                 storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
@@ -367,6 +383,7 @@ class Repository:
         create_version: int | None = None,
         check_clean_root: bool = True,
     ) -> Repository:
+        """Async twin of :meth:`open_or_create`."""
         if await cls.exists_async(storage):
             return await cls.open_async(storage, config, authorize_virtual_chunk_access)
         return await cls.create_async(
@@ -378,6 +395,11 @@ class Repository:
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
     ) -> Repository:
+        """A new handle on the same repository, with ``config`` merged into this one's.
+
+        ``authorize_virtual_chunk_access`` replaces this handle's authorizations when given;
+        the default commit metadata is carried over. Nothing is read or written.
+        """
         merged = self._objects.config if config is None else self._objects.config.merge(config)
         auth = (
             self._objects.authorized
@@ -391,16 +413,42 @@ class Repository:
     # -- branches ---------------------------------------------------------------------------
 
     async def list_branches_async(self) -> set[str]:
+        """The names of every branch, ``main`` included."""
         return set(await self._objects.refs.branches())
 
     list_branches = sync_twin(list_branches_async)
 
     async def lookup_branch_async(self, branch: str) -> str:
+        """The id of the snapshot at the tip of ``branch``.
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        """
         return encode_id(await self._objects.refs.branch_tip(branch))
 
     lookup_branch = sync_twin(lookup_branch_async)
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
+        """Create ``branch`` pointing at ``snapshot_id``.
+
+        Parameters
+        ----------
+        branch
+            The new branch's name (a valid ref name: not empty, no ``/``).
+        snapshot_id
+            An existing snapshot of this repository.
+
+        Raises
+        ------
+        AlreadyExistsError
+            A branch of that name exists (``branch-already-exists``).
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        InvalidInputError
+            The name or the id is malformed.
+        """
         await self._objects.refs.create_branch(branch, parse_snapshot_id(snapshot_id))
 
     create_branch = sync_twin(create_branch_async)
@@ -408,12 +456,45 @@ class Repository:
     async def reset_branch_async(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
+        """Point ``branch`` at ``snapshot_id``, rewriting its history.
+
+        Commits after ``snapshot_id`` are no longer reachable from the branch (expiration and
+        garbage collection may then remove them).
+
+        Parameters
+        ----------
+        branch
+            An existing branch.
+        snapshot_id
+            The snapshot the branch points at afterwards.
+        from_snapshot_id
+            If given, reset only if the branch still points at this snapshot (a
+            compare-and-swap).
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        ConflictError
+            The branch does not point at ``from_snapshot_id`` (``branch-update-conflict``).
+        """
         expected = None if from_snapshot_id is None else parse_snapshot_id(from_snapshot_id)
         await self._objects.refs.reset_branch(branch, parse_snapshot_id(snapshot_id), expected)
 
     reset_branch = sync_twin(reset_branch_async)
 
     async def delete_branch_async(self, branch: str) -> None:
+        """Delete ``branch``; its snapshots stay until expiration and GC remove them.
+
+        Raises
+        ------
+        RefNotFoundError
+            No branch of that name.
+        SessionStateError
+            ``branch`` is ``main``, which cannot be deleted.
+        """
         await self._objects.refs.delete_branch(branch)
 
     delete_branch = sync_twin(delete_branch_async)
@@ -421,21 +502,48 @@ class Repository:
     # -- tags -------------------------------------------------------------------------------
 
     async def list_tags_async(self) -> set[str]:
+        """The names of every tag (deleted tags excluded)."""
         return set(await self._objects.refs.tags())
 
     list_tags = sync_twin(list_tags_async)
 
     async def lookup_tag_async(self, tag: str) -> str:
+        """The id of the snapshot ``tag`` points at.
+
+        Raises
+        ------
+        RefNotFoundError
+            No tag of that name.
+        """
         return encode_id(await self._objects.refs.tag_target(tag))
 
     lookup_tag = sync_twin(lookup_tag_async)
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
+        """Create the immutable tag ``tag`` at ``snapshot_id``.
+
+        Raises
+        ------
+        AlreadyExistsError
+            A tag of that name exists, or existed and was deleted (tag names are never
+            reused: ``tag-already-exists`` / ``tag-previously-deleted``).
+        SnapshotNotFoundError
+            ``snapshot_id`` is not a snapshot of this repository.
+        InvalidInputError
+            The name or the id is malformed.
+        """
         await self._objects.refs.create_tag(tag, parse_snapshot_id(snapshot_id))
 
     create_tag = sync_twin(create_tag_async)
 
     async def delete_tag_async(self, tag: str) -> None:
+        """Delete ``tag``. Its name cannot be used for a new tag afterwards.
+
+        Raises
+        ------
+        RefNotFoundError
+            No tag of that name.
+        """
         await self._objects.refs.delete_tag(tag)
 
     delete_tag = sync_twin(delete_tag_async)
@@ -468,15 +576,30 @@ class Repository:
         tag: str | None = None,
         snapshot_id: str | None = None,
     ) -> AsyncIterator[SnapshotInfo]:
+        """Async twin of :meth:`ancestry`: the same snapshots, as an async iterator."""
         for info in await self._ancestry_list(branch, tag, snapshot_id):
             yield info
 
     async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
+        """The :class:`~icechunk.SnapshotInfo` of ``snapshot_id``.
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            No such snapshot in this repository.
+        """
         return _public_info(await self._objects.refs.snapshot_info(parse_snapshot_id(snapshot_id)))
 
     lookup_snapshot = sync_twin(lookup_snapshot_async)
 
     def list_manifest_files(self, snapshot_id: str) -> list[PublicManifestFileInfo]:
+        """The manifest files the snapshot ``snapshot_id`` lists (id, size, number of refs).
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            No such snapshot in this repository.
+        """
         snap = sync(self._objects.load_snapshot(parse_snapshot_id(snapshot_id)))
         return [
             PublicManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
@@ -610,23 +733,37 @@ class Repository:
         self._default_metadata = dict(metadata)
 
     def default_commit_metadata(self) -> dict[str, Any]:
+        """A copy of the metadata set by :meth:`set_default_commit_metadata`."""
         return dict(self._default_metadata)
 
-    def get_metadata(self) -> dict[str, Any]:
-        return sync(self._objects.refs.get_metadata())
+    async def get_metadata_async(self) -> dict[str, Any]:
+        """The repository-level metadata (spec 2 only).
+
+        Raises
+        ------
+        SessionStateError
+            The repository is spec version 1, which has no repository metadata.
+        """
+        return await self._objects.refs.get_metadata()
+
+    get_metadata = sync_twin(get_metadata_async)
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The repository-level metadata; see :meth:`get_metadata_async`."""
         return self.get_metadata()
 
-    def set_metadata(self, metadata: dict[str, Any]) -> None:
-        sync(self._objects.refs.set_metadata(metadata))
-
-    async def get_metadata_async(self) -> dict[str, Any]:
-        return await self._objects.refs.get_metadata()
-
     async def set_metadata_async(self, metadata: dict[str, Any]) -> None:
+        """Replace the repository-level metadata with ``metadata`` (spec 2 only).
+
+        Raises
+        ------
+        SessionStateError
+            The repository is spec version 1, which has no repository metadata.
+        """
         await self._objects.refs.set_metadata(metadata)
+
+    set_metadata = sync_twin(set_metadata_async)
 
     async def update_metadata_async(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """Merge ``metadata`` into the repository metadata; return the result."""

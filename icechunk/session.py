@@ -155,6 +155,7 @@ class Session:
 
     @property
     def read_only(self) -> bool:
+        """Whether writes through this session are refused (read-only sessions, committed ones)."""
         return self._mode == SessionMode.readonly
 
     @property
@@ -170,26 +171,32 @@ class Session:
 
     @property
     def mode(self) -> SessionMode:
+        """``readonly``, ``writable`` or ``rearrange``."""
         return self._mode
 
     @property
     def snapshot_id(self) -> str:
+        """The id of the base snapshot (after a commit: the snapshot it wrote)."""
         return encode_id(self._tree.snapshot.id)
 
     @property
     def branch(self) -> str | None:
+        """The branch the session commits to; ``None`` for detached and read-only sessions."""
         return self._branch
 
     @property
     def has_uncommitted_changes(self) -> bool:
+        """Whether anything is staged (nodes, metadata or chunks)."""
         return not self._changes.is_empty()
 
     @property
     def config(self) -> Any:
+        """The repository configuration in effect for this session."""
         return self._repo.config
 
     @property
     def store(self) -> IcechunkStore:
+        """A zarr v3 store over this session (a new, cheap :class:`IcechunkStore` each time)."""
         from icechunk.store import IcechunkStore
 
         return IcechunkStore(self)
@@ -301,14 +308,23 @@ class Session:
         return out
 
     async def get_metadata(self, path: str) -> bytes | None:
+        """The raw ``zarr.json`` of the live node at ``path`` (absolute), or ``None``."""
         node = self._node(path)
         return None if node is None else node.user_data
 
     def node_metadata(self, path: str) -> NodeMetadata | None:
+        """The parsed metadata of the live node at ``path`` (absolute), or ``None``."""
         node = self._node(path)
         return None if node is None else node.meta
 
     def get_node_id(self, path: str) -> str:
+        """The id of the live node at ``path`` (absolute).
+
+        Raises
+        ------
+        NodeNotFoundError
+            No live node there.
+        """
         node = self._node(path)
         if node is None:
             raise NodeNotFoundError(f"node not found at `{path}`", ErrorKind.NODE_NOT_FOUND)
@@ -359,6 +375,7 @@ class Session:
         return await self._repo._objects.fetch_payload(payload, byte_range)
 
     async def chunk_exists(self, path: str, coords: tuple[int, ...]) -> bool:
+        """Whether chunk ``coords`` of the array at ``path`` is initialized (staged or stored)."""
         node = self._node(path)
         if node is None or not node.meta.is_array:
             return False
@@ -383,6 +400,8 @@ class Session:
     chunk_type = sync_twin(chunk_type_async)
 
     async def chunk_size(self, path: str, coords: tuple[int, ...]) -> int | None:
+        """The stored size in bytes of chunk ``coords`` of the array at ``path``; ``None`` if
+        the chunk is uninitialized or ``path`` is not an array."""
         node = self._node(path)
         if node is None or not node.meta.is_array:
             return None
@@ -590,6 +609,13 @@ class Session:
         return failed
 
     async def delete_chunk(self, path: str, coords: tuple[int, ...]) -> None:
+        """Stage the deletion of chunk ``coords``; outside the chunk grid it does nothing.
+
+        Raises
+        ------
+        ReadOnlyError
+            The session is read-only.
+        """
         self._require_writable()
         node = self._node(path)
         if node is None or not node.meta.is_array:
@@ -1000,6 +1026,7 @@ class Session:
     def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000
     ) -> Iterable[tuple[int, ...]]:
+        """Coordinates of every initialized chunk of the array at ``array_path``, sorted."""
         return sync(self.list_chunks(_normalize_path(array_path)))
 
 
