@@ -307,6 +307,12 @@ class ManifestPreloadConfig:
         Which arrays to preload (default: none, unless this config is set with a condition).
     max_arrays_to_scan
         Look at no more than this many arrays (default 50).
+
+    Notes
+    -----
+    Not acted on yet (issue 13 follow-up): the setting is validated, compared and carried in
+    the repository config, but sessions load manifests on first use only, as if nothing
+    matched. Reads return the same data either way; only the first reads' latency differs.
     """
 
     __slots__ = ("_max_arrays_to_scan", "_max_total_refs", "_preload_if")
@@ -383,6 +389,13 @@ class ManifestVirtualChunkLocationCompressionConfig:
         Largest dictionary.
     compression_level
         zstd level.
+
+    Notes
+    -----
+    Reading honours it (manifests the real Icechunk wrote with compressed locations decode
+    here). Writing does not yet (issue 13 follow-up): our manifests always store virtual
+    locations uncompressed (``compression_algorithm = 0``), which the real one reads; they are
+    only larger than the real one's for manifests with many virtual chunks.
     """
 
     __slots__ = (
