@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from icechunk._core.objects import LAZY_MANIFEST_LOOKUPS, RepoObjects
+from icechunk._core.preload import start_preload
 from icechunk._core.refs import MAIN, RefStoreV2, now_us
 from icechunk._sync import sync, sync_twin
 from icechunk.config import RepositoryConfig
@@ -798,6 +799,7 @@ class Repository:
                     ErrorKind.NO_SNAPSHOT_AT_TIME,
                 )
         snap = await self._objects.load_snapshot(target)
+        start_preload(self._objects, snap)
         return Session(self, snap, branch=None, mode=SessionMode.readonly)
 
     readonly_session = sync_twin(readonly_session_async)
@@ -806,6 +808,7 @@ class Repository:
         """A session that commits to ``branch``, based on its current tip."""
         tip = await self._objects.refs.branch_tip(branch)
         snap = await self._objects.load_snapshot(tip)
+        start_preload(self._objects, snap)
         return Session(self, snap, branch=branch, mode=SessionMode.writable)
 
     writable_session = sync_twin(writable_session_async)
