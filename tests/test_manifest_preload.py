@@ -34,7 +34,7 @@ def _write(path: Path, arrays: dict[str, int]) -> None:
     session.commit("arrays")
 
 
-def _open(path: Path, preload: ManifestPreloadConfig | None, **faults: object) -> FaultyStorage:
+def _open(path: Path, **faults: object) -> FaultyStorage:
     default_cache.clear()
     return FaultyStorage(icechunk.local_filesystem_storage(str(path)), seed=0, **faults)  # type: ignore[arg-type]
 
@@ -51,7 +51,7 @@ def _manifest_reads(storage: FaultyStorage) -> int:
 
 
 def _preloaded(path: Path, preload: ManifestPreloadConfig | None, *, writable: bool = False) -> int:
-    storage = _open(path, preload)
+    storage = _open(path)
     repo = _repo(storage, preload)
     if writable:
         repo.writable_session("main")
@@ -69,7 +69,7 @@ def test_default_preloads_coordinate_arrays_at_open_and_not_again(
     tmp_path: Path, writable: bool
 ) -> None:
     _write(tmp_path, COORDS)
-    storage = _open(tmp_path, None)
+    storage = _open(tmp_path)
     repo = _repo(storage, None)
     session = repo.writable_session("main") if writable else repo.readonly_session("main")
     wait_for_manifest_preloads()
@@ -85,7 +85,7 @@ def test_default_preloads_coordinate_arrays_at_open_and_not_again(
 
 def test_default_skips_coordinates_with_more_than_1000_refs(tmp_path: Path) -> None:
     _write(tmp_path, {"time": 1000, "lat": 1001})
-    storage = _open(tmp_path, None)
+    storage = _open(tmp_path)
     _repo(storage, None).readonly_session("main")
     wait_for_manifest_preloads()
     keys = [c.key for c in storage.stats.calls if c.key.startswith("manifests/")]
@@ -113,7 +113,7 @@ def test_max_total_refs_skips_manifests_that_would_exceed_it(tmp_path: Path) -> 
     # path order a(2000) b(4) c(1000) d(3): a and c never fit in 10, b + d do
     _write(tmp_path, {"a": 2000, "b": 4, "c": 1000, "d": 3})
     capped = ManifestPreloadConfig(max_total_refs=10, preload_if=Cond.true())
-    storage = _open(tmp_path, capped)
+    storage = _open(tmp_path)
     session = _repo(storage, capped).readonly_session("main")
     wait_for_manifest_preloads()
     assert _manifest_reads(storage) == 2
@@ -129,7 +129,7 @@ def test_max_total_refs_skips_manifests_that_would_exceed_it(tmp_path: Path) -> 
 def test_max_arrays_to_scan_counts_arrays_in_path_order(tmp_path: Path) -> None:
     _write(tmp_path, {f"v{i:02d}": 1 for i in range(8)})
     some = ManifestPreloadConfig(max_arrays_to_scan=3, preload_if=Cond.true())
-    storage = _open(tmp_path, some)
+    storage = _open(tmp_path)
     _repo(storage, some).readonly_session("main")
     wait_for_manifest_preloads()
     assert _manifest_reads(storage) == 3
@@ -142,7 +142,7 @@ def test_max_arrays_to_scan_counts_arrays_in_path_order(tmp_path: Path) -> None:
 
 def test_failed_preload_does_not_fail_the_session(tmp_path: Path) -> None:
     _write(tmp_path, {"time": 3, "lat": 2})
-    storage = _open(tmp_path, None, fail_keys=key_startswith("manifests/"))
+    storage = _open(tmp_path, fail_keys=key_startswith("manifests/"))
     session = _repo(storage, None).readonly_session("main")
     wait_for_manifest_preloads()
     assert storage.stats.permanent_errors == 2
