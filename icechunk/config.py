@@ -7,16 +7,20 @@ built-in default"; the effective value is available through the ``effective_*`` 
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
-from icechunk.errors import ErrorKind, InvalidInputError
 from icechunk.manifest_preload import (
     ManifestPreloadCondition,
     ManifestPreloadConfig,
     ManifestVirtualChunkLocationCompressionConfig,
+)
+from icechunk.manifest_split import (
+    MAX_SPLIT_SIZE,
+    ManifestSplitCondition,
+    ManifestSplitDimCondition,
+    ManifestSplittingConfig,
 )
 from icechunk.storage import StorageSettings
 
@@ -28,6 +32,7 @@ __all__ = [
     "ManifestPreloadCondition",
     "ManifestPreloadConfig",
     "ManifestVirtualChunkLocationCompressionConfig",
+    "MAX_SPLIT_SIZE",
     "ManifestSplitCondition",
     "ManifestSplitDimCondition",
     "ManifestSplittingConfig",
@@ -38,8 +43,6 @@ __all__ = [
 DEFAULT_INLINE_CHUNK_THRESHOLD_BYTES = 512
 DEFAULT_NUM_UPDATES_PER_REPO_INFO_FILE = 1000
 DEFAULT_MAX_CONCURRENT_REQUESTS = 256
-MAX_SPLIT_SIZE = 2**32 - 1
-"""Largest manifest split size (the real Icechunk's default, meaning "unsplit")."""
 
 
 class CompressionAlgorithm(Enum):
@@ -77,175 +80,6 @@ class CachingConfig:
         return CachingConfig()
 
 
-class ManifestSplitCondition:
-    """Which arrays a split size applies to."""
-
-    def __init__(self, kind: str, arg: Any = None) -> None:
-        self.kind = kind
-        self.arg = arg
-
-    @staticmethod
-    def AnyArray() -> ManifestSplitCondition:
-        return ManifestSplitCondition("any")
-
-    @staticmethod
-    def path_matches(regex: str) -> ManifestSplitCondition:
-        return ManifestSplitCondition("path", re.compile(regex))
-
-    @staticmethod
-    def name_matches(regex: str) -> ManifestSplitCondition:
-        return ManifestSplitCondition("name", re.compile(regex))
-
-    @staticmethod
-    def or_conditions(conds: list[ManifestSplitCondition]) -> ManifestSplitCondition:
-        return ManifestSplitCondition("or", list(conds))
-
-    @staticmethod
-    def and_conditions(conds: list[ManifestSplitCondition]) -> ManifestSplitCondition:
-        return ManifestSplitCondition("and", list(conds))
-
-    def __or__(self, other: ManifestSplitCondition) -> ManifestSplitCondition:
-        return ManifestSplitCondition.or_conditions([self, other])
-
-    def __and__(self, other: ManifestSplitCondition) -> ManifestSplitCondition:
-        return ManifestSplitCondition.and_conditions([self, other])
-
-    def matches(self, path: str) -> bool:
-        """Whether the array at absolute ``path`` satisfies this condition."""
-        if self.kind == "any":
-            return True
-        if self.kind == "path":
-            return bool(self.arg.search(path))
-        if self.kind == "name":
-            return bool(self.arg.search(path.rsplit("/", 1)[-1]))
-        if self.kind == "or":
-            return any(c.matches(path) for c in self.arg)
-        if self.kind == "and":
-            return all(c.matches(path) for c in self.arg)
-        raise ValueError(f"unknown split condition {self.kind!r}")
-
-    def to_json(self) -> Any:
-        """The JSON form the real Icechunk records in ``rewrite_manifests`` commits."""
-        if self.kind == "any":
-            return "any_array"
-        if self.kind in ("path", "name"):
-            return {f"{self.kind}_matches": {"regex": self.arg.pattern}}
-        if self.kind in ("or", "and"):
-            return {self.kind: [c.to_json() for c in self.arg]}
-        raise ValueError(f"unknown split condition {self.kind!r}")
-
-    def __repr__(self) -> str:
-        return f"ManifestSplitCondition.{self.kind}({self.arg!r})"
-
-
-class ManifestSplitDimCondition:
-    """Which dimension of an array a split size applies to."""
-
-    def __init__(self, kind: str, arg: Any = None) -> None:
-        self.kind = kind
-        self.arg = arg
-
-    @staticmethod
-    def Axis(axis: int) -> ManifestSplitDimCondition:
-        return ManifestSplitDimCondition("axis", axis)
-
-    @staticmethod
-    def DimensionName(regex: str) -> ManifestSplitDimCondition:
-        return ManifestSplitDimCondition("name", re.compile(regex))
-
-    @staticmethod
-    def Any() -> ManifestSplitDimCondition:
-        return ManifestSplitDimCondition("any")
-
-    def matches(self, axis: int, name: str | None) -> bool:
-        if self.kind == "axis":
-            return bool(axis == self.arg)
-        if self.kind == "name":
-            return name is not None and bool(self.arg.search(name))
-        return True
-
-    def to_json(self) -> str | dict[str, object]:
-        """The JSON form the real Icechunk records in ``rewrite_manifests`` commits."""
-        if self.kind == "axis":
-            return {"Axis": self.arg}
-        if self.kind == "name":
-            return {"DimensionName": self.arg.pattern}
-        return "Any"
-
-    def __repr__(self) -> str:
-        return f"ManifestSplitDimCondition.{self.kind}({self.arg!r})"
-
-
-@dataclass
-class ManifestSplittingConfig:
-    """Split sizes (in chunks) per array condition and dimension condition.
-
-    The first matching array condition wins; within it, the first matching dimension condition
-    gives that dimension's split size. Dimensions with no match are not split. A split size is a
-    number of chunks: along that dimension each manifest covers the chunk indices
-    ``[k * size, (k + 1) * size)``.
-
-    Raises
-    ------
-    InvalidInputError
-        A split size is not between 1 and 2**32 - 1.
-    TypeError
-        A split size is not an ``int``.
-    """
-
-    split_sizes: list[tuple[ManifestSplitCondition, list[tuple[ManifestSplitDimCondition, int]]]]
-
-    def __post_init__(self) -> None:
-        for _, dims in self.split_sizes:
-            for dcond, n in dims:
-                if isinstance(n, bool) or not isinstance(n, int):
-                    raise TypeError(
-                        f"manifest split size for {dcond!r} must be an int, got {type(n).__name__}"
-                    )
-                if not 1 <= n <= MAX_SPLIT_SIZE:
-                    raise InvalidInputError(
-                        f"manifest split size for {dcond!r} must be between 1 and "
-                        f"{MAX_SPLIT_SIZE} chunks, got {n}",
-                        ErrorKind.INVALID_ARGUMENT,
-                    )
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form the real Icechunk records under ``"splitting_config"``."""
-        return {
-            "split_sizes": [
-                [cond.to_json(), [{"condition": d.to_json(), "num_chunks": n} for d, n in dims]]
-                for cond, dims in self.split_sizes
-            ]
-        }
-
-    @staticmethod
-    def from_dict(
-        d: dict[ManifestSplitCondition, dict[ManifestSplitDimCondition, int]],
-    ) -> ManifestSplittingConfig:
-        return ManifestSplittingConfig([(k, list(v.items())) for k, v in d.items()])
-
-    def to_dict(self) -> dict[ManifestSplitCondition, dict[ManifestSplitDimCondition, int]]:
-        return {k: dict(v) for k, v in self.split_sizes}
-
-    def split_sizes_for(
-        self, path: str, dimension_names: tuple[str | None, ...] | None, ndim: int
-    ) -> tuple[int | None, ...]:
-        """Per-dimension split size (``None`` = unsplit) of the array at ``path``."""
-        names = dimension_names or (None,) * ndim
-        for cond, dims in self.split_sizes:
-            if cond.matches(path):
-                out: list[int | None] = []
-                for axis in range(ndim):
-                    size = None
-                    for dcond, n in dims:
-                        if dcond.matches(axis, names[axis] if axis < len(names) else None):
-                            size = n
-                            break
-                    out.append(size)
-                return tuple(out)
-        return (None,) * ndim
-
-
 @dataclass
 class ManifestConfig:
     preload: ManifestPreloadConfig | None = None
@@ -269,7 +103,7 @@ class RepositoryConfig:
     repo_update_retries: Any = None
     num_updates_per_repo_info_file: int | None = None
     max_concurrent_decodes: int | None = None
-    _extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    _extra: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
 
     @staticmethod
     def default() -> RepositoryConfig:

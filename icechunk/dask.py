@@ -7,7 +7,7 @@ to the caller, which merges it into its own session and commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dask.array as da
@@ -18,11 +18,15 @@ from icechunk.distributed import extract_session, merge_sessions
 from icechunk.session import ForkSession, Session
 
 __all__ = [
+    "SimpleGraph",
     "computing_meta",
     "merge_sessions_array_kwargs",
     "session_merge_reduction",
     "store_dask",
 ]
+
+type SimpleGraph = Mapping[tuple[str, int], tuple[Any, ...]]
+"""A dask task graph in its plain form: ``(name, index)`` keys to task tuples."""
 
 _FORBIDDEN = ("compute", "return_stored", "load_stored", "lock")
 
@@ -48,12 +52,14 @@ def _is_dask_array(x: Any) -> bool:
 
 
 def session_merge_reduction(
-    arrays: Any, *, split_every: int | None = None, **store_kwargs: Any
+    arrays: Any, *, split_every: int | None, **store_kwargs: Any
 ) -> Session:
     """Merge the sessions held by the stored arrays of ``dask.array.store(return_stored=True)``.
 
-    A dask reduction tree (fan-in ``split_every``) merges the forks pairwise on the workers;
-    one merged session comes back. ``store_kwargs`` go to ``dask.compute``.
+    ``arrays`` is one dask array or a list of them, each chunk of which holds the fork a write
+    task wrote to. A dask reduction tree (fan-in ``split_every``, ``None`` for dask's default)
+    merges the forks on the workers; one merged session comes back. ``store_kwargs`` go to
+    ``dask.compute`` (a scheduler, for instance).
 
     Raises
     ------

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from icechunk._repr import config_repr
 from icechunk.errors import ErrorKind, InvalidInputError
+from icechunk.format.manifest import LocationCompression
 
 __all__ = [
     "ManifestPreloadCondition",
@@ -24,6 +25,22 @@ _Q = "icechunk.config.ManifestPreloadCondition"
 
 DEFAULT_MAX_TOTAL_REFS = 10_000
 DEFAULT_MAX_ARRAYS_TO_SCAN = 50
+DEFAULT_MAX_PRELOAD_REFS_PER_MANIFEST = 1_000
+"""The default condition preloads a coordinate-like array's manifest of at most this many refs."""
+
+# CF-like coordinate names (after cf-xarray's ``guess_coord_axis`` criteria), matched against an
+# array's name (last path segment): time, Z, Y, latitude, longitude, X.
+_COORDINATE_NAME_REGEXES = (
+    r"^\bt\b$|^(time|min|hour|day|week|month|year)[0-9]*$",
+    (
+        r"^(z|nav_lev|gdep|lv_|[o]*lev|bottom_top|sigma|h(ei)?ght|altitude|depth|isobaric|pres"
+        r"|isotherm)[a-z_]*[0-9]*$"
+    ),
+    r"^(y|j|nlat|rlat|nj)$",
+    r"^y?(nav_lat|lat|gphi)[a-z0-9]*$",
+    r"^x?(nav_lon|lon|glam)[a-z0-9]*$",
+    r"^(x|i|nlon|rlon|ni)$",
+)
 
 
 def _regex(value: object) -> str:
@@ -297,16 +314,27 @@ def _optional_int(name: str, value: object, minimum: int = 0) -> int | None:
 
 
 class ManifestPreloadConfig:
-    """How much of the repository's manifests a session loads as it opens.
+    """Which manifests a session fetches in the background as it opens.
+
+    When a read-only or writable session opens, a background task walks the snapshot's arrays
+    in path order and fetches (into the process-wide object cache) the manifests of those
+    matching ``preload_if``, so that the first chunk reads find them loaded. Opening the
+    session does not wait for it, and a failed fetch only means that manifest is fetched on
+    first use instead: the session never fails because of preloading.
 
     Parameters
     ----------
     max_total_refs
-        Stop preloading once this many chunk references are loaded (default 10,000).
+        Preload a matching manifest only while the chunk references already preloaded plus its
+        own stay within this total (default 10,000); ``0`` disables preloading.
     preload_if
-        Which arrays to preload (default: none, unless this config is set with a condition).
+        Which manifests to preload; a condition sees the array's path and the manifest's
+        number of chunk references. ``None`` (default) preloads arrays whose name looks like a
+        CF coordinate (``time``, ``t``, ``lat``/``latitude``, ``lon``, ``x``, ``y``, ``z``,
+        ``depth``, ``lev``, ...) and whose manifest holds at most 1,000 chunk references.
+        ``ManifestPreloadCondition.false()`` disables preloading.
     max_arrays_to_scan
-        Look at no more than this many arrays (default 50).
+        Look at no more than this many arrays, matching or not (default 50).
     """
 
     __slots__ = ("_max_arrays_to_scan", "_max_total_refs", "_preload_if")
@@ -369,20 +397,67 @@ class ManifestPreloadConfig:
         return config_repr("icechunk.config.ManifestPreloadConfig", self._fields())
 
 
+def default_preload_condition() -> ManifestPreloadCondition:
+    """The condition used when ``ManifestPreloadConfig.preload_if`` is ``None``.
+
+    A CF-like coordinate name (see :class:`ManifestPreloadConfig`) and at most
+    :data:`DEFAULT_MAX_PRELOAD_REFS_PER_MANIFEST` chunk references.
+    """
+    names = _Or([_NameMatches(r) for r in _COORDINATE_NAME_REGEXES])
+    return _And([names, _NumRefs(None, DEFAULT_MAX_PRELOAD_REFS_PER_MANIFEST + 1)])
+
+
+def effective_preload(
+    config: ManifestPreloadConfig | None,
+) -> tuple[int, int, ManifestPreloadCondition]:
+    """``(max_total_refs, max_arrays_to_scan, condition)`` in effect for ``config``.
+
+    ``None`` and unset fields take the defaults of :class:`ManifestPreloadConfig`.
+    """
+    if config is None:
+        config = ManifestPreloadConfig()
+    total = DEFAULT_MAX_TOTAL_REFS if config.max_total_refs is None else config.max_total_refs
+    scan = config.max_arrays_to_scan
+    condition = config.preload_if if config.preload_if is not None else default_preload_condition()
+    return total, DEFAULT_MAX_ARRAYS_TO_SCAN if scan is None else scan, condition
+
+
+def condition_matches(condition: ManifestPreloadCondition, path: str, num_refs: int) -> bool:
+    """Whether ``condition`` preloads the manifest (of ``num_refs`` refs) of array ``path``."""
+    return condition._matches(path, num_refs)
+
+
+def never_matches(condition: ManifestPreloadCondition) -> bool:
+    """Whether ``condition`` is ``ManifestPreloadCondition.false()`` (preloading disabled)."""
+    return isinstance(condition, _False)
+
+
 class ManifestVirtualChunkLocationCompressionConfig:
     """zstd-dictionary compression of the virtual chunk URLs of spec-2 manifests.
 
     Parameters
     ----------
     min_num_chunks
-        Compress a manifest's locations only when it has at least this many virtual chunks
-        (default 1000).
+        Compress a manifest's locations only when it has at least this many virtual chunks,
+        all its arrays together (default 1,000).
     dictionary_max_training_samples
-        Most locations used to train the dictionary.
+        Most locations sampled to train the dictionary (default 100).
     dictionary_max_size_bytes
-        Largest dictionary.
+        Largest dictionary, in bytes (default 2,048).
     compression_level
-        zstd level.
+        zstd level of the location frames (default 3).
+
+    Notes
+    -----
+    Applies to spec-2 manifests, each written with it in effect (``None`` and unset fields
+    mean the defaults, so by default a manifest with 1,000 or more virtual chunks has its
+    locations compressed). The dictionary is trained on a uniform random sample of the
+    manifest's locations, repeated when they total less than ``dictionary_max_size_bytes``;
+    when most samples are shorter than 8 bytes, or zstd cannot train a dictionary from them
+    (for example ``dictionary_max_size_bytes`` below zstd's minimum of 256), the manifest is
+    written with plain locations instead. Every location is one zstd frame made with the
+    dictionary, as the real Icechunk writes them, so either implementation reads either's.
+    Spec-1 manifests have no such field: their locations are always plain.
     """
 
     __slots__ = (
@@ -468,6 +543,25 @@ class ManifestVirtualChunkLocationCompressionConfig:
         return config_repr(
             "icechunk.config.ManifestVirtualChunkLocationCompressionConfig", self._fields()
         )
+
+
+def location_compression(
+    config: ManifestVirtualChunkLocationCompressionConfig | None,
+) -> LocationCompression:
+    """The encoder settings for ``config``; ``None`` and unset fields take the defaults."""
+    d = LocationCompression()
+    if config is None:
+        return d
+
+    def pick(value: int | None, default: int) -> int:
+        return default if value is None else value
+
+    return LocationCompression(
+        min_num_chunks=pick(config.min_num_chunks, d.min_num_chunks),
+        max_training_samples=pick(config.dictionary_max_training_samples, d.max_training_samples),
+        max_dictionary_size=pick(config.dictionary_max_size_bytes, d.max_dictionary_size),
+        level=pick(config.compression_level, d.level),
+    )
 
 
 def _rebuild_compression(values: dict[str, Any]) -> ManifestVirtualChunkLocationCompressionConfig:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from icechunk._core.objects import LAZY_MANIFEST_LOOKUPS, RepoObjects
+from icechunk._core.preload import start_preload
 from icechunk._core.refs import MAIN, RefStoreV2, now_us
 from icechunk._repo_admin_methods import RepositoryAdminMethods
 from icechunk._repo_maintenance_methods import RepositoryMaintenanceMethods
@@ -494,6 +495,7 @@ class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMainten
                     ErrorKind.NO_SNAPSHOT_AT_TIME,
                 )
         snap = await self._objects.load_snapshot(target)
+        start_preload(self._objects, snap)
         return Session(self, snap, branch=None, mode=SessionMode.readonly)
 
     readonly_session = sync_twin(readonly_session_async)
@@ -511,6 +513,7 @@ class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMainten
         await repo_admin.require_online(self, "Cannot create writable session")
         tip = await self._objects.refs.branch_tip(branch)
         snap = await self._objects.load_snapshot(tip)
+        start_preload(self._objects, snap)
         return Session(self, snap, branch=branch, mode=SessionMode.writable)
 
     writable_session = sync_twin(writable_session_async)

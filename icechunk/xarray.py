@@ -27,14 +27,51 @@ from icechunk.session import Session
 if TYPE_CHECKING:
     from icechunk.store import IcechunkStore
 
-__all__ = ["to_icechunk"]
+__all__ = ["LazyArrayWriter", "is_dask_collection", "to_icechunk"]
 
 
-class _CollectingWriter(ArrayWriter):
-    """Writes numpy sources now; collects chunked (dask) sources for the fork/merge step."""
+def is_dask_collection(x: Any) -> bool:
+    """Whether ``x`` is a dask collection (always ``False`` when dask is not installed)."""
+    try:
+        from dask.base import is_dask_collection as _dask_is_collection
+    except ImportError:
+        return False
+    return bool(_dask_is_collection(x))
 
-    def sync(self, compute: bool = True, chunkmanager_store_kwargs: Any = None) -> None:
-        return None
+
+class LazyArrayWriter(ArrayWriter):
+    """xarray's ``ArrayWriter`` that holds every write until asked.
+
+    :meth:`add` files a dask-backed source under ``sources``/``targets``/``regions`` (written
+    later by the fork/merge step, or by ``sync``) and any other source under the eager lists,
+    which :meth:`write_eager` writes into their targets and empties. Nothing is written by
+    :meth:`add` itself, so every array exists before the first chunk is written.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.eager_sources: list[Any] = []
+        self.eager_targets: list[Any] = []
+        self.eager_regions: list[tuple[slice, ...] | None] = []
+
+    def add(self, source: Any, target: Any, region: Any = None) -> Any:
+        """File the write of ``source`` into ``target`` (at ``region``, default all of it)."""
+        if is_dask_collection(source):
+            self.sources.append(source)
+            self.targets.append(target)
+            self.regions.append(region)
+        else:
+            self.eager_sources.append(source)
+            self.eager_targets.append(target)
+            self.eager_regions.append(region)
+
+    def write_eager(self) -> None:
+        """Write every non-dask source filed so far into its target, then forget them."""
+        for source, target, region in zip(
+            self.eager_sources, self.eager_targets, self.eager_regions, strict=True
+        ):
+            target[region if region is not None else ...] = source
+        self.eager_sources, self.eager_targets, self.eager_regions = [], [], []
 
 
 def to_icechunk(
@@ -116,11 +153,12 @@ def to_icechunk(
     zstore._validate_encoding(encoding or {})
     # before anything is written: zarr would cast silently, xarray fails half-way
     _check_existing_variables(zstore, dataset)
-    writer = _CollectingWriter()  # type: ignore[no-untyped-call]
-    # writes every zarr.json (resizing for appends) and the numpy-backed variables
+    writer = LazyArrayWriter()
+    # writes every zarr.json (resizing for appends); files the variables' data writes
     dump_to_store(  # type: ignore[no-untyped-call]
         dataset, zstore, writer, encoding=dict(encoding or {})
     )
+    writer.write_eager()  # the numpy-backed variables
     if not compute or not writer.sources:
         return
 

@@ -34,7 +34,7 @@ __all__ = [
 class ConflictSolver:
     """Base class of the conflict solvers. Only the built-in solvers exist."""
 
-    def resolve(
+    def _resolve(
         self, changes: ChangeSet, base: ReadTree, conflicts: list[Conflict], snapshot: bytes
     ) -> None:
         """Resolve ``conflicts`` with the commit ``snapshot`` by editing ``changes``, or raise.
@@ -52,7 +52,7 @@ class ConflictSolver:
 class ConflictDetector(ConflictSolver):
     """Reports every conflict and resolves none."""
 
-    def resolve(
+    def _resolve(
         self, changes: ChangeSet, base: ReadTree, conflicts: list[Conflict], snapshot: bytes
     ) -> None:
         # docstring inherited
@@ -82,7 +82,7 @@ class BasicConflictSolver(ConflictSolver):
         self.fail_on_delete_of_updated_array = fail_on_delete_of_updated_array
         self.fail_on_delete_of_updated_group = fail_on_delete_of_updated_group
 
-    def resolve(
+    def _resolve(
         self, changes: ChangeSet, base: ReadTree, conflicts: list[Conflict], snapshot: bytes
     ) -> None:
         # docstring inherited
@@ -278,7 +278,7 @@ async def rebase_steps(
         tx = await objects.history_transaction_log(snap_id)
         theirs = objects.tree_for(await objects.load_snapshot(snap_id))
         conflicts = detect_conflicts(changes, base, tx, theirs)
-        solver.resolve(changes, base, conflicts, snap_id)
+        solver._resolve(changes, base, conflicts, snap_id)
         _delete_adopted_descendants(changes, theirs)
         base = theirs
         yield theirs

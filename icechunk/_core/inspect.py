@@ -23,13 +23,13 @@ import numpy as np
 from icechunk._core.refs import MAIN, RefStoreV2
 from icechunk.errors import ErrorKind, FormatError, ObjectNotFoundError, SnapshotNotFoundError
 from icechunk.format import (
-    decode_manifest,
     decode_repo_info,
     decode_snapshot,
     decode_transaction_log,
     layout,
 )
 from icechunk.format.ids import encode_id, parse_snapshot_id
+from icechunk.format.manifest import ManifestView
 from icechunk.format.model import ChunkKind, SnapshotInfoRecord, TransactionLog, UpdateRecord
 
 if TYPE_CHECKING:
@@ -158,7 +158,13 @@ async def inspect_manifest(repo: RepoObjects, manifest_id: str) -> dict[str, Any
     mid = parse_snapshot_id(manifest_id)
     key = layout.manifest_key(mid)
     data = await repo.storage.get(key)
-    manifest = decode_manifest(data, key)
+    view = ManifestView(data, key)
+    manifest = view.decode()
+    dictionary_size, num_compressed = view.location_compression()
+    compression: dict[str, Any] = {"uses_location_compression": dictionary_size is not None}
+    if dictionary_size is not None:
+        compression["dictionary_size_bytes"] = dictionary_size
+    compression["num_compressed_refs"] = num_compressed
     arrays = []
     totals = {"inline": 0, "native": 0, "virtual": 0}
     for array in manifest.arrays:
@@ -189,9 +195,7 @@ async def inspect_manifest(repo: RepoObjects, manifest_id: str) -> dict[str, Any
         "total_native": totals["native"],
         "total_virtual": totals["virtual"],
         "arrays": arrays,
-        # decoding expands dictionary-compressed locations; which refs were compressed on disk
-        # is not kept, so this view reports none
-        "compression": {"uses_location_compression": False, "num_compressed_refs": 0},
+        "compression": compression,
     }
 
 

@@ -17,6 +17,7 @@ Extension points
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from icechunk._core.cache import default_cache
@@ -34,6 +35,7 @@ from icechunk.format import (
 from icechunk.format.ids import encode_id, parse_snapshot_id
 from icechunk.format.manifest import ManifestView
 from icechunk.format.model import ManifestFileInfo, Snapshot, TransactionLog
+from icechunk.manifest_preload import location_compression
 from icechunk.storage import resolve_byte_range
 from icechunk.storage.base import ByteRange, RangeRequest, Storage
 
@@ -75,6 +77,8 @@ class RepoObjects:
         self.authorized = authorized
         self.refs: RefStore = self._make_refs()
         """Branches, tags and history (spec-version specific)."""
+        self._fetching: dict[bytes, asyncio.Task[ManifestView]] = {}
+        """Manifest fetches in flight, shared by concurrent readers (preload and first reads)."""
 
     def check_writable(self) -> None:
         """Raise if the repository must not be changed now; every writer calls this first.
@@ -122,7 +126,24 @@ class RepoObjects:
         return tree
 
     async def manifest_view(self, manifest_id: bytes) -> ManifestView:
-        """Fetch and open (not decode) a manifest; it is cached for :meth:`manifest_ref`."""
+        """Fetch and open (not decode) a manifest; it is cached for :meth:`manifest_ref`.
+
+        Concurrent calls for one manifest on one event loop share a single storage read (a
+        session's first chunk read joins the fetch its background preload started).
+        """
+        loop = asyncio.get_running_loop()
+        task = self._fetching.get(manifest_id)
+        if task is None or task.get_loop() is not loop:
+            task = loop.create_task(self._fetch_manifest_view(manifest_id))
+            self._fetching[manifest_id] = task
+            task.add_done_callback(lambda done: self._forget_fetch(manifest_id, done))
+        return await asyncio.shield(task)
+
+    def _forget_fetch(self, manifest_id: bytes, task: asyncio.Task[ManifestView]) -> None:
+        if self._fetching.get(manifest_id) is task:
+            del self._fetching[manifest_id]
+
+    async def _fetch_manifest_view(self, manifest_id: bytes) -> ManifestView:
         mkey = layout.manifest_key(manifest_id)
         try:
             data = await self.storage.get(mkey)
@@ -246,7 +267,13 @@ class RepoObjects:
         return encode_snapshot(snap, self.spec_version)
 
     def encode_manifest(self, manifest: Any) -> bytes:
-        return encode_manifest(manifest, self.spec_version)
+        """``manifest`` encoded in the repository's spec version, locations compressed as the
+        config's ``ManifestVirtualChunkLocationCompressionConfig`` says (spec 2)."""
+        settings = self.config.manifest
+        compression = location_compression(
+            None if settings is None else settings.virtual_chunk_location_compression
+        )
+        return encode_manifest(manifest, self.spec_version, compression)
 
     async def resolve(self, branch: str | None, tag: str | None, snapshot_id: str | None) -> bytes:
         given = [x is not None for x in (branch, tag, snapshot_id)]

@@ -351,7 +351,9 @@ def test_session_merge_reduction_needs_dask_arrays(repo: Repository) -> None:
     with pytest.raises(TypeError, match="Expected a dask array"):
         session_merge_reduction(np.zeros(3), split_every=2)
     with pytest.raises(TypeError, match="Expected a dask array"):
-        session_merge_reduction([da.zeros(3), _x(repo.writable_session("main").fork())])
+        session_merge_reduction(
+            [da.zeros(3), _x(repo.writable_session("main").fork())], split_every=None
+        )
 
 
 # -- merge and fork contract -------------------------------------------------------------------

@@ -20,7 +20,6 @@ from tests.surface.dump_surface import REFERENCE, collect
 _API2 = "pending: api2"
 _STORAGE_PRIM = "deliberate: our Storage is a pluggable abstract Python class (user backends subclass it); these are its object primitives, which the real one keeps in Rust. Its real constructors (new_*), default_settings and list_objects(_metadata) match"
 _FACTORY_KW = "deliberate: we add keywords (retries, max_concurrent_requests; s3_storage check_bucket; azure_storage get_credentials/scatter_initial_credentials for refreshable Azure credentials, which the real factory only takes through Storage.new_azure_blob)"
-_GAP_SPLIT = "gap: the manifest split condition variant classes (real PyO3 enum variants) are not yet matched; ours are one class with static constructors (issue 13 follow-up)"
 _GAP = "gap: not yet matched (issue 13 follow-up)"
 _CTOR = "deliberate: constructed by the library, not by users; the real one takes its Rust handle, ours the Python objects it wraps"
 _SESS_PRIM = "deliberate: the session's node/chunk primitives that IcechunkStore and the integrations call (the real one keeps them in Rust)"
@@ -33,18 +32,13 @@ _UPDATES = "deliberate: one UpdateType class per kind, built from (kind, fields)
 _MERGE_KW = "deliberate: we add keyword on_overlap (what to do when forks wrote the same chunk)"
 _DASK = "deliberate: the 1.x call form (session first) is still accepted"
 _XR = "deliberate: the 1.x call form (store=...) is still accepted; adds split_every and compute"
-_RETRIES = "deliberate: ours state the effective defaults (the real ones say None) and add retry_timeout_ms"
-
-_SOLVER_HOOK = (
-    "gap: the solvers' rebase hook became public (resolve) in main's layers step 2; the real "
-    "solvers have no public method: to be renamed private by the layers work"
+_GC_PROGRESS = (
+    "deliberate: we add keyword progress (phase, done, total callback; the CLI's progress display)"
 )
+_RETRIES = "deliberate: ours state the effective defaults (the real ones say None) and add retry_timeout_ms"
 
 #: Known differences: dotted path -> reason. A path listed here must really differ.
 DIFFERENCES: dict[str, str] = {
-    "BasicConflictSolver.resolve": _SOLVER_HOOK,
-    "ConflictDetector.resolve": _SOLVER_HOOK,
-    "ConflictSolver.resolve": _SOLVER_HOOK,
     "Attribution": _API2,
     "Attribution.client": _API2,
     "Attribution.principal": _API2,
@@ -92,24 +86,10 @@ DIFFERENCES: dict[str, str] = {
     "ForkSession.set_virtual_refs_columns": _SESS_PRIM,
     "ForkSession.shift_array": _API2,
     "IcechunkStore": _CTOR,
-    "ManifestSplitCondition.And": _GAP_SPLIT,
-    "ManifestSplitCondition.AnyArray": _GAP_SPLIT,
-    "ManifestSplitCondition.NameMatches": _GAP_SPLIT,
-    "ManifestSplitCondition.NameMatches.regex": _GAP_SPLIT,
-    "ManifestSplitCondition.Or": _GAP_SPLIT,
-    "ManifestSplitCondition.PathMatches": _GAP_SPLIT,
-    "ManifestSplitCondition.PathMatches.regex": _GAP_SPLIT,
-    "ManifestSplitCondition.and_conditions": _GAP_SPLIT,
     "ManifestSplitCondition.matches": _HELPER,
-    "ManifestSplitCondition.or_conditions": _GAP_SPLIT,
     "ManifestSplitCondition.to_json": _HELPER,
-    "ManifestSplitDimCondition.Any": _GAP_SPLIT,
-    "ManifestSplitDimCondition.Axis": _GAP_SPLIT,
-    "ManifestSplitDimCondition.DimensionName": _GAP_SPLIT,
     "ManifestSplitDimCondition.matches": _HELPER,
     "ManifestSplitDimCondition.to_json": _HELPER,
-    "ManifestSplittingConfig": _GAP_SPLIT,
-    "ManifestSplittingConfig.from_dict": _GAP_SPLIT,
     "ManifestSplittingConfig.split_sizes_for": _HELPER,
     "ManifestSplittingConfig.to_json": _HELPER,
     "ObjectStoreConfig.Azure": _OBJCFG,
@@ -148,8 +128,8 @@ DIFFERENCES: dict[str, str] = {
     "Repository.feature_flags_async": _API2,
     "Repository.fetch_config": _API2,
     "Repository.fetch_config_async": _API2,
-    "Repository.garbage_collect": _GAP,
-    "Repository.garbage_collect_async": _GAP,
+    "Repository.garbage_collect": _GC_PROGRESS,
+    "Repository.garbage_collect_async": _GC_PROGRESS,
     "Repository.get_status": _API2,
     "Repository.get_status_async": _API2,
     "Repository.list_manifest_files_async": _API2,
@@ -167,7 +147,6 @@ DIFFERENCES: dict[str, str] = {
     "Repository.set_status": _API2,
     "Repository.set_status_async": _API2,
     "Repository.status": _API2,
-    "RepositoryConfig": _GAP,
     "RepositoryConfig.effective_compression_level": _HELPER,
     "RepositoryConfig.effective_inline_chunk_threshold_bytes": _HELPER,
     "RepositoryConfig.effective_num_updates_per_repo_info_file": _HELPER,
@@ -246,22 +225,11 @@ DIFFERENCES: dict[str, str] = {
     "VirtualChunkModifiedError": _EXTRA_NAME,
     "azure_storage": _FACTORY_KW,
     "azure_store": _EXTRA_NAME,
-    "dask.SimpleGraph": _GAP,
-    "dask.session_merge_reduction": _GAP,
     "dask.store_dask": _DASK,
     "from_url": _EXTRA_NAME,
     "gcs_storage": _FACTORY_KW,
     "s3_storage": _FACTORY_KW,
     "upgrade_icechunk_repository": _API2,
-    "xarray.LazyArrayWriter": _GAP,
-    "xarray.LazyArrayWriter.add": _GAP,
-    "xarray.LazyArrayWriter.lock": _GAP,
-    "xarray.LazyArrayWriter.regions": _GAP,
-    "xarray.LazyArrayWriter.sources": _GAP,
-    "xarray.LazyArrayWriter.sync": _GAP,
-    "xarray.LazyArrayWriter.targets": _GAP,
-    "xarray.LazyArrayWriter.write_eager": _GAP,
-    "xarray.is_dask_collection": _GAP,
     "xarray.to_icechunk": _XR,
 }
 

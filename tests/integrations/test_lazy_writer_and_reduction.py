@@ -1,0 +1,93 @@
+"""``icechunk.xarray.LazyArrayWriter`` / ``is_dask_collection`` and
+``icechunk.dask.session_merge_reduction``, on the shared cluster of two worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from icechunk import Repository, local_filesystem_storage
+from icechunk.dask import SimpleGraph, session_merge_reduction
+from icechunk.session import ForkSession
+from icechunk.xarray import LazyArrayWriter, is_dask_collection
+
+
+@pytest.fixture(autouse=True)
+def client(dask_client: Any) -> Iterator[Any]:
+    yield dask_client
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repository:
+    repo = Repository.create(local_filesystem_storage(str(tmp_path / "repo")))
+    session = repo.writable_session("main")
+    group = zarr.group(session.store)
+    for name in ("a", "b"):
+        group.create_array(name, shape=(8, 8), chunks=(2, 2), dtype="i4", fill_value=-1)
+    session.commit("arrays")
+    return repo
+
+
+def test_is_dask_collection() -> None:
+    assert is_dask_collection(da.zeros(3))
+    assert is_dask_collection(xr.DataArray(da.zeros(3)))
+    assert not is_dask_collection(np.zeros(3))
+    assert not is_dask_collection(xr.DataArray(np.zeros(3)))
+    assert not is_dask_collection(3)
+
+
+def test_simple_graph_is_a_type_alias() -> None:
+    assert SimpleGraph.__name__ == "SimpleGraph"
+    assert "Mapping" in str(SimpleGraph.__value__)
+
+
+def test_lazy_writer_holds_writes_until_asked(repo: Repository) -> None:
+    session = repo.writable_session("main")
+    a = zarr.open_array(session.store, path="a", mode="r+")
+    b = zarr.open_array(session.store, path="b", mode="r+")
+    writer = LazyArrayWriter()
+    eager = np.arange(64, dtype="i4").reshape(8, 8)
+    lazy = da.from_array(eager * 10, chunks=4)
+    writer.add(eager, a)
+    writer.add(eager[:2], b, (slice(0, 2), slice(None)))
+    writer.add(lazy, b)
+    assert writer.sources == [lazy] and writer.targets == [b] and writer.regions == [None]
+    assert len(writer.eager_sources) == 2
+    assert (a[:] == -1).all()  # add wrote nothing
+    writer.write_eager()
+    np.testing.assert_array_equal(a[:], eager)
+    np.testing.assert_array_equal(b[:2], eager[:2])
+    assert (b[2:] == -1).all()
+    assert writer.eager_sources == [] and writer.eager_targets == [] and writer.eager_regions == []
+    writer.write_eager()  # nothing left: a no-op
+    np.testing.assert_array_equal(a[:], eager)
+
+
+def test_session_merge_reduction_merges_worker_forks(repo: Repository) -> None:
+    session = repo.writable_session("main")
+    fork = session.fork()
+    targets = [zarr.open_array(fork.store, path=p, mode="r+") for p in ("a", "b")]
+    values = np.arange(64, dtype="i4").reshape(8, 8)
+    sources = [da.from_array(values, chunks=2), da.from_array(values + 100, chunks=4)]
+    stored = da.store(
+        sources, targets, compute=False, return_stored=True, load_stored=False, lock=False
+    )
+    merged = session_merge_reduction(stored, split_every=3)
+    assert isinstance(merged, ForkSession)
+    session.merge(merged)
+    session.commit("written by the workers")
+    read = repo.readonly_session("main").store
+    np.testing.assert_array_equal(zarr.open_array(read, path="a")[:], values)
+    np.testing.assert_array_equal(zarr.open_array(read, path="b")[:], values + 100)
+
+
+def test_session_merge_reduction_requires_split_every() -> None:
+    with pytest.raises(TypeError, match="split_every"):
+        session_merge_reduction(da.zeros(3))  # type: ignore[call-arg]
