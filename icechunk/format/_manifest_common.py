@@ -20,8 +20,10 @@ from icechunk.format.model import (
 _INDEX, _INLINE, _OFFSET, _LENGTH, _CHUNK_ID = 0, 1, 2, 3, 4
 _LOCATION, _ETAG, _LAST_MODIFIED, _COMPRESSED_LOCATION = 5, 6, 7, 8
 
-# bits of a ref's layout code
+# bits of a ref's layout code (_COMPRESSED: the location goes to slot 8 as zstd bytes)
 _NATIVE, _INLINE_BIT, _VIRTUAL, _HAS_OFFSET, _HAS_ETAG, _HAS_MODIFIED = 1, 2, 4, 8, 16, 32
+_COMPRESSED = 64
+_NUM_CODES: Final = 128
 _MAX_LOCATION_SIZE: Final = 1 << 20
 _PACK_U32 = struct.Struct("<I").pack_into
 
@@ -36,8 +38,9 @@ class _Layout:
     __slots__ = ("chunk_id", "etag", "inline", "location", "modified", "size", "vtable")
 
     def __init__(self, code: int) -> None:
-        slots = [0] * 8
+        slots = [0] * 9
         slots[_INDEX] = 4
+        location_slot = _COMPRESSED_LOCATION if code & _COMPRESSED else _LOCATION
         pos = 8
         if code & (_NATIVE | _VIRTUAL):
             slots[_LENGTH] = pos
@@ -45,7 +48,7 @@ class _Layout:
             if code & _HAS_OFFSET:
                 slots[_OFFSET] = pos
                 pos += 8
-        for bit, slot in ((_INLINE_BIT, _INLINE), (_VIRTUAL, _LOCATION), (_HAS_ETAG, _ETAG)):
+        for bit, slot in ((_INLINE_BIT, _INLINE), (_VIRTUAL, location_slot), (_HAS_ETAG, _ETAG)):
             if code & bit:
                 slots[slot] = pos
                 pos += 4
@@ -57,7 +60,7 @@ class _Layout:
             pos += 12
         self.size = _align(pos, 8)
         self.inline = slots[_INLINE]
-        self.location = slots[_LOCATION]
+        self.location = slots[location_slot]
         self.etag = slots[_ETAG]
         self.modified = slots[_LAST_MODIFIED]
         self.chunk_id = slots[_CHUNK_ID]
@@ -66,7 +69,7 @@ class _Layout:
         self.vtable = struct.pack(f"<HH{len(slots)}H", 4 + 2 * len(slots), self.size, *slots)
 
 
-_LAYOUTS: Final = {code: _Layout(code) for code in range(64)}
+_LAYOUTS: Final = {code: _Layout(code) for code in range(_NUM_CODES)}
 
 
 def _invalid(detail: str) -> InvalidInputError:

@@ -47,6 +47,7 @@ class _Locations:
 
     def __init__(self, buf: Buffer, dictionary: bytes | None) -> None:
         self.buf = buf
+        self.dictionary_size = None if dictionary is None else len(dictionary)
         self.dctx = (
             zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(dictionary))
             if dictionary
@@ -54,11 +55,32 @@ class _Locations:
         )
 
     def __call__(self, pos: int) -> str:
-        raw = decompress(self.buf.bytes_at(pos), self.buf.name, _MAX_LOCATION_SIZE, self.dctx)
+        return self.frame(self.buf.bytes_at(pos))
+
+    def frame(self, frame: bytes) -> str:
+        """The location compressed in ``frame`` (one zstd frame made with the dictionary)."""
+        raw = decompress(frame, self.buf.name, _MAX_LOCATION_SIZE, self.dctx)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             raise self.buf.error("a compressed location is not valid UTF-8") from None
+
+    def many(self, frames: list[bytes]) -> list[str]:
+        """The locations of ``frames``; equal frames (one URL, one dictionary) decode once."""
+        distinct = list(dict.fromkeys(frames))
+        urls: list[str] | None = None
+        try:  # fast path, in bulk: frames recording their small sizes, as both writers make
+            sizes = [zstandard.get_frame_parameters(f).content_size for f in distinct]
+            if all(0 < k <= _MAX_LOCATION_SIZE for k in sizes):
+                raws = list(map(self.dctx.decompress, distinct))
+                if list(map(len, raws)) == sizes:
+                    urls = [r.decode("utf-8") for r in raws]
+        except (zstandard.ZstdError, UnicodeDecodeError):
+            urls = None
+        if urls is None:  # the careful path, one by one, naming the fault
+            urls = list(map(self.frame, distinct))
+        table = dict(zip(distinct, urls, strict=True))
+        return list(map(table.__getitem__, frames))
 
 
 def _vectors(buf: Buffer, at: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], ...]:
@@ -156,8 +178,11 @@ def _read_refs(buf: Buffer, vec_pos: int, locations: _Locations) -> ChunkRefs:
             idx = np.flatnonzero(plain)
             strs = _strings(buf, *_vectors(buf, location_at[idx]))
             urls = _spread(strs, idx, n)
-        for i in np.flatnonzero(virtual & ~plain).tolist():
-            urls[i] = locations(int(compressed_at[i]))
+        packed = np.flatnonzero(virtual & ~plain)
+        if len(packed):
+            frames = _blobs(buf, *_vectors(buf, compressed_at[packed]))
+            for i, url in zip(packed.tolist(), locations.many(frames), strict=True):
+                urls[i] = url
         etags: list[str | None] = [None] * n
         tagged = virtual & (etag_at >= 0)
         if tagged.any():
@@ -242,6 +267,23 @@ class ManifestView:
                 for node_id, pos in self._arrays
             ]
         return Manifest(self.id, arrays, spec_version=self.spec_version)
+
+    def location_compression(self) -> tuple[int | None, int]:
+        """``(dictionary size, refs stored with a compressed location)``; the size is ``None``
+        when the manifest has no location dictionary."""
+        buf = self._buf
+        buf.budget = self._budget
+        with decoding(buf.name, "manifest"):
+            compressed = sum(
+                int(
+                    np.count_nonzero(
+                        TableColumns(buf, pos, "ArrayManifest.refs").children(_COMPRESSED_LOCATION)
+                        >= 0
+                    )
+                )
+                for _, pos in self._arrays
+            )
+        return self._locations.dictionary_size, compressed
 
     def has_array(self, node_id: bytes) -> bool:
         """Whether the manifest lists refs for the array ``node_id``."""

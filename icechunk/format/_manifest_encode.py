@@ -7,20 +7,26 @@ from __future__ import annotations
 
 import itertools
 import operator
+import random
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+import zstandard
 
 from icechunk.errors import ErrorKind, InvalidInputError
 from icechunk.format._manifest_common import (
+    _COMPRESSED,
     _HAS_ETAG,
     _HAS_MODIFIED,
     _HAS_OFFSET,
     _INLINE_BIT,
     _LAYOUTS,
     _NATIVE,
+    _NUM_CODES,
     _VIRTUAL,
     _align,
     _codes,
@@ -33,6 +39,7 @@ from icechunk.format.flatbuf import (
 from icechunk.format.header import encode_object
 from icechunk.format.model import (
     ArrayManifest,
+    ChunkKind,
     ChunkRefs,
     FileType,
     Manifest,
@@ -89,7 +96,13 @@ def _encoded(values: list[str | None], idx: npt.NDArray[np.intp], what: str) -> 
         raise _invalid(f"virtual ref {bad} has no {what}") from None
 
 
-def _children(refs: ChunkRefs, codes: npt.NDArray[np.uint8]) -> list[_Children]:
+type _Compress = Callable[[list[bytes]], list[bytes]]
+"""Maps UTF-8 locations to their compressed frames (one each, in order)."""
+
+
+def _children(
+    refs: ChunkRefs, codes: npt.NDArray[np.uint8], compress: _Compress | None = None
+) -> list[_Children]:
     """The variable-length children of the refs: inline bytes, locations and etags."""
     out: list[_Children] = []
     inline = np.flatnonzero(codes & np.uint8(_INLINE_BIT))
@@ -103,7 +116,11 @@ def _children(refs: ChunkRefs, codes: npt.NDArray[np.uint8]) -> list[_Children]:
         out.append(_Children(inline, data, "inline", nul=False))  # type: ignore[arg-type]
     virtual = np.flatnonzero(codes & np.uint8(_VIRTUAL))
     if len(virtual):
-        loc = _Children(virtual, _encoded(refs.location, virtual, "location"), "location", True)
+        urls = _encoded(refs.location, virtual, "location")
+        if compress is None:
+            loc = _Children(virtual, urls, "location", True)
+        else:
+            loc = _Children(virtual, compress(urls), "location", False)
         out.append(loc)
         with_etag = (codes[virtual] & np.uint8(_HAS_ETAG)) != 0
         if with_etag.any():
@@ -114,28 +131,33 @@ def _children(refs: ChunkRefs, codes: npt.NDArray[np.uint8]) -> list[_Children]:
     return out
 
 
-def _refs_block(refs: ChunkRefs) -> tuple[npt.NDArray[np.uint8], int]:
+def _refs_block(
+    refs: ChunkRefs, compress: _Compress | None = None
+) -> tuple[npt.NDArray[np.uint8], int]:
     """The refs vector and its ChunkRef tables as one block; returns (block, vector position).
 
-    The block must start 8-aligned; all its offsets are relative to positions inside it.
+    The block must start 8-aligned; all its offsets are relative to positions inside it. With
+    ``compress``, virtual locations are stored compressed (``compressed_location``).
     """
     n, ndim = refs.coords.shape
     codes = _codes(refs)
-    present = np.flatnonzero(np.bincount(codes, minlength=64)).tolist()
+    if compress is not None:
+        codes |= ((codes & np.uint8(_VIRTUAL)) != 0) * np.uint8(_COMPRESSED)
+    present = np.flatnonzero(np.bincount(codes, minlength=_NUM_CODES)).tolist()
     # vtables first, then the uoffset vector, then the records
-    vt_pos = np.zeros(64, dtype=np.int64)
+    vt_pos = np.zeros(_NUM_CODES, dtype=np.int64)
     pos = 0
     for code in present:
         vt_pos[code] = pos
         pos += len(_LAYOUTS[code].vtable)
     vec = _align(pos, 4)
     first = _align(vec + 4 + 4 * n, 8)
-    table_size = np.zeros(64, dtype=np.int64)
+    table_size = np.zeros(_NUM_CODES, dtype=np.int64)
     for code in present:
         table_size[code] = _LAYOUTS[code].size
     tsize = table_size[codes]
     record = tsize + 4 + 4 * ndim
-    children = _children(refs, codes)
+    children = _children(refs, codes, compress)
     for child in children:
         record[child.refs] += child.size
     record = (record + 7) & ~7
@@ -172,8 +194,13 @@ def _refs_block(refs: ChunkRefs) -> tuple[npt.NDArray[np.uint8], int]:
 
 def _field_pos(codes: npt.NDArray[np.uint8], attr: str) -> npt.NDArray[np.int64]:
     """Per ref, the in-table position of the layout field ``attr``."""
-    table = np.array([getattr(_LAYOUTS[c], attr) for c in range(64)], dtype=np.int64)
-    return table[codes]
+    return _FIELD_POS[attr][codes]
+
+
+_FIELD_POS: Final = {
+    attr: np.array([getattr(_LAYOUTS[c], attr) for c in range(_NUM_CODES)], dtype=np.int64)
+    for attr in ("chunk_id", "etag", "inline", "location", "modified")
+}
 
 
 def _write_fixed(
@@ -257,11 +284,87 @@ def _scatter(
         out[idx] = blob[lo:hi]
 
 
-def encode_manifest(m: Manifest, spec_version: int) -> bytes:
+@dataclass(frozen=True, slots=True)
+class LocationCompression:
+    """When and how spec-2 manifests store virtual chunk locations dictionary-compressed.
+
+    Attributes
+    ----------
+    min_num_chunks
+        Compress only manifests with at least this many virtual refs (all arrays together).
+    max_training_samples
+        Train the dictionary on a uniform random sample of at most this many locations.
+    max_dictionary_size
+        Largest dictionary, in bytes.
+    level
+        zstd level of the location frames.
+    """
+
+    min_num_chunks: int = 1000
+    max_training_samples: int = 100
+    max_dictionary_size: int = 2048
+    level: int = 3
+
+
+def _train_dictionary(
+    urls: list[str], config: LocationCompression, seed: bytes
+) -> zstandard.ZstdCompressionDict | None:
+    """A zstd dictionary for ``urls``, or ``None`` when they are unsuitable for training."""
+    k = config.max_training_samples
+    sample = urls if len(urls) <= k else random.Random(seed).sample(urls, k)
+    parts = [u.encode("utf-8") for u in sample]
+    if not parts or sum(len(p) < 8 for p in parts) >= len(parts) / 2:
+        return None  # zstd trains nothing useful from mostly tiny samples
+    total = sum(map(len, parts))
+    if total < config.max_dictionary_size:  # training wants at least a dictionary's worth
+        parts = parts * (config.max_dictionary_size // total + 2)
+    try:
+        samples: list[bytes | bytearray | memoryview] = list(parts)
+        return zstandard.train_dictionary(config.max_dictionary_size, samples)
+    except zstandard.ZstdError:
+        return None
+
+
+def _location_compressor(
+    refs: list[ChunkRefs], config: LocationCompression | None, seed: bytes
+) -> tuple[_Compress, bytes] | None:
+    """``(compress, dictionary bytes)`` if ``config`` says to compress these refs' locations."""
+    if config is None:
+        return None
+    virtual = [np.flatnonzero(r.kind == ChunkKind.VIRTUAL) for r in refs]
+    if sum(map(len, virtual)) < max(config.min_num_chunks, 1):
+        return None
+    urls: list[str] = []
+    for r, idx in zip(refs, virtual, strict=True):
+        picked = _pick(r.location, idx) if r.location else []
+        urls.extend(u for u in picked if isinstance(u, str))
+    dictionary = _train_dictionary(urls, config, seed)
+    if dictionary is None:
+        return None
+    cctx = zstandard.ZstdCompressor(level=config.level, dict_data=dictionary)
+    done: dict[bytes, bytes] = {}
+
+    def compress(parts: list[bytes]) -> list[bytes]:
+        out = []
+        for part in parts:
+            frame = done.get(part)
+            if frame is None:
+                frame = done[part] = cctx.compress(part)
+            out.append(frame)
+        return out
+
+    return compress, dictionary.as_bytes()
+
+
+def encode_manifest(
+    m: Manifest, spec_version: int, location_compression: LocationCompression | None = None
+) -> bytes:
     """The complete bytes of the manifest object for ``m`` in ``spec_version`` (1 or 2).
 
     Arrays are written sorted by node id and each array's refs sorted by chunk coordinates
-    (both sorted here if the record is not). Virtual locations are written uncompressed.
+    (both sorted here if the record is not). Virtual locations are written uncompressed,
+    except in spec 2 when ``location_compression`` is given and the manifest has at least its
+    ``min_num_chunks`` virtual refs (and a dictionary can be trained from their locations).
 
     Raises
     ------
@@ -278,8 +381,14 @@ def encode_manifest(m: Manifest, spec_version: int) -> bytes:
     for a, b_ in itertools.pairwise(arrays):
         if a.node_id == b_.node_id:
             raise _invalid("two arrays of one manifest have the same node id")
-    blocks = [_refs_block(_normalized(a.refs)) for a in arrays]
-    payload = _assemble(check_id(m.id, 12, "manifest id"), arrays, blocks, spec_version)
+    manifest_id = check_id(m.id, 12, "manifest id")
+    refs = [_normalized(a.refs) for a in arrays]
+    compressor = (
+        _location_compressor(refs, location_compression, manifest_id) if spec_version >= 2 else None
+    )
+    compress, dictionary = (None, None) if compressor is None else compressor
+    blocks = [_refs_block(r, compress) for r in refs]
+    payload = _assemble(manifest_id, arrays, blocks, spec_version, dictionary)
     return encode_object(payload, FileType.MANIFEST, spec_version)
 
 
@@ -288,10 +397,13 @@ def encode_manifest(m: Manifest, spec_version: int) -> bytes:
 #   Manifest table: soffset, arrays uoffset (+4), id (+8, 12 bytes), compression_algorithm (+20)
 #   arrays vector, then per array (8-aligned): ArrayManifest vtable (8 bytes), ArrayManifest
 #   table (soffset, node_id at +4, refs uoffset at +12), then the array's refs block.
+#   With a location dictionary (spec 2 only): its uoffset at +20 instead of
+#   compression_algorithm (omitted: default 1), the dictionary vector at the end.
 _MANIFEST_VTABLE: Final = {
     1: struct.pack("<4H", 8, 24, 8, 4),
     2: struct.pack("<6H", 12, 24, 8, 4, 0, 20),  # compression_algorithm = 0 written explicitly
 }
+_MANIFEST_VTABLE_DICTIONARY: Final = struct.pack("<5H", 10, 24, 8, 4, 20)
 _ARRAY_VTABLE: Final = struct.pack("<4H", 8, 16, 4, 12)
 
 
@@ -300,9 +412,10 @@ def _assemble(
     arrays: list[ArrayManifest],
     blocks: list[tuple[npt.NDArray[np.uint8], int]],
     spec: int,
+    dictionary: bytes | None = None,
 ) -> bytearray:
-    """The manifest flatbuffer around the per-array refs blocks."""
-    vtable = _MANIFEST_VTABLE[spec]
+    """The manifest flatbuffer around the per-array refs blocks (and location dictionary)."""
+    vtable = _MANIFEST_VTABLE[spec] if dictionary is None else _MANIFEST_VTABLE_DICTIONARY
     table = _align(8 + len(vtable), 4)
     vec = table + 24
     sections = []
@@ -310,6 +423,9 @@ def _assemble(
     for block, _ in blocks:
         sections.append(pos)
         pos += 24 + block.size
+    dict_at = pos
+    if dictionary is not None:
+        pos += 4 + len(dictionary)
     if pos >= 1 << 31:
         raise _invalid(
             f"the manifest would be {pos} bytes, over the 2 GiB flatbuffer limit; split it"
@@ -319,6 +435,10 @@ def _assemble(
     out[8 : 8 + len(vtable)] = vtable
     struct.pack_into("<iI12s", out, table, table - 8, vec - (table + 4), manifest_id)
     struct.pack_into("<I", out, vec, len(arrays))
+    if dictionary is not None:
+        struct.pack_into("<I", out, table + 20, dict_at - (table + 20))
+        struct.pack_into("<I", out, dict_at, len(dictionary))
+        out[dict_at + 4 : pos] = dictionary
     for i, (a, (block, refs_vec), at) in enumerate(zip(arrays, blocks, sections, strict=True)):
         slot = vec + 4 + 4 * i
         struct.pack_into("<I", out, slot, at + 8 - slot)

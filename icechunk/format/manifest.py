@@ -21,8 +21,14 @@ one by one. A record is::
     variable children: inline bytes / location string / etag string, each 4-aligned
 
 A native ref of a 2-d array is therefore 48 bytes. Offsets equal to 0 are omitted, as real
-Icechunk does; spec 2 writes ``compression_algorithm = 0`` explicitly (locations are never
-dictionary-compressed by this writer).
+Icechunk does.
+
+Virtual locations. Spec 2 writes ``compression_algorithm = 0`` explicitly and plain ``location``
+strings, unless :class:`LocationCompression` says to compress: then a zstd dictionary trained
+on a sample of the manifest's locations goes to ``location_dictionary``, every virtual ref gets
+its URL as one zstd frame (made with that dictionary) in ``compressed_location`` instead of
+``location``, and ``compression_algorithm`` is omitted (its schema default, 1, means zstd with
+a dictionary), as the real Icechunk writes it.
 
 Decoding reads all ChunkRef tables of an array column-wise with
 :class:`~icechunk.format.flatbuf.TableColumns`, whatever their vtables; dictionary-compressed
@@ -35,9 +41,10 @@ from __future__ import annotations
 
 from icechunk.format._manifest_common import ascending_rows
 from icechunk.format._manifest_decode import ManifestView, decode_manifest
-from icechunk.format._manifest_encode import checked_refs, encode_manifest
+from icechunk.format._manifest_encode import LocationCompression, checked_refs, encode_manifest
 
 __all__ = [
+    "LocationCompression",
     "ManifestView",
     "ascending_rows",
     "checked_refs",
