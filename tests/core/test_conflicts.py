@@ -95,20 +95,20 @@ def test_detector_refuses_and_basic_solver_selects_a_version() -> None:
     conflicts = detect_conflicts(cs, base, tx, theirs)
 
     with pytest.raises(RebaseFailedError):
-        ConflictDetector().resolve(cs, base, conflicts, their_id)
-    ConflictDetector().resolve(cs, base, [], their_id)  # nothing to refuse
+        ConflictDetector()._resolve(cs, base, conflicts, their_id)
+    ConflictDetector()._resolve(cs, base, [], their_id)  # nothing to refuse
 
     with pytest.raises(RebaseFailedError):
-        BasicConflictSolver(on_chunk_conflict=VersionSelection.Fail).resolve(
+        BasicConflictSolver(on_chunk_conflict=VersionSelection.Fail)._resolve(
             cs, base, conflicts, their_id
         )
     assert cs.chunk_state(a, (0,)) == (True, InlinePayload(b"ours"))  # untouched on failure
 
-    BasicConflictSolver(on_chunk_conflict=VersionSelection.UseOurs).resolve(
+    BasicConflictSolver(on_chunk_conflict=VersionSelection.UseOurs)._resolve(
         cs, base, conflicts, their_id
     )
     assert cs.chunk_state(a, (0,)) == (True, InlinePayload(b"ours"))
-    BasicConflictSolver(on_chunk_conflict=VersionSelection.UseTheirs).resolve(
+    BasicConflictSolver(on_chunk_conflict=VersionSelection.UseTheirs)._resolve(
         cs, base, conflicts, their_id
     )
     assert cs.chunk_state(a, (0,)) == (False, None)  # ours dropped: theirs shows through
@@ -120,8 +120,8 @@ def test_basic_solver_can_refuse_deletes_of_updated_arrays() -> None:
     cs = ChangeSet()
     cs.deleted["/a"] = (base.by_path["/a"].id, True)
     conflicts = detect_conflicts(cs, base, tx, theirs)
-    BasicConflictSolver().resolve(cs, base, conflicts, their_id)  # default: the delete wins
+    BasicConflictSolver()._resolve(cs, base, conflicts, their_id)  # default: the delete wins
     with pytest.raises(RebaseFailedError):
-        BasicConflictSolver(fail_on_delete_of_updated_array=True).resolve(
+        BasicConflictSolver(fail_on_delete_of_updated_array=True)._resolve(
             cs, base, conflicts, their_id
         )

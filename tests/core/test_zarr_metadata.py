@@ -57,7 +57,8 @@ def test_mismatched_dimension_names_are_dropped() -> None:
         (b'{"zarr_format": 2, "node_type": "array"}', "only zarr format 3"),
         (b'{"zarr_format": 3, "node_type": "dataset"}', "unknown node_type"),
         (_array(shape=[-1, 4]), "`shape` must be a list of non-negative integers"),
-        (_array(chunk_grid={"name": "rectilinear"}), "only regular chunk grids"),
+        (_array(chunk_grid={"name": "rectilinear"}), "rectilinear chunk grids must be of kind"),
+        (_array(chunk_grid={"name": "irregular"}), "only regular and rectilinear chunk grids"),
         (
             _array(chunk_grid={"name": "regular", "configuration": {"chunk_shape": [0, 4]}}),
             "chunk lengths must be positive integers",

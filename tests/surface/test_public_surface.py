@@ -14,13 +14,11 @@ from typing import Any
 
 from tests.surface.dump_surface import REFERENCE, collect
 
-# Reasons. ``pending: api2`` entries are being implemented on the ``api2`` branch and go at
-# integration; ``gap:`` entries are real 2.3.0 API not matched yet (issue 13 follow-ups);
+# Reasons. ``gap:`` entries are real 2.3.0 API not matched yet (issue 13 follow-ups);
 # ``deliberate:`` entries stay, for the reason given.
-_API2 = "pending: api2"
 _STORAGE_PRIM = "deliberate: our Storage is a pluggable abstract Python class (user backends subclass it); these are its object primitives, which the real one keeps in Rust. Its real constructors (new_*), default_settings and list_objects(_metadata) match"
 _FACTORY_KW = "deliberate: we add keywords (retries, max_concurrent_requests; s3_storage check_bucket; azure_storage get_credentials/scatter_initial_credentials for refreshable Azure credentials, which the real factory only takes through Storage.new_azure_blob)"
-_GAP = "gap: not yet matched (issue 13 follow-up)"
+
 _CTOR = "deliberate: constructed by the library, not by users; the real one takes its Rust handle, ours the Python objects it wraps"
 _SESS_PRIM = "deliberate: the session's node/chunk primitives that IcechunkStore and the integrations call (the real one keeps them in Rust)"
 _ERRKIND = "deliberate: our own error code, for a failure the real library reports with a generic code or not at all (ErrorKind docstring)"
@@ -29,6 +27,7 @@ _ENUM_CTOR = "deliberate: a Python Enum (lookup by value, EnumType call form) wh
 _OBJCFG = "deliberate: ObjectStoreConfig variants are dataclasses with named fields where the real ones are PyO3 tuple variants (_0, _1)"
 _HELPER = "deliberate: internal helper on a public config class (serialisation, effective defaults); harmless extra"
 _UPDATES = "deliberate: one UpdateType class per kind, built from (kind, fields); the real per-kind constructors take the fields by name"
+_FSYNC = "deliberate: we add StorageSettings(unsafe_use_fsync=) (local storage durability: off turns every flush off, as the real one never flushes; issue 15) and its effective value"
 _MERGE_KW = "deliberate: we add keyword on_overlap (what to do when forks wrote the same chunk)"
 _DASK = "deliberate: the 1.x call form (session first) is still accepted"
 _XR = "deliberate: the 1.x call form (store=...) is still accepted; adds split_every and compute"
@@ -39,10 +38,24 @@ _RETRIES = "deliberate: ours state the effective defaults (the real ones say Non
 
 #: Known differences: dotted path -> reason. A path listed here must really differ.
 DIFFERENCES: dict[str, str] = {
-    "Attribution": _API2,
-    "Attribution.client": _API2,
-    "Attribution.principal": _API2,
-    "Attribution.workload": _API2,
+    "ForkSession.merge_async": _MERGE_KW,
+    "Session.merge_async": _MERGE_KW,
+    "UpdateType.FeatureFlagChanged": _UPDATES,
+    "UpdateType.FeatureFlagChanged.id": _UPDATES,
+    "UpdateType.FeatureFlagChanged.new_value": _UPDATES,
+    "UpdateType.RepoMigrated": _UPDATES,
+    "UpdateType.RepoMigrated.from_version": _UPDATES,
+    "UpdateType.RepoMigrated.to_version": _UPDATES,
+    "UpdateType.RepoStatusChanged": _UPDATES,
+    "UpdateType.RepoStatusChanged.status": _UPDATES,
+    "ForkSession.chunk_payloads": _SESS_PRIM,
+    "Session.chunk_payloads": _SESS_PRIM,
+    "RepoStatus.from_record": _HELPER,
+    "RepoStatus.to_record": _HELPER,
+    "RepositoryConfig.effective_use_fsync": _FSYNC,
+    "StorageSettings": _FSYNC,
+    "StorageSettings.effective_use_fsync": _FSYNC,
+    "StorageSettings.unsafe_use_fsync": _FSYNC,
     "ChunkOverlapWarning": _EXTRA_NAME,
     "ChunkStorageStats": _EXTRA_NAME,
     "CompressionAlgorithm": _ENUM_CTOR,
@@ -59,12 +72,6 @@ DIFFERENCES: dict[str, str] = {
     "ErrorKind.REPO_READ_ONLY": _ERRKIND,
     "ErrorKind.STORAGE": _ERRKIND,
     "ErrorKind.UNKNOWN_FORMAT_FIELDS": _ERRKIND,
-    "FeatureFlag": _API2,
-    "FeatureFlag.default_enabled": _API2,
-    "FeatureFlag.enabled": _API2,
-    "FeatureFlag.id": _API2,
-    "FeatureFlag.name": _API2,
-    "FeatureFlag.setting": _API2,
     "ForkSession": _CTOR,
     "ForkSession.chunk_exists": _SESS_PRIM,
     "ForkSession.chunk_size": _SESS_PRIM,
@@ -72,19 +79,13 @@ DIFFERENCES: dict[str, str] = {
     "ForkSession.delete_node": _SESS_PRIM,
     "ForkSession.get_chunk": _SESS_PRIM,
     "ForkSession.get_metadata": _SESS_PRIM,
-    "ForkSession.get_node_id_async": _API2,
     "ForkSession.list_chunks": _SESS_PRIM,
     "ForkSession.list_nodes": _SESS_PRIM,
     "ForkSession.merge": _MERGE_KW,
-    "ForkSession.merge_async": _API2,
-    "ForkSession.move": _API2,
-    "ForkSession.move_async": _API2,
     "ForkSession.node_metadata": _SESS_PRIM,
-    "ForkSession.reindex_array": _API2,
     "ForkSession.set_chunk": _SESS_PRIM,
     "ForkSession.set_metadata": _SESS_PRIM,
     "ForkSession.set_virtual_refs_columns": _SESS_PRIM,
-    "ForkSession.shift_array": _API2,
     "IcechunkStore": _CTOR,
     "ManifestSplitCondition.matches": _HELPER,
     "ManifestSplitCondition.to_json": _HELPER,
@@ -109,48 +110,12 @@ DIFFERENCES: dict[str, str] = {
     "ObjectStoreConfig.Tigris": _OBJCFG,
     "ObjectStoreConfig.Tigris.options": _OBJCFG,
     "ObjectStoreStorage": _EXTRA_NAME,
-    "RepoAvailability": _API2,
-    "RepoAvailability.online": _API2,
-    "RepoAvailability.read_only": _API2,
-    "RepoStatus": _API2,
-    "RepoStatus.availability": _API2,
-    "RepoStatus.limited_availability_reason": _API2,
-    "RepoStatus.set_at": _API2,
     "Repository": _CTOR,
-    "Repository.attribution": _API2,
-    "Repository.create": _API2,
-    "Repository.create_async": _API2,
-    "Repository.disabled_feature_flags": _API2,
-    "Repository.disabled_feature_flags_async": _API2,
-    "Repository.enabled_feature_flags": _API2,
-    "Repository.enabled_feature_flags_async": _API2,
-    "Repository.feature_flags": _API2,
-    "Repository.feature_flags_async": _API2,
-    "Repository.fetch_config": _API2,
-    "Repository.fetch_config_async": _API2,
     "Repository.garbage_collect": _GC_PROGRESS,
     "Repository.garbage_collect_async": _GC_PROGRESS,
-    "Repository.get_status": _API2,
-    "Repository.get_status_async": _API2,
-    "Repository.list_manifest_files_async": _API2,
-    "Repository.open": _API2,
-    "Repository.open_async": _API2,
-    "Repository.open_or_create": _API2,
-    "Repository.open_or_create_async": _API2,
-    "Repository.rearrange_session": _API2,
-    "Repository.rearrange_session_async": _API2,
-    "Repository.reopen_async": _API2,
-    "Repository.save_config": _API2,
-    "Repository.save_config_async": _API2,
-    "Repository.set_feature_flag": _API2,
-    "Repository.set_feature_flag_async": _API2,
-    "Repository.set_status": _API2,
-    "Repository.set_status_async": _API2,
-    "Repository.status": _API2,
     "RepositoryConfig.effective_compression_level": _HELPER,
     "RepositoryConfig.effective_inline_chunk_threshold_bytes": _HELPER,
     "RepositoryConfig.effective_num_updates_per_repo_info_file": _HELPER,
-    "RepositoryConfig.previous_file": _API2,
     "RepositoryConfig.splitting": _HELPER,
     "Session": _CTOR,
     "Session.chunk_exists": _SESS_PRIM,
@@ -159,19 +124,13 @@ DIFFERENCES: dict[str, str] = {
     "Session.delete_node": _SESS_PRIM,
     "Session.get_chunk": _SESS_PRIM,
     "Session.get_metadata": _SESS_PRIM,
-    "Session.get_node_id_async": _API2,
     "Session.list_chunks": _SESS_PRIM,
     "Session.list_nodes": _SESS_PRIM,
     "Session.merge": _MERGE_KW,
-    "Session.merge_async": _API2,
-    "Session.move": _API2,
-    "Session.move_async": _API2,
     "Session.node_metadata": _SESS_PRIM,
-    "Session.reindex_array": _API2,
     "Session.set_chunk": _SESS_PRIM,
     "Session.set_metadata": _SESS_PRIM,
     "Session.set_virtual_refs_columns": _SESS_PRIM,
-    "Session.shift_array": _API2,
     "SessionMode": _ENUM_CTOR,
     "Storage.delete": _STORAGE_PRIM,
     "Storage.exists": _STORAGE_PRIM,
@@ -198,9 +157,6 @@ DIFFERENCES: dict[str, str] = {
     "UpdateType.CommitAmended.previous_snap_id": _UPDATES,
     "UpdateType.ConfigChanged": _UPDATES,
     "UpdateType.ExpirationRan": _UPDATES,
-    "UpdateType.FeatureFlagChanged": _API2,
-    "UpdateType.FeatureFlagChanged.id": _API2,
-    "UpdateType.FeatureFlagChanged.new_value": _API2,
     "UpdateType.GCRan": _UPDATES,
     "UpdateType.MetadataChanged": _UPDATES,
     "UpdateType.NewCommit": _UPDATES,
@@ -209,11 +165,6 @@ DIFFERENCES: dict[str, str] = {
     "UpdateType.NewDetachedSnapshot": _UPDATES,
     "UpdateType.NewDetachedSnapshot.new_snap_id": _UPDATES,
     "UpdateType.RepoInitialized": _UPDATES,
-    "UpdateType.RepoMigrated": _API2,
-    "UpdateType.RepoMigrated.from_version": _API2,
-    "UpdateType.RepoMigrated.to_version": _API2,
-    "UpdateType.RepoStatusChanged": _API2,
-    "UpdateType.RepoStatusChanged.status": _API2,
     "UpdateType.TagCreated": _UPDATES,
     "UpdateType.TagCreated.name": _UPDATES,
     "UpdateType.TagDeleted": _UPDATES,
@@ -229,7 +180,6 @@ DIFFERENCES: dict[str, str] = {
     "from_url": _EXTRA_NAME,
     "gcs_storage": _FACTORY_KW,
     "s3_storage": _FACTORY_KW,
-    "upgrade_icechunk_repository": _API2,
     "xarray.to_icechunk": _XR,
 }
 
@@ -337,5 +287,5 @@ def test_public_surface_matches_the_real_icechunk() -> None:
 
 
 def test_every_listed_difference_has_a_reason() -> None:
-    prefixes = ("pending: api2", "gap: ", "deliberate: ")
+    prefixes = ("gap: ", "deliberate: ")
     assert all(reason.startswith(prefixes) for reason in DIFFERENCES.values())
