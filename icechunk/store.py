@@ -23,6 +23,7 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype
 
+from icechunk._store_chunk_refs import ChunkRefBatches, chunk_ref_batches
 from icechunk._sync import sync
 from icechunk.errors import ErrorKind, InvalidInputError, ReadOnlyError
 from icechunk.storage import resolve_byte_range
@@ -120,36 +121,6 @@ class StoreSession(Protocol):
 #: The session type a store wraps: ``IcechunkStore[Session]`` (what ``Session.store`` returns)
 #: types ``store.session`` as the real :class:`~icechunk.session.Session`.
 SessionT = TypeVar("SessionT", bound=StoreSession, default=StoreSession)
-
-
-class ChunkRefBatches(AsyncIterator[tuple[Any, ...]]):
-    """The async iterator :meth:`IcechunkStore.array_chunk_iterator` returns.
-
-    ``async for batch in it`` iterates; ``await it.aclose()`` ends it early. Once exhausted or
-    closed, ``__anext__`` raises ``StopAsyncIteration``.
-    """
-
-    def __init__(self, batches: AsyncIterator[tuple[Any, ...]]) -> None:
-        self._batches = batches
-        self._closed = False
-
-    def __aiter__(self) -> ChunkRefBatches:
-        return self
-
-    async def __anext__(self) -> tuple[Any, ...]:
-        if self._closed:
-            raise StopAsyncIteration("The iterator is exhausted")
-        try:
-            return await anext(self._batches)
-        except StopAsyncIteration:
-            self._closed = True
-            raise StopAsyncIteration("The iterator is exhausted") from None
-
-    async def aclose(self) -> None:
-        self._closed = True
-        close = getattr(self._batches, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def _invalid_key(key: str, why: str = "") -> InvalidInputError:
@@ -479,65 +450,7 @@ class IcechunkStore(Store, Generic[SessionT]):
         batch_size
             Most rows per batch (at least 1).
         """
-        size: object = batch_size  # checked at run time: callers may pass anything
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise InvalidInputError(
-                f"batch_size must be a positive integer, got {batch_size!r}",
-                ErrorKind.INVALID_ARGUMENT,
-            )
-        return ChunkRefBatches(self._chunk_ref_batches(array_path, batch_size))
-
-    async def _chunk_ref_batches(
-        self, array_path: str, batch_size: int
-    ) -> AsyncIterator[tuple[Any, ...]]:
-        import numpy as np
-
-        from icechunk.change_set import InlinePayload, NativePayload
-        from icechunk.format.ids import encode_id
-        from icechunk.virtual import absolute_locations
-
-        session = self._session
-        path = "/" + array_path.strip("/") if array_path.strip("/") else "/"
-        meta = session.node_metadata(path)
-        if meta is None or not meta.is_array:
-            return
-        ndim = meta.ndim
-        coords = await session.list_chunks(path)
-        for start in range(0, len(coords), batch_size):
-            part = coords[start : start + batch_size]
-            payloads = await session.chunk_payloads(path, part)
-            kinds: builtins.list[int] = []
-            paths: builtins.list[str] = []
-            offsets: builtins.list[int] = []
-            lengths: builtins.list[int] = []
-            inlined: dict[int, bytes] = {}
-            for row, payload in enumerate(payloads):
-                assert payload is not None  # list_chunks lists initialized chunks only
-                if isinstance(payload, InlinePayload):
-                    kinds.append(3)
-                    paths.append("")
-                    offsets.append(0)
-                    lengths.append(len(payload.data))
-                    inlined[row] = bytes(payload.data)
-                elif isinstance(payload, NativePayload):
-                    kinds.append(1)
-                    paths.append(encode_id(payload.chunk_id))
-                    offsets.append(payload.offset)
-                    lengths.append(payload.length)
-                else:
-                    kinds.append(2)
-                    (location,) = absolute_locations(session.config, [payload.location])
-                    paths.append(location)
-                    offsets.append(payload.offset)
-                    lengths.append(payload.length)
-            yield (
-                np.asarray(part, dtype=np.uint32).reshape(len(part), ndim),
-                np.asarray(kinds, dtype=np.uint8),
-                paths,
-                np.asarray(offsets, dtype=np.uint64),
-                np.asarray(lengths, dtype=np.uint64),
-                inlined,
-            )
+        return chunk_ref_batches(self._session, array_path, batch_size)
 
     async def getsize_prefix(self, prefix: str) -> int:
         """Total size in bytes of the metadata and chunks under ``prefix``.

@@ -49,9 +49,8 @@ import random
 import re
 import threading
 import time
-import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -59,7 +58,6 @@ import obstore
 from obstore import exceptions as obx
 
 from icechunk.errors import (
-    ErrorKind,
     InvalidInputError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -82,7 +80,8 @@ from icechunk.storage._obstore_errors import (
     _never_sent,
     _status_of,
 )
-from icechunk.storage._obstore_versions import _update_version, _version_token
+from icechunk.storage._obstore_versions import _version_token
+from icechunk.storage._obstore_writes import WRITE_ID_METADATA_KEY, ObjectStoreWrites
 from icechunk.storage._settings import (
     StorageConcurrencySettings,
     StorageRetriesSettings,
@@ -90,19 +89,15 @@ from icechunk.storage._settings import (
 )
 from icechunk.storage.base import (
     ByteRange,
-    IfMatch,
     ObjectInfo,
     OffsetRange,
-    PutMode,
     RangeRequest,
-    Storage,
     SuffixRange,
     VersionInfo,
-    WriteMode,
 )
 
 if TYPE_CHECKING:
-    from obstore import GetOptions, GetResult
+    from obstore import GetOptions
     from obstore.store import ObjectStore
 
 __all__ = ["WRITE_ID_METADATA_KEY", "ObjectStoreStorage"]
@@ -110,17 +105,7 @@ __all__ = ["WRITE_ID_METADATA_KEY", "ObjectStoreStorage"]
 _JITTER = random.Random()
 """Private RNG for retry jitter: a library must not draw from (or disturb) the global one."""
 
-WRITE_ID_METADATA_KEY = "icechunkwriteid"
-"""User-metadata key holding the per-attempt id of a conditional put.
-
-The same key, and the same kind of value (a random UUID), as real Icechunk 2.3 writes: observed
-as ``x-amz-meta-icechunkwriteid`` on objects it wrote through S3.
-"""
-
-_MULTIPART_CHUNK = 8 * 1024 * 1024
-_MULTIPART_CONCURRENCY = 8
 _LIST_CHUNK = 1000
-_CONDITIONAL_TRIES = 3
 _READ_TRIES = 2
 
 # -- process exit -----------------------------------------------------------------------------
@@ -149,7 +134,7 @@ def _settle_before_exit() -> None:
         time.sleep(wait)
 
 
-class ObjectStoreStorage(Storage):
+class ObjectStoreStorage(ObjectStoreWrites):
     """A repository under ``prefix`` in one bucket (or container) of an object store.
 
     Build it with :func:`s3_storage`, :func:`gcs_storage`, :func:`azure_storage` or
@@ -610,128 +595,6 @@ class ObjectStoreStorage(Storage):
                 path = meta["path"]
                 if path.startswith(prefix):
                     yield ObjectInfo(path, int(meta["size"]), _utc(meta["last_modified"]))
-
-    # -- Storage: writes ------------------------------------------------------------------------
-
-    def _refuse_writes(self) -> None:
-        if self._read_only:
-            raise StorageError(
-                f"{self.url} was opened read-only (an eventually consistent Tigris storage, "
-                "use_weak_consistency=True): it cannot write or delete objects",
-                ErrorKind.REPO_READ_ONLY,
-            )
-
-    async def put(self, key: str, data: bytes, mode: PutMode = WriteMode.OVERWRITE) -> VersionInfo:
-        # docstring inherited
-        validate_key(key)
-        self._refuse_writes()
-        match mode:
-            case WriteMode.OVERWRITE | WriteMode.CREATE | IfMatch():
-                pass
-            case _:
-                raise InvalidInputError(f"unknown put mode: {mode!r}")
-        payload = data if isinstance(cast(object, data), bytes) else bytes(data)
-        store = await self._ready_store()
-        if mode is WriteMode.OVERWRITE:
-            return await self._put_overwrite(store, key, payload)
-        return await self._put_conditional(store, key, payload, mode)
-
-    async def _put_overwrite(self, store: ObjectStore, key: str, data: bytes) -> VersionInfo:
-        async def op() -> VersionInfo:
-            result = await obstore.put_async(
-                store,
-                key,
-                data,
-                chunk_size=_MULTIPART_CHUNK,
-                max_concurrency=_MULTIPART_CONCURRENCY,
-            )
-            return self._put_version(result)
-
-        return await self._with_retries("write", key, op)
-
-    def _put_version(self, result: Mapping[str, Any]) -> VersionInfo:
-        version = result.get("version")
-        if self._kind != "gcs":
-            version = None
-        return _version_token(self._kind, {"e_tag": result.get("e_tag"), "version": version})
-
-    async def _put_conditional(
-        self, store: ObjectStore, key: str, data: bytes, mode: WriteMode | IfMatch
-    ) -> VersionInfo:
-        write_id = str(uuid.uuid4())
-        attributes = {WRITE_ID_METADATA_KEY: write_id}
-        omode: Any = (
-            "create" if mode is WriteMode.CREATE else _update_version(cast(IfMatch, mode).version)
-        )
-        for attempt in range(_CONDITIONAL_TRIES):
-            try:
-                async with self._slot():
-                    result = await obstore.put_async(
-                        store, key, data, mode=omode, attributes=attributes, use_multipart=False
-                    )
-                return self._put_version(result)
-            except _CONFLICT as exc:
-                # Maybe our own earlier attempt (or an HTTP-level retry of it) already landed.
-                landed = await self._written_by(store, key, write_id)
-                if landed is not None:
-                    return landed
-                self._raise(exc, "write", key)
-            except (obx.BaseError, OSError, ValueError, RuntimeError) as exc:
-                if not _is_transient(exc):
-                    self._raise(exc, "write", key)
-                if not _never_sent(exc):
-                    landed = await self._written_by(store, key, write_id)
-                    if landed is not None:
-                        return landed
-                if attempt + 1 == _CONDITIONAL_TRIES:
-                    self._raise(exc, "write", key)
-                await asyncio.sleep(self._backoff(attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _written_by(self, store: ObjectStore, key: str, write_id: str) -> VersionInfo | None:
-        """The object's version if it is the one a put with ``write_id`` wrote, else ``None``."""
-
-        async def op() -> GetResult:
-            return await obstore.get_async(store, key, options={"head": True})
-
-        try:
-            result = await self._with_retries("read back", key, op)
-        except ObjectNotFoundError:
-            return None
-        except StorageError as exc:
-            raise StorageError(
-                f"the outcome of a conditional put of {self.url}/{key} is unknown: the put failed "
-                f"and reading the object back failed too ({exc})"
-            ) from None
-        for name, value in result.attributes.items():
-            if name.lower() == WRITE_ID_METADATA_KEY and value == write_id:
-                return _version_token(self._kind, result.meta)
-        return None
-
-    async def delete(self, keys: Iterable[str]) -> None:
-        # docstring inherited
-        paths = list(dict.fromkeys(validate_key(k) for k in keys))
-        if not paths:
-            return
-        self._refuse_writes()
-        store = await self._ready_store()
-
-        async def bulk() -> None:
-            await obstore.delete_async(store, paths)
-
-        try:
-            await self._with_retries("delete", paths[0], bulk)
-        except ObjectNotFoundError:
-            # Some stores report missing keys in a batch; delete one by one, ignoring those.
-            for path in paths:
-
-                async def one(path: str = path) -> None:
-                    await obstore.delete_async(store, path)
-
-                try:
-                    await self._with_retries("delete", path, one)
-                except ObjectNotFoundError:
-                    pass
 
 
 def split_range(

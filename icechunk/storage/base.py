@@ -226,7 +226,7 @@ class Storage(ABC):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Tigris storage (see :func:`icechunk.storage.tigris_storage`)."""
-        from icechunk.storage._factories import new_tigris
+        from icechunk.storage._factories_s3 import new_tigris
 
         return new_tigris(
             config,
@@ -294,7 +294,7 @@ class Storage(ABC):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Cloudflare R2 storage (see :func:`icechunk.storage.r2_storage`)."""
-        from icechunk.storage._factories import new_r2
+        from icechunk.storage._factories_s3 import new_r2
 
         return new_r2(
             config,

@@ -221,7 +221,7 @@ def storage_for_location(location: str) -> Storage:
         from icechunk.storage._url import from_url
 
         if scheme in ("r2", "tigris"):
-            from icechunk.storage._factories import new_r2, new_tigris
+            from icechunk.storage._factories_s3 import new_r2, new_tigris
 
             options = _EnvOptions()
             bucket, prefix = parts.netloc, parts.path.strip("/")

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 # Pickles made before the split name ``icechunk.storage.obstore._rebuild`` and
 # ``icechunk.storage.obstore._CredentialBridge``: keep both names loadable from here.
-from icechunk.storage._credentials import (  # noqa: F401
+from icechunk.storage._credentials import (
     AzureRefreshableCredential,
     GcsBearerCredential,
     S3StaticCredentials,
-    _CredentialBridge,
 )
 from icechunk.storage._factories import azure_storage, gcs_storage, s3_storage
 from icechunk.storage._obstore import (  # noqa: F401
