@@ -23,6 +23,7 @@ backend (:mod:`~icechunk.storage.local`, :mod:`~icechunk.storage.memory`, and th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from icechunk.storage._common import resolve_byte_range
@@ -81,6 +82,7 @@ from icechunk.storage.base import (
     SuffixRange,
     VersionInfo,
     WriteMode,
+    register_constructors,
 )
 from icechunk.storage.http import HttpStorage, RedirectStorage
 from icechunk.storage.local import LocalFileSystemStorage
@@ -108,6 +110,32 @@ _LAZY = {
     "hf_storage": "icechunk.storage._factories",
     "s3_storage_from_options": "icechunk.storage._factories",
 }
+
+
+def _lazy_constructor(module: str, name: str) -> Callable[..., Storage]:
+    """A constructor that imports its object-store backend module on first call."""
+
+    def construct(*args: Any, **kwargs: Any) -> Storage:
+        import importlib
+
+        result: Storage = getattr(importlib.import_module(module), name)(*args, **kwargs)
+        return result
+
+    return construct
+
+
+register_constructors(
+    new_s3=_lazy_constructor("icechunk.storage._factories", "new_s3"),
+    new_tigris=_lazy_constructor("icechunk.storage._factories", "new_tigris"),
+    new_r2=_lazy_constructor("icechunk.storage._factories", "new_r2"),
+    new_gcs=_lazy_constructor("icechunk.storage._factories", "new_gcs"),
+    new_hf=_lazy_constructor("icechunk.storage._factories", "new_hf"),
+    new_azure_blob=_lazy_constructor("icechunk.storage._factories", "new_azure_blob"),
+    InMemoryStorage=InMemoryStorage,
+    LocalFileSystemStorage=LocalFileSystemStorage,
+    HttpStorage=HttpStorage,
+    RedirectStorage=RedirectStorage,
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -11,14 +11,38 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from icechunk.storage import _settings
+
 if TYPE_CHECKING:
     from icechunk.storage._settings import StorageSettings
+
+
+_CONSTRUCTORS: dict[str, Callable[..., Storage]] = {}
+
+
+def register_constructors(**constructors: Callable[..., Storage]) -> None:
+    """Make the backends' constructors reachable from ``Storage.new_*``.
+
+    Called once by the ``icechunk.storage`` package, which imports every backend: the backends
+    subclass :class:`Storage`, so this module sits below them and cannot import them.
+    """
+    _CONSTRUCTORS.update(constructors)
+
+
+def _constructor(name: str) -> Callable[..., Storage]:
+    try:
+        return _CONSTRUCTORS[name]
+    except KeyError:
+        raise RuntimeError(
+            f"storage constructor {name} is not registered: import icechunk.storage first"
+        ) from None
+
 
 __all__ = [
     "ByteRange",
@@ -156,8 +180,8 @@ class Storage(ABC):
         return True
 
     # -- the real Icechunk's Storage API: constructors, settings, listing ------------------------
-    # Constructors build this package's backends (imported here, on use, because the backend
-    # modules import this one).
+    # Constructors build this package's backends. The backend modules subclass Storage, so this
+    # module cannot import them: ``icechunk.storage`` registers them (``register_constructors``).
 
     @classmethod
     def new_s3(
@@ -174,7 +198,7 @@ class Storage(ABC):
     ) -> Storage:
         """S3 storage from an ``S3Options`` and an ``S3Credentials`` variant (``None``: from the
         environment). See :func:`icechunk.storage.s3_storage`."""
-        from icechunk.storage._factories import new_s3
+        new_s3 = _constructor("new_s3")
 
         return new_s3(
             config,
@@ -226,7 +250,7 @@ class Storage(ABC):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Tigris storage (see :func:`icechunk.storage.tigris_storage`)."""
-        from icechunk.storage._factories_s3 import new_tigris
+        new_tigris = _constructor("new_tigris")
 
         return new_tigris(
             config,
@@ -243,14 +267,14 @@ class Storage(ABC):
     @classmethod
     def new_in_memory(cls) -> Storage:
         """A new, empty in-memory storage (see :func:`icechunk.storage.in_memory_storage`)."""
-        from icechunk.storage.memory import InMemoryStorage
+        InMemoryStorage = _constructor("InMemoryStorage")
 
         return InMemoryStorage()
 
     @classmethod
     def new_local_filesystem(cls, path: str) -> Storage:
         """Storage in the directory ``path`` (see :func:`icechunk.storage.local_filesystem_storage`)."""
-        from icechunk.storage.local import LocalFileSystemStorage
+        LocalFileSystemStorage = _constructor("LocalFileSystemStorage")
 
         return LocalFileSystemStorage(path)
 
@@ -267,7 +291,7 @@ class Storage(ABC):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Google Cloud Storage from a ``GcsCredentials`` variant (see ``gcs_storage``)."""
-        from icechunk.storage._factories import new_gcs
+        new_gcs = _constructor("new_gcs")
 
         return new_gcs(
             bucket,
@@ -294,7 +318,7 @@ class Storage(ABC):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Cloudflare R2 storage (see :func:`icechunk.storage.r2_storage`)."""
-        from icechunk.storage._factories_s3 import new_r2
+        new_r2 = _constructor("new_r2")
 
         return new_r2(
             config,
@@ -323,7 +347,7 @@ class Storage(ABC):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Hugging Face bucket storage (see :func:`icechunk.storage.hf_storage`)."""
-        from icechunk.storage._factories import new_hf
+        new_hf = _constructor("new_hf")
 
         return new_hf(
             config,
@@ -348,7 +372,7 @@ class Storage(ABC):
         config: dict[str, str] | None = None,
     ) -> Storage:
         """Azure Blob Storage from an ``AzureCredentials`` variant (see ``azure_storage``)."""
-        from icechunk.storage._factories import new_azure_blob
+        new_azure_blob = _constructor("new_azure_blob")
 
         return new_azure_blob(account, container, prefix, credentials, config=config)
 
@@ -360,23 +384,21 @@ class Storage(ABC):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Read-only storage over HTTP(S) (see :class:`icechunk.storage.http.HttpStorage`)."""
-        from icechunk.storage.http import HttpStorage
+        HttpStorage = _constructor("HttpStorage")
 
         return HttpStorage(base_url, config, headers)
 
     @classmethod
     def new_redirect(cls, base_url: str) -> Storage:
         """The storage ``base_url`` redirects to (see :class:`icechunk.storage.http.RedirectStorage`)."""
-        from icechunk.storage.http import RedirectStorage
+        RedirectStorage = _constructor("RedirectStorage")
 
         return RedirectStorage(base_url)
 
     def default_settings(self) -> StorageSettings:
         """The :class:`~icechunk.storage.StorageSettings` this storage uses when none are given
         (fields left ``None`` mean "the backend's own default")."""
-        from icechunk.storage._settings import StorageSettings
-
-        return StorageSettings()
+        return _settings.StorageSettings()
 
     def list_objects(
         self, settings: StorageSettings | None = None, prefix: str | None = None
