@@ -146,12 +146,6 @@ class RepositoryConfig:
         return self.compression.level
 
     @property
-    def effective_use_fsync(self) -> bool:
-        """Whether local storage makes writes durable (see :class:`StorageSettings`)."""
-        settings = self.storage
-        return not isinstance(settings, StorageSettings) or settings.effective_use_fsync
-
-    @property
     def splitting(self) -> ManifestSplittingConfig | None:
         return None if self.manifest is None else self.manifest.splitting
 

@@ -59,15 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["LAZY_MANIFEST_LOOKUPS", "Repository"]
 
 
-def _with_storage_settings(storage: Storage, config: RepositoryConfig) -> Storage:
-    """``storage`` as ``config.storage`` asks (local storage: flushing or not)."""
-    from icechunk.storage.local import LocalFileSystemStorage
-
-    if isinstance(storage, LocalFileSystemStorage):
-        return storage.with_durability(config.effective_use_fsync)
-    return storage
-
-
 class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMaintenanceMethods):
     """An Icechunk repository in some :class:`~icechunk.storage.Storage`.
 
@@ -90,9 +81,7 @@ class Repository(RepositoryRefMethods, RepositoryAdminMethods, RepositoryMainten
             check_authorizations(authorized)
         config = config if config is not None else RepositoryConfig()
         storage = apply_settings(storage, config.storage)
-        self._objects = RepoObjects(
-            _with_storage_settings(storage, config), spec_version, config, authorized
-        )
+        self._objects = RepoObjects(storage, spec_version, config, authorized)
         """The engine's object service for this repository (everything below the facade)."""
         self._default_metadata: dict[str, Any] = {}
 

@@ -62,7 +62,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from icechunk.errors import (
     ErrorKind,
@@ -73,6 +73,10 @@ from icechunk.errors import (
 )
 from icechunk.storage._common import check_byte_range, resolve_byte_range, validate_key
 from icechunk.storage._writeback import PendingWrites, _load_syncfs, fsync_dir, writeback_for
+
+if TYPE_CHECKING:
+    from icechunk.storage._settings import StorageSettings
+
 from icechunk.storage.base import (
     ByteRange,
     IfMatch,
@@ -253,6 +257,11 @@ class LocalFileSystemStorage(Storage):
         if bool(durable) == self._durable:
             return self
         return type(self)(self._root, durable=durable)
+
+    def configured(self, settings: StorageSettings) -> LocalFileSystemStorage:
+        """This storage as ``settings`` ask (:func:`icechunk.storage.apply_settings`): flushing
+        unless ``unsafe_use_fsync`` is ``False``; the other settings have no use here."""
+        return self.with_durability(settings.effective_use_fsync)
 
     def __reduce__(self) -> tuple[Any, ...]:
         pending = self._writeback.transfer() if self._durable else PendingWrites()

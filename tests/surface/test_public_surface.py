@@ -52,7 +52,6 @@ DIFFERENCES: dict[str, str] = {
     "Session.chunk_payloads": _SESS_PRIM,
     "RepoStatus.from_record": _HELPER,
     "RepoStatus.to_record": _HELPER,
-    "RepositoryConfig.effective_use_fsync": _FSYNC,
     "StorageSettings": _FSYNC,
     "StorageSettings.effective_use_fsync": _FSYNC,
     "StorageSettings.unsafe_use_fsync": _FSYNC,
