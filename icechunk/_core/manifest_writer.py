@@ -299,7 +299,7 @@ class ManifestWriter:
         if job.rewrite:
             old = await self._load(job.node_id, kept)
             kept = []
-        else:
+        elif kept:
             # consume every manifest meeting a dirty split; its refs make their splits dirty
             dirty = _DirtySplits(ndim, sizes)
             dirty.add(split_keys(coords, sizes))

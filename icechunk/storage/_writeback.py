@@ -29,6 +29,13 @@ default is ``syncfs`` where the system has it, else ``fdatasync``):
 ``commit``
     No background work: the barrier calls ``syncfs(2)`` (the design before this module; kept to
     measure against).
+
+Objects a commit itself writes (manifests, transaction logs, snapshots, the ``repo`` backup)
+are needed durable within milliseconds, by the ref write that follows them: those are written
+with ``eager=True`` and flushed at once on the flush threads (the object and its directory in
+parallel), while the committing thread encodes the next one, instead of joining the next batch.
+A barrier then waits for whatever of that is still in flight, and flushes everything else it
+finds in one round (objects and directories together).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import sys
 import threading
@@ -102,6 +110,8 @@ class _Batch:
     dirs: set[str]
     done: bool = False
     error: OSError | None = None
+    left: int = 0
+    """Flush tasks of an eager batch still running."""
 
 
 def fsync_dir(path: str, *, required: bool = True) -> None:
@@ -181,9 +191,19 @@ class WriteBack:
 
     # -- recording ---------------------------------------------------------------------------
 
-    def written(self, path: str, nbytes: int = 0, new_dirs: Iterable[str] = ()) -> None:
+    def written(
+        self, path: str, nbytes: int = 0, new_dirs: Iterable[str] = (), *, eager: bool = False
+    ) -> None:
         """Record that ``path`` (``nbytes`` long) was moved into place (and ``new_dirs`` got
-        new entries)."""
+        new entries).
+
+        With ``eager`` the object (and its directory, and ``new_dirs``) are flushed at once on
+        the flush threads rather than with the next batch: for objects a barrier will soon
+        wait for (a commit's manifests, log and snapshot).
+        """
+        if eager and MODE != "commit":
+            self._flush_now(path, new_dirs)
+            return
         with self._cond:
             first = not self._pending
             if first:
@@ -199,7 +219,12 @@ class WriteBack:
                     self._cond.notify_all()
 
     def adopt(self, pending: PendingWrites) -> None:
-        """Take over objects another process wrote and did not see durable."""
+        """Take over objects another process wrote and did not see durable.
+
+        They join the next background batch: the worker that wrote them has its own batch
+        in flight (flushing them here too, at once and one by one, measured no faster: it
+        only adds threads competing with the commit for the interpreter).
+        """
         if not pending.paths and not pending.dirs:
             return
         with self._cond:
@@ -239,6 +264,34 @@ class WriteBack:
             target=self._run, name="icechunk-local-writeback", daemon=True
         )
         self._thread.start()
+
+    def _flush_now(self, path: str, new_dirs: Iterable[str]) -> None:
+        """Start flushing ``path`` and its directories now, each on a flush thread."""
+        batch = _Batch([path], {os.path.dirname(path), *new_dirs})
+        tasks: list[Callable[[], None]] = [functools.partial(_fdatasync_path, path)]
+        tasks += [functools.partial(self._fsync_dir, d) for d in batch.dirs]
+        batch.left = len(tasks)
+        with self._cond:
+            self._inflight.append(batch)
+        pool = _pool()
+        for task in tasks:
+            pool.submit(self._run_eager, batch, task)
+
+    def _run_eager(self, batch: _Batch, task: Callable[[], None]) -> None:
+        error: OSError | None = None
+        try:
+            task()
+        except OSError as exc:
+            error = exc
+        with self._cond:
+            if error is not None and batch.error is None:
+                batch.error = error
+            batch.left -= 1
+            if batch.left == 0:
+                failed = batch.error
+                self._finish(batch, failed)
+                if failed is not None and self._failed is None:
+                    self._failed = failed
 
     def _take(self) -> _Batch:
         """Move everything queued into a new in-flight batch (caller holds the lock)."""
@@ -305,14 +358,24 @@ class WriteBack:
             os.close(fd)
 
     def _sync_each(self, batch: _Batch, *, parallel: bool) -> None:
-        """``fdatasync`` the batch's objects, then ``fsync`` its directories."""
+        """``fdatasync`` the batch's objects and ``fsync`` its directories.
+
+        ``parallel``: all of them at once on the flush threads (one round of device flushes;
+        the order among them does not matter, only that all are done before a ref moves).
+        """
         dirs = sorted(batch.dirs, key=len, reverse=True)
         if parallel and len(batch.paths) + len(dirs) > 1:
             pool = _pool()
-            for fut in [pool.submit(_fdatasync_path, p) for p in batch.paths]:
-                fut.result()
-            for fut in [pool.submit(self._fsync_dir, d) for d in dirs]:
-                fut.result()
+            futures = [pool.submit(_fdatasync_path, p) for p in batch.paths]
+            futures += [pool.submit(self._fsync_dir, d) for d in dirs]
+            errors: list[OSError] = []
+            for fut in futures:
+                try:
+                    fut.result()
+                except OSError as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
             return
         for path in batch.paths:
             _fdatasync_path(path)

@@ -89,6 +89,7 @@ from icechunk.storage.base import (
 )
 
 __all__ = [
+    "EAGER_PREFIXES",
     "IMMUTABLE_PREFIXES",
     "INLINE_WRITE_MAX",
     "LOCK_DIR",
@@ -109,6 +110,9 @@ INLINE_WRITE_MAX: Final = 64 * 1024
 """Immutable objects up to this size are written on the calling thread, not a worker thread."""
 IMMUTABLE_PREFIXES: Final = ("chunks/", "manifests/", "snapshots/", "transactions/", "overwritten/")
 """Key prefixes of objects written once under fresh random names and referenced only later."""
+EAGER_PREFIXES: Final = ("manifests/", "snapshots/", "transactions/", "overwritten/")
+"""Immutable objects a ref write follows within milliseconds (a commit's, or the ``repo``
+backup): flushed as soon as they are written, not with the next write-back batch."""
 
 type _Batch = list[ObjectInfo]
 type _Paths = list[str]
@@ -227,7 +231,9 @@ class LocalFileSystemStorage(Storage):
 
     Notes
     -----
-    All file I/O runs in worker threads (:func:`asyncio.to_thread`), never on the event loop.
+    File I/O runs in worker threads (:func:`asyncio.to_thread`), except the writes of small
+    immutable objects (up to :data:`INLINE_WRITE_MAX` bytes: a few system calls that cost less
+    than a thread hop, none of which waits for the device), which run on the calling thread.
     Pickling records the root path, the durability choice and the objects this process wrote
     and has not yet seen durable (see :mod:`icechunk.storage._writeback`); a copy in another
     process reaches the same files, shares their compare-and-swap guarantees, and makes those
@@ -325,7 +331,11 @@ class LocalFileSystemStorage(Storage):
                 pass
             case _:
                 raise InvalidInputError(f"unknown put mode: {mode!r}")
-        if len(data) <= INLINE_WRITE_MAX and mode is WriteMode.OVERWRITE and is_immutable_key(key):
+        if (
+            len(data) <= INLINE_WRITE_MAX
+            and (mode is WriteMode.OVERWRITE or mode is WriteMode.CREATE)
+            and is_immutable_key(key)
+        ):
             # no fsync, no lock: a handful of fast system calls, cheaper than a thread hop
             return self._write(key, data, mode)
         return await asyncio.to_thread(self._write, key, data, mode)
@@ -494,7 +504,10 @@ class LocalFileSystemStorage(Storage):
         version = VersionInfo(_version_of(key, data))
         immutable = is_immutable_key(key) and not isinstance(mode, IfMatch)
         flush = self._durable and not immutable
-        if flush:
+        if flush and not self._writeback.outstanding:
+            # nothing this object may point to is still to be made durable: no barrier wait
+            tmp_path = self._write_temp(data, durable=True)
+        elif flush:
             # Whatever this object may point to must be durable before it is: the barrier,
             # while another thread writes and flushes the temporary file (two device flushes
             # at once instead of one after the other).
@@ -552,7 +565,7 @@ class LocalFileSystemStorage(Storage):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_path)
         if immutable and self._durable:
-            self._writeback.written(path, len(data), new_dirs)
+            self._writeback.written(path, len(data), new_dirs, eager=key.startswith(EAGER_PREFIXES))
         return version
 
     def barrier(self) -> None:

@@ -189,6 +189,62 @@ async def test_a_failed_background_write_back_fails_the_next_barrier(
     assert storage._writeback.outstanding == 0
 
 
+async def test_a_commits_own_objects_are_flushed_at_once_chunks_wait_for_their_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: str
+) -> None:
+    monkeypatch.setattr(_writeback, "MODE", "fdatasync")
+    monkeypatch.setattr(_writeback, "BATCH_DELAY", 3600.0)  # no background batch in this test
+    storage = LocalFileSystemStorage(tmp_path / "repo")
+    await storage.put("chunks/C", b"chunk")
+    for key in ("manifests/M", "transactions/T", "snapshots/S", "overwritten/O"):
+        await storage.put(key, b"commit object " + key.encode(), WriteMode.CREATE)
+    wb = storage._writeback
+    deadline = time.monotonic() + 60
+    while wb.outstanding > 1 and time.monotonic() < deadline:
+        with wb._cond:
+            wb._cond.wait(0.05)
+    # the four commit objects (and their directories) are durable without any barrier; the
+    # chunk waits for its batch (here: for the barrier, the batch never comes)
+    assert wb.outstanding == 1
+    model = PowerLossModel(_durability_log.read(recorded))
+    for needed in ("manifests/M", "transactions/T", "snapshots/S", "overwritten/O"):
+        assert needed in model.flushes, needed
+        assert needed.split("/")[0] in model.flushes, needed
+    assert "chunks/C" not in model.flushes
+    await storage.put("repo", b"names C, M, T, S and O", WriteMode.CREATE)
+    model = PowerLossModel(_durability_log.read(recorded))
+    _check_every_ref_move(model, {"repo"})
+    assert wb.outstanding == 0
+
+
+async def test_a_failed_eager_flush_fails_the_next_barrier_and_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_writeback, "MODE", "fdatasync")
+    storage = LocalFileSystemStorage(tmp_path / "repo")
+    await storage.put("repo", b"old", WriteMode.CREATE)
+    real_fdatasync_path = _writeback._fdatasync_path
+    failed = threading.Event()
+
+    def failing(path: str) -> None:
+        if path.endswith(os.path.join("snapshots", "S")):
+            failed.set()
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fdatasync_path(path)
+
+    monkeypatch.setattr(_writeback, "_fdatasync_path", failing)
+    await storage.put("snapshots/S", b"snapshot", WriteMode.CREATE)
+    assert failed.wait(60), "the eager flush never ran"
+    with pytest.raises(StorageError, match="Input/output error"):
+        await storage.put("repo", b"new")
+    assert await storage.get("repo") == b"old"
+    # the snapshot was queued again: once the disk works the next ref write flushes it
+    monkeypatch.setattr(_writeback, "_fdatasync_path", real_fdatasync_path)
+    await storage.put("repo", b"new")
+    assert await storage.get("repo") == b"new"
+    assert storage._writeback.outstanding == 0
+
+
 # -- chunks written by other processes -------------------------------------------------------
 
 

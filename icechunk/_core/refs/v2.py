@@ -41,7 +41,7 @@ from icechunk.format.model import (
     SnapshotInfoRecord,
     UpdateRecord,
 )
-from icechunk.storage.base import IfMatch, Storage, WriteMode
+from icechunk.storage.base import IfMatch, Storage, VersionInfo, WriteMode
 
 __all__ = ["RefStoreV2"]
 
@@ -63,6 +63,10 @@ class RefStoreV2(RefStore):
         self.max_attempts = max_attempts
         self._last: tuple[bytes, RepoInfo] | None = None
         """The last ``repo`` bytes seen (read or written) and their decoded form."""
+        self._known: tuple[bytes, VersionInfo] | None = None
+        """The ``repo`` bytes and version this process last read for an update or wrote: the
+        first attempt of the next :meth:`update` starts from them instead of reading the
+        object again (compare-and-swap catches a stale copy; see :meth:`update`)."""
 
     def _decode(self, data: bytes) -> RepoInfo:
         """Decode ``repo`` bytes, reusing the last decoding when the bytes are unchanged.
@@ -177,27 +181,43 @@ class RefStoreV2(RefStore):
         Icechunk does for the operation.
         """
         for attempt in range(self.max_attempts):
+            # Start from the copy this process last saw when it can: with compare-and-swap a
+            # stale copy only costs a failed put. Anything refused on the copy (a conflict, a
+            # missing ref, read-only) is checked again on the object itself before it is raised.
+            cached = (
+                self._known if attempt == 0 and self.storage.supports_conditional_update else None
+            )
+            if cached is not None:
+                data, version = cached
+            else:
+                try:
+                    data, version = await self.storage.get_with_version(layout.REPO_INFO)
+                except ObjectNotFoundError:
+                    from icechunk.errors import RepositoryNotFoundError
+
+                    raise RepositoryNotFoundError(
+                        "the repository doesn't exist", ErrorKind.REPOSITORY_NOT_FOUND
+                    ) from None
+                self._known = (data, version)
             try:
-                data, version = await self.storage.get_with_version(layout.REPO_INFO)
-            except ObjectNotFoundError:
-                from icechunk.errors import RepositoryNotFoundError
+                current = self._decode(data)
+                if current.has_unknown_fields:
+                    raise FormatError(
+                        "the `repo` object has fields this version of icechunk-prefect does "
+                        "not know; refusing to rewrite it (upgrade icechunk-prefect)",
+                        ErrorKind.UNKNOWN_FORMAT_FIELDS,
+                    )
+                if current.status.availability != 0 and not allow_when_not_online:
+                    from icechunk.repo_status import read_only_error
 
-                raise RepositoryNotFoundError(
-                    "the repository doesn't exist", ErrorKind.REPOSITORY_NOT_FOUND
-                ) from None
-            current = self._decode(data)
-            if current.has_unknown_fields:
-                raise FormatError(
-                    "the `repo` object has fields this version of icechunk-prefect does not "
-                    "know; refusing to rewrite it (upgrade icechunk-prefect)",
-                    ErrorKind.UNKNOWN_FORMAT_FIELDS,
-                )
-            if current.status.availability != 0 and not allow_when_not_online:
-                from icechunk.repo_status import read_only_error
-
-                raise read_only_error(current.status, read_only_action, read_only_prefix)
-            new = _copy_repo_info(current)
-            entry = apply(new)
+                    raise read_only_error(current.status, read_only_action, read_only_prefix)
+                new = _copy_repo_info(current)
+                entry = apply(new)
+            except Exception:
+                if cached is None:
+                    raise
+                self._known = None
+                continue
             newest = current.latest_updates[0].updated_at if current.latest_updates else 0
             stamp = max(now_us(), newest + 1)
             # `backup_path` names the copy relative to `overwritten/`, as the real Icechunk does
@@ -219,14 +239,18 @@ class RefStoreV2(RefStore):
             finally:
                 await backup_written
             try:
-                await self.storage.put(layout.REPO_INFO, encoded, IfMatch(version))
+                written = await self.storage.put(layout.REPO_INFO, encoded, IfMatch(version))
             except PreconditionFailedError:
+                self._known = None
+                if cached is not None:
+                    continue  # the copy was stale: read the object and try again at once
                 self.cas_failures += 1
                 # jittered exponential backoff: 5 immediate tries, then growing waits
                 if attempt >= 5:
                     await asyncio.sleep(_JITTER.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 5))))
                 continue
             self._last = (encoded, new)
+            self._known = (encoded, written)
             return new
         raise PreconditionFailedError(
             f"could not update the `repo` object after {self.max_attempts} attempts: "
