@@ -249,6 +249,11 @@ class WriteBack:
             for batch in self._inflight:
                 paths += batch.paths
                 dirs |= batch.dirs
+            if self._pending and self._thread is not None:
+                # another process will soon wait for these (a fork on its way to the
+                # committer): start their batch now instead of at the end of its delay
+                self._queued_since = 0.0
+                self._cond.notify_all()
         return PendingWrites(tuple(paths), tuple(sorted(dirs)))
 
     @property

@@ -84,7 +84,8 @@ class RefStoreV2(RefStore):
 
     async def read(self) -> RepoInfo:
         try:
-            data = await self.storage.get(layout.REPO_INFO)
+            data, version = await self.storage.get_with_version(layout.REPO_INFO)
+            self._known = (data, version)
         except ObjectNotFoundError:
             from icechunk.errors import RepositoryNotFoundError
 
