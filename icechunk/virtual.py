@@ -26,7 +26,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
 from icechunk._object_stores import (
@@ -204,14 +204,22 @@ class VirtualChunkContainer:
         self.name = state["name"]
 
 
+_FIELDS: Final = 5
+"""How many fields a :class:`VirtualChunkSpec` keeps before its chunk coordinates."""
+
+
 class VirtualChunkSpec:
     """One virtual reference for ``IcechunkStore.set_virtual_refs``.
 
     Construction only stores its arguments (``index`` as a tuple); every check happens in
-    ``set_virtual_refs``, for the whole batch at once. Storing the index as a tuple of
-    integers, not the caller's list, is what keeps a million specs cheap: the list is freed at
-    once and the tuple is untracked by the cyclic garbage collector, which would otherwise
-    traverse a second container per spec on every full collection while the batch is built.
+    ``set_virtual_refs``, for the whole batch at once. The fields are read-only, as in the
+    real Icechunk.
+
+    A spec keeps its fields in one flat tuple, the chunk coordinates last. The cyclic garbage
+    collector untracks a tuple of integers, strings and ``None`` at its first collection, so
+    while a caller builds a million specs every full collection traverses one reference per
+    spec instead of six or seven (the real Icechunk's specs are Rust objects, not tracked at
+    all), and ``set_virtual_refs`` gathers every field of every spec at C speed.
 
     Attributes
     ----------
@@ -233,21 +241,10 @@ class VirtualChunkSpec:
         ``index`` is not an iterable of chunk coordinates.
     """
 
-    __slots__ = (
-        "_index",
-        "etag_checksum",
-        "last_updated_at_checksum",
-        "length",
-        "location",
-        "offset",
-    )
+    __slots__ = ("_f",)
 
-    _index: tuple[int, ...]
-    location: str
-    offset: int
-    length: int
-    etag_checksum: str | None
-    last_updated_at_checksum: datetime | None
+    _f: tuple[Any, ...]
+    """``(location, offset, length, etag_checksum, last_updated_at_checksum, *index)``."""
 
     def __init__(
         self,
@@ -259,50 +256,59 @@ class VirtualChunkSpec:
         last_updated_at_checksum: datetime | None = None,
     ) -> None:
         try:
-            self._index = tuple(index)
+            self._f = (location, offset, length, etag_checksum, last_updated_at_checksum, *index)
         except TypeError:
             raise TypeError(
                 "VirtualChunkSpec index must be a list of chunk coordinates, "
                 f"not {type(index).__name__}"
             ) from None
-        self.location = location
-        self.offset = offset
-        self.length = length
-        self.etag_checksum = etag_checksum
-        self.last_updated_at_checksum = last_updated_at_checksum
 
     @property
     def index(self) -> list[int]:
         """The chunk coordinates (a new list)."""
-        return list(self._index)
+        return list(self._f[_FIELDS:])
 
-    @index.setter
-    def index(self, value: Iterable[int]) -> None:
-        self._index = tuple(value)
+    @property
+    def location(self) -> str:
+        """Absolute URL of the object holding the chunk."""
+        return cast("str", self._f[0])
 
-    def _fields(self) -> tuple[object, ...]:
-        return (
-            self._index,
-            self.location,
-            self.offset,
-            self.length,
-            self.etag_checksum,
-            self.last_updated_at_checksum,
-        )
+    @property
+    def offset(self) -> int:
+        """Where the chunk starts in that object."""
+        return cast("int", self._f[1])
+
+    @property
+    def length(self) -> int:
+        """The chunk's length in bytes."""
+        return cast("int", self._f[2])
+
+    @property
+    def etag_checksum(self) -> str | None:
+        """The object's ETag, or ``None``."""
+        return cast("str | None", self._f[3])
+
+    @property
+    def last_updated_at_checksum(self) -> datetime | None:
+        """The time after which a change of the object fails reads, or ``None``."""
+        return cast("datetime | None", self._f[4])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VirtualChunkSpec):
             return NotImplemented
-        return self._fields() == other._fields()
+        return self._f == other._f
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (VirtualChunkSpec, (self.index, *self._f[:_FIELDS]))
 
     def __repr__(self) -> str:
+        location, offset, length, etag, updated = self._f[:_FIELDS]
         return (
-            f"VirtualChunkSpec(index={list(self._index)!r}, location={self.location!r}, "
-            f"offset={self.offset!r}, length={self.length!r}, "
-            f"etag_checksum={self.etag_checksum!r}, "
-            f"last_updated_at_checksum={self.last_updated_at_checksum!r})"
+            f"VirtualChunkSpec(index={self.index!r}, location={location!r}, "
+            f"offset={offset!r}, length={length!r}, etag_checksum={etag!r}, "
+            f"last_updated_at_checksum={updated!r})"
         )
 
 

@@ -749,3 +749,37 @@ def test_virtual_chunk_spec_value_semantics() -> None:
     assert "index=[1, 2]" in repr(spec)
     with pytest.raises(TypeError, match="index must be a list of chunk coordinates, not int"):
         ic.VirtualChunkSpec(5, "s3://b/k", 0, 8)  # type: ignore[arg-type]
+
+
+def test_virtual_chunk_spec_fields_are_read_only_and_untracked_by_the_collector() -> None:
+    """As in the real Icechunk the fields cannot be set; and a spec holds its fields in one
+    flat tuple the cyclic garbage collector untracks, so a million specs cost a full
+    collection one reference each (see ``VirtualChunkSpec``)."""
+    import gc
+
+    spec = ic.VirtualChunkSpec([4, 5], "s3://b/k", 0, 8, etag_checksum="abc")
+    for name in ("index", "location", "offset", "length", "etag_checksum"):
+        with pytest.raises(AttributeError):
+            setattr(spec, name, getattr(spec, name))
+    with pytest.raises(AttributeError):
+        spec.other = 1  # type: ignore[attr-defined]
+    gc.collect()
+    fields = spec._f
+    assert not gc.is_tracked(fields)
+    assert [r for r in gc.get_referents(spec) if not isinstance(r, type)] == [fields]
+    assert (spec.index, spec.etag_checksum) == ([4, 5], "abc")
+
+
+def test_set_virtual_refs_refuses_specs_of_different_dimensions() -> None:
+    repo = ic.Repository.create(ic.in_memory_storage())
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(4, 4), chunks=(1, 1), dtype="f8")
+    session.commit("array")
+    session = repo.writable_session("main")
+    specs = [
+        ic.VirtualChunkSpec([0, 0], "s3://b/k", 0, 8),
+        ic.VirtualChunkSpec([1], "s3://b/k", 8, 8),
+    ]
+    with pytest.raises(ic.IcechunkError, match="same number of dimensions"):
+        session.store.set_virtual_refs("a", specs, validate_containers=False)
+    assert not session.has_uncommitted_changes
