@@ -203,6 +203,7 @@ class WriteBack:
         """
         if eager and MODE != "commit":
             self._flush_now(path, new_dirs)
+            self._hurry()
             return
         with self._cond:
             first = not self._pending
@@ -249,12 +250,23 @@ class WriteBack:
             for batch in self._inflight:
                 paths += batch.paths
                 dirs |= batch.dirs
+        # another process will soon wait for these (a fork on its way to the committer)
+        self._hurry()
+        return PendingWrites(tuple(paths), tuple(sorted(dirs)))
+
+    def _hurry(self) -> None:
+        """Start the pending batch now rather than at the end of its delay: a barrier is near
+        (a commit has begun writing its own objects, or a fork is on its way to one).
+
+        Only where the batch is one ``syncfs(2)``: a batch of ``fdatasync`` calls runs one by
+        one on the background thread, and a barrier does better flushing them in parallel.
+        """
+        if MODE != "syncfs" or self._syncfs() is None:
+            return
+        with self._cond:
             if self._pending and self._thread is not None:
-                # another process will soon wait for these (a fork on its way to the
-                # committer): start their batch now instead of at the end of its delay
                 self._queued_since = 0.0
                 self._cond.notify_all()
-        return PendingWrites(tuple(paths), tuple(sorted(dirs)))
 
     @property
     def outstanding(self) -> int:

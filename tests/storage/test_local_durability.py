@@ -217,6 +217,33 @@ async def test_a_commits_own_objects_are_flushed_at_once_chunks_wait_for_their_b
     assert wb.outstanding == 0
 
 
+@pytest.mark.parametrize("signal", ["commit object", "pickled"])
+async def test_a_near_barrier_starts_the_pending_chunk_batch_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: str, signal: str
+) -> None:
+    """In syncfs mode, a commit writing its first object, or the storage being pickled (a fork
+    on its way to a committer), starts the chunks' batch instead of waiting out its delay."""
+    assert local_module._syncfs is not None, "Linux has syncfs(2)"
+    monkeypatch.setattr(_writeback, "MODE", "syncfs")
+    monkeypatch.setattr(_writeback, "BATCH_DELAY", 3600.0)
+    storage = LocalFileSystemStorage(tmp_path / "repo")
+    for name in ("chunks/A", "chunks/B"):
+        await storage.put(name, b"chunk " + name.encode())
+    wb = storage._writeback
+    assert wb.outstanding == 2  # waiting for a batch that, here, would never come by itself
+    if signal == "commit object":
+        await storage.put("transactions/T", b"log", WriteMode.OVERWRITE)
+    else:
+        pickle.dumps(storage)
+    deadline = time.monotonic() + 60
+    while wb.outstanding and time.monotonic() < deadline:
+        with wb._cond:
+            wb._cond.wait(0.05)
+    assert wb.outstanding == 0
+    model = PowerLossModel(_durability_log.read(recorded))
+    assert model.syncfs, "the chunks' batch ran"
+
+
 async def test_a_failed_eager_flush_fails_the_next_barrier_and_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
