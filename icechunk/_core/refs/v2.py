@@ -181,13 +181,13 @@ class RefStoreV2(RefStore):
         itself); ``read_only_action`` and ``read_only_prefix`` word that error as the real
         Icechunk does for the operation.
         """
-        for attempt in range(self.max_attempts):
-            # Start from the copy this process last saw when it can: with compare-and-swap a
-            # stale copy only costs a failed put. Anything refused on the copy (a conflict, a
-            # missing ref, read-only) is checked again on the object itself before it is raised.
-            cached = (
-                self._known if attempt == 0 and self.storage.supports_conditional_update else None
-            )
+        # Start from the copy this process last saw when it can (attempt -1, not counted):
+        # with compare-and-swap a stale copy only costs a failed put. Anything refused on the
+        # copy (a conflict, a missing ref, read-only) is checked again on the object itself
+        # before it is raised.
+        use_copy = self._known is not None and self.storage.supports_conditional_update
+        for attempt in range(-1 if use_copy else 0, self.max_attempts):
+            cached = self._known if attempt < 0 else None
             if cached is not None:
                 data, version = cached
             else:

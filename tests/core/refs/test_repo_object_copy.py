@@ -86,3 +86,13 @@ def test_a_stale_copy_still_reports_a_real_conflict(tmp_path: Path) -> None:
     with pytest.raises(ConflictError):
         session.commit("loses")
     assert second.lookup_branch("main") == winner
+
+
+def test_trying_the_copy_does_not_use_up_an_attempt(tmp_path: Path) -> None:
+    first, second = _open_two(tmp_path / "repo")
+    base = second.lookup_branch("main")  # second keeps a copy
+    first.create_tag("t1", base)  # ... now stale
+    second._objects.refs.max_attempts = 1  # type: ignore[attr-defined]
+    second.create_branch("dev", base)  # the stale copy fails its put; the one real attempt wins
+    assert first.list_branches() == {"main", "dev"}
+    assert first.list_tags() == {"t1"}
