@@ -393,27 +393,28 @@ def _close_client() -> None:
         _CLIENT.clear()
 
 
-def _cluster_cpu(client: Any) -> dict[str, float]:
-    """Per worker: its CPU seconds (user + system) so far; ``"user:" + worker``: user only."""
-    usage = client.run(_worker_usage)
-    return {**{w: u[0] for w, u in usage.items()}, **{f"user:{w}": u[2] for w, u in usage.items()}}
+def _cluster_cpu(client: Any) -> dict[str, tuple[float, float]]:
+    """Per worker: its CPU seconds so far, (user + system, user)."""
+    return {w: (u[0], u[2]) for w, u in client.run(_worker_usage).items()}
 
 
-def _user_delta(before: dict[str, float], after: dict[str, float]) -> float:
-    """Sum over workers of the user CPU seconds spent between two :func:`_cluster_cpu` calls.
+def _cpu_delta(
+    before: dict[str, tuple[float, float]],
+    after: dict[str, tuple[float, float]],
+    *,
+    user: bool = False,
+) -> float:
+    """Sum over workers of the CPU seconds spent between two :func:`_cluster_cpu` calls.
 
-    Reported beside the total because on this VM the system part swings by a factor of two
-    or more from one repetition to the next: a first write into guest memory the host has
-    reclaimed costs a page fault on the host, charged to the guest as system time.
+    ``user``: the user part alone, reported beside the total because on this VM the system
+    part swings by a factor of two or more from one repetition to the next (a first write into
+    guest memory the host has reclaimed costs a page fault on the host, charged to the guest
+    as system time).
     """
-    return sum(after[w] - before[w] for w in after if w.startswith("user:"))
-
-
-def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> float:
-    """Sum over workers of the CPU seconds spent between two :func:`_cluster_cpu` calls."""
     if set(before) != set(after):
         raise RuntimeError(f"the cluster's workers changed: {sorted(before)} -> {sorted(after)}")
-    return sum(after[w] - before[w] for w in after if not w.startswith("user:"))
+    part = 1 if user else 0
+    return sum(after[w][part] - before[w][part] for w in after)
 
 
 def _machine_busy() -> float:
@@ -478,7 +479,7 @@ def wl_dask(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             out["machine_cpu"].append(_machine_busy() - busy0)
             cpu1 = _cluster_cpu(client)
             out["write_cpu"].append(_cpu_delta(cpu0, cpu1))
-            out["write_user_cpu"].append(_user_delta(cpu0, cpu1))
+            out["write_user_cpu"].append(_cpu_delta(cpu0, cpu1, user=True))
             read_store = zarr.storage.LocalStore(str(path), read_only=True)
         else:
             import icechunk.dask
@@ -502,7 +503,7 @@ def wl_dask(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             out["commit"].append(time.perf_counter() - t0)
             out["machine_cpu"].append(_machine_busy() - busy0)
             out["write_cpu"].append(_cpu_delta(cpu0, cpu1))
-            out["write_user_cpu"].append(_user_delta(cpu0, cpu1))
+            out["write_user_cpu"].append(_cpu_delta(cpu0, cpu1, user=True))
             read_store = repo.readonly_session("main").store
         # (d) full read with dask on the same cluster
         arr = zarr.open_array(read_store, path="a", mode="r")

@@ -102,7 +102,7 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
         none = np.zeros(0, dtype=np.int64)
         return np.zeros((0, 0), dtype=np.int64), [], none, none, None, None
     # every spec's fields are one flat tuple, coordinates last: gathered at C speed
-    fields = list(map(_FIELDS, chunks))
+    fields = list(map(_SPEC_TUPLE, chunks))
     widths = set(map(len, fields))
     if len(widths) > 1:
         raise InvalidInputError(
@@ -139,7 +139,7 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
     return (coords, locations, offsets, lengths, etags, seconds)
 
 
-_FIELDS = operator.attrgetter("_f")
+_SPEC_TUPLE = operator.attrgetter("_f")
 
 
 def _ints(values: list[object], what: str) -> npt.NDArray[np.int64]:

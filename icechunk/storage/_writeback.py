@@ -282,11 +282,15 @@ class WriteBack:
         )
         self._thread.start()
 
+    def _flush_calls(self, paths: Iterable[str], dirs: Iterable[str]) -> list[Callable[[], None]]:
+        """One call per flush: ``fdatasync`` each object, ``fsync`` each directory."""
+        calls: list[Callable[[], None]] = [functools.partial(_fdatasync_path, p) for p in paths]
+        return calls + [functools.partial(self._fsync_dir, d) for d in dirs]
+
     def _flush_now(self, path: str, new_dirs: Iterable[str]) -> None:
         """Start flushing ``path`` and its directories now, each on a flush thread."""
         batch = _Batch([path], {os.path.dirname(path), *new_dirs})
-        tasks: list[Callable[[], None]] = [functools.partial(_fdatasync_path, path)]
-        tasks += [functools.partial(self._fsync_dir, d) for d in batch.dirs]
+        tasks = self._flush_calls(batch.paths, batch.dirs)
         batch.left = len(tasks)
         with self._cond:
             self._inflight.append(batch)
@@ -383,8 +387,7 @@ class WriteBack:
         dirs = sorted(batch.dirs, key=len, reverse=True)
         if parallel and len(batch.paths) + len(dirs) > 1:
             pool = _pool()
-            futures = [pool.submit(_fdatasync_path, p) for p in batch.paths]
-            futures += [pool.submit(self._fsync_dir, d) for d in dirs]
+            futures = [pool.submit(call) for call in self._flush_calls(batch.paths, dirs)]
             errors: list[OSError] = []
             for fut in futures:
                 try:
@@ -394,10 +397,8 @@ class WriteBack:
             if errors:
                 raise errors[0]
             return
-        for path in batch.paths:
-            _fdatasync_path(path)
-        for d in dirs:
-            self._fsync_dir(d)
+        for call in self._flush_calls(batch.paths, dirs):
+            call()
 
     def _fsync_dir(self, path: str) -> None:
         inside = path == self.root or path.startswith(self.root.rstrip(os.sep) + os.sep)
