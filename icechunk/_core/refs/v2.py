@@ -61,38 +61,37 @@ class RefStoreV2(RefStore):
         super().__init__(storage, load_snapshot)
         self.num_updates_per_file = num_updates_per_file
         self.max_attempts = max_attempts
-        self._last: tuple[bytes, RepoInfo] | None = None
-        """The last ``repo`` bytes seen (read or written) and their decoded form."""
-        self._known: tuple[bytes, VersionInfo] | None = None
-        """The ``repo`` bytes and version this process last read for an update or wrote: the
-        first attempt of the next :meth:`update` starts from them instead of reading the
-        object again (compare-and-swap catches a stale copy; see :meth:`update`)."""
+        self._last: tuple[bytes, VersionInfo, RepoInfo] | None = None
+        """The ``repo`` object as this process last read or wrote it: its bytes, version and
+        decoded form. Decoding reuses it when the bytes are unchanged, and the first attempt
+        of the next :meth:`update` starts from it instead of reading the object again
+        (compare-and-swap catches a stale copy; see :meth:`update`)."""
 
-    def _decode(self, data: bytes) -> RepoInfo:
-        """Decode ``repo`` bytes, reusing the last decoding when the bytes are unchanged.
+    def _decode(self, data: bytes, version: VersionInfo) -> RepoInfo:
+        """Decode ``repo`` bytes (at ``version``), reusing the last decoding when the bytes
+        are unchanged.
 
         Decoding costs time linear in the number of snapshots and every operation reads the
         object at least once (a commit: the session's base, the update, a rebase...), so this
         saves most decodes. Callers must not mutate the result (:meth:`update` copies it).
         """
         last = self._last
-        if last is not None and last[0] == data:
-            return last[1]
-        info = decode_repo_info(data, layout.REPO_INFO)
-        self._last = (data, info)
+        info = last[2] if last is not None and last[0] == data else None
+        if info is None:
+            info = decode_repo_info(data, layout.REPO_INFO)
+        self._last = (data, version, info)
         return info
 
     async def read(self) -> RepoInfo:
         try:
             data, version = await self.storage.get_with_version(layout.REPO_INFO)
-            self._known = (data, version)
         except ObjectNotFoundError:
             from icechunk.errors import RepositoryNotFoundError
 
             raise RepositoryNotFoundError(
                 "the repository doesn't exist", ErrorKind.REPOSITORY_NOT_FOUND
             ) from None
-        return self._decode(data)
+        return self._decode(data, version)
 
     async def branches(self) -> dict[str, bytes]:
         return {r.name: r.snapshot_id for r in (await self.read()).branches}
@@ -185,11 +184,11 @@ class RefStoreV2(RefStore):
         # with compare-and-swap a stale copy only costs a failed put. Anything refused on the
         # copy (a conflict, a missing ref, read-only) is checked again on the object itself
         # before it is raised.
-        use_copy = self._known is not None and self.storage.supports_conditional_update
+        use_copy = self._last is not None and self.storage.supports_conditional_update
         for attempt in range(-1 if use_copy else 0, self.max_attempts):
-            cached = self._known if attempt < 0 else None
+            cached = self._last if attempt < 0 else None
             if cached is not None:
-                data, version = cached
+                data, version, _ = cached
             else:
                 try:
                     data, version = await self.storage.get_with_version(layout.REPO_INFO)
@@ -199,9 +198,8 @@ class RefStoreV2(RefStore):
                     raise RepositoryNotFoundError(
                         "the repository doesn't exist", ErrorKind.REPOSITORY_NOT_FOUND
                     ) from None
-                self._known = (data, version)
             try:
-                current = self._decode(data)
+                current = self._decode(data, version)
                 if current.has_unknown_fields:
                     raise FormatError(
                         "the `repo` object has fields this version of icechunk-prefect does "
@@ -217,8 +215,7 @@ class RefStoreV2(RefStore):
             except Exception:
                 if cached is None:
                     raise
-                self._known = None
-                continue
+                continue  # refused on the copy: check on the object itself
             newest = current.latest_updates[0].updated_at if current.latest_updates else 0
             stamp = max(now_us(), newest + 1)
             # `backup_path` names the copy relative to `overwritten/`, as the real Icechunk does
@@ -242,7 +239,6 @@ class RefStoreV2(RefStore):
             try:
                 written = await self.storage.put(layout.REPO_INFO, encoded, IfMatch(version))
             except PreconditionFailedError:
-                self._known = None
                 if cached is not None:
                     continue  # the copy was stale: read the object and try again at once
                 self.cas_failures += 1
@@ -250,8 +246,7 @@ class RefStoreV2(RefStore):
                 if attempt >= 5:
                     await asyncio.sleep(_JITTER.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 5))))
                 continue
-            self._last = (encoded, new)
-            self._known = (encoded, written)
+            self._last = (encoded, written, new)
             return new
         raise PreconditionFailedError(
             f"could not update the `repo` object after {self.max_attempts} attempts: "
