@@ -196,16 +196,14 @@ class SessionChunkMethods(SessionBase):
                 f"refusing to write a zero-length chunk at `{path}` {list(coords)}",
                 ErrorKind.ZERO_LENGTH_CHUNK,
             )
-        payload: ChunkPayload
         if len(data) <= self._repo.config.effective_inline_chunk_threshold_bytes:
-            payload = InlinePayload(bytes(data))
-        else:
-            chunk_id = new_id12()
-            # Every storage's put takes any flat bytes-like object (the in-memory and object
-            # stores copy what is not ``bytes``; local storage writes it as is): no copy here.
-            await self._repo.storage.put(layout.chunk_key(chunk_id), cast("bytes", data))
-            payload = NativePayload(chunk_id, 0, len(data))
-        self._changes.set_chunk(node.node_id, coords, payload)
+            self._changes.set_inline(node.node_id, coords, bytes(data))
+            return
+        chunk_id = new_id12()
+        # Every storage's put takes any flat bytes-like object (the in-memory and object
+        # stores copy what is not ``bytes``; local storage writes it as is): no copy here.
+        await self._repo.storage.put(layout.chunk_key(chunk_id), cast("bytes", data))
+        self._changes.set_native(node.node_id, coords, chunk_id, len(data))
 
     async def set_virtual_refs_columns(
         self,
@@ -292,7 +290,8 @@ class SessionChunkMethods(SessionBase):
         Reads each array's manifests once and applies the staged changes, all columnar (no
         Python object per reference, so millions of references take a fraction of a second).
         """
-        from icechunk._core.chunk_refs import pick, rows_in, staged_columns
+        from icechunk._core.chunk_refs import pick, rows_in
+        from icechunk._core.chunk_writes import staged_columns
         from icechunk.format.model import ChunkKind
 
         out: set[str | None] = set()

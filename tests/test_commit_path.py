@@ -18,7 +18,7 @@ import zarr
 import zstandard
 
 import icechunk as ic
-from icechunk.chunk_refs import ChunkWrites
+from icechunk._core.chunk_writes import ChunkWrites
 from icechunk.errors import ErrorKind, FormatError, InvalidInputError
 from icechunk.format.header import compress, decompress
 from icechunk.format.manifest import decode_manifest, encode_manifest
@@ -199,7 +199,7 @@ def test_virtual_refs_are_staged_as_columns_and_the_last_duplicate_wins(tmp_path
     assert failed == [(6,)]
     staged = next(iter(session._changes.chunks.values()))
     assert isinstance(staged, ChunkWrites)
-    assert not staged._single  # no payload object per reference
+    assert staged.staged_in_bulk == len(staged)  # every reference in the bulk columns
     assert len(staged) == N_VIRTUAL
     session.commit("virtual")
     values = zarr.open_array(repo.readonly_session("main").store, path="a")[:]
@@ -309,7 +309,7 @@ def test_a_few_virtual_refs_at_a_time_are_staged_one_by_one(tmp_path: Path) -> N
     for i in range(3):
         session.store.set_virtual_ref(f"a/c/{i}", location, offset=8 * i, length=8)
     staged = next(iter(session._changes.chunks.values()))
-    assert not isinstance(staged, ChunkWrites)
+    assert isinstance(staged, ChunkWrites) and staged.staged_in_bulk == 0
     assert sorted(staged) == [(0,), (1,), (2,)]
     session.commit("three")
     values = zarr.open_array(repo.readonly_session("main").store, path="a")[:3]

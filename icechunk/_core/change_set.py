@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from icechunk._core.chunk_writes import ChunkWrites, absorb_writes, single_keys
 from icechunk._core.payloads import ChunkPayload, InlinePayload, NativePayload, VirtualPayload
 from icechunk.errors import ErrorKind, SessionStateError
 
@@ -70,8 +71,8 @@ class ChangeSet:
     chunks: dict[bytes, MutableMapping[tuple[int, ...], ChunkPayload | None]] = field(
         default_factory=dict
     )
-    """Chunk writes (payload) and deletions (``None``) per array node id: a ``dict``, or a
-    :class:`~icechunk._core.chunk_refs.ChunkWrites` once references were staged in bulk."""
+    """Chunk writes (payload) and deletions (``None``) per array node id: a
+    :class:`~icechunk._core.chunk_writes.ChunkWrites` (columnar; any mapping also works)."""
 
     def is_empty(self) -> bool:
         return not (self.nodes or self.deleted or any(self.chunks.values()))
@@ -83,10 +84,34 @@ class ChangeSet:
             chunks={k: _copy_writes(v) for k, v in self.chunks.items()},
         )
 
+    def _writes(self, node_id: bytes) -> MutableMapping[tuple[int, ...], ChunkPayload | None]:
+        writes = self.chunks.get(node_id)
+        if writes is None:
+            writes = self.chunks[node_id] = ChunkWrites()
+        return writes
+
     def set_chunk(
         self, node_id: bytes, coords: tuple[int, ...], payload: ChunkPayload | None
     ) -> None:
-        self.chunks.setdefault(node_id, {})[coords] = payload
+        self._writes(node_id)[coords] = payload
+
+    def set_native(
+        self, node_id: bytes, coords: tuple[int, ...], chunk_id: bytes, length: int
+    ) -> None:
+        """Stage chunk ``coords`` as the whole object ``chunks/<chunk_id>`` (``length`` bytes)."""
+        writes = self._writes(node_id)
+        if type(writes) is ChunkWrites:
+            writes.set_native(coords, chunk_id, length)
+        else:
+            writes[coords] = NativePayload(chunk_id, 0, length)
+
+    def set_inline(self, node_id: bytes, coords: tuple[int, ...], data: bytes) -> None:
+        """Stage chunk ``coords`` as the inline bytes ``data``."""
+        writes = self._writes(node_id)
+        if type(writes) is ChunkWrites:
+            writes.set_inline(coords, data)
+        else:
+            writes[coords] = InlinePayload(data)
 
     def set_chunk_refs(self, node_id: bytes, refs: ChunkRefs) -> None:
         """Stage many chunk references of one array at once, kept in numpy columns.
@@ -103,7 +128,6 @@ class ChangeSet:
             Inconsistent columns, two references with the same coordinates, an unknown chunk
             kind, or inline/virtual references without their bytes/location. Nothing is staged.
         """
-        from icechunk._core.chunk_refs import ChunkWrites
         from icechunk.format.manifest import checked_refs
 
         refs = checked_refs(refs)
@@ -154,23 +178,20 @@ class ChangeSet:
         mine = self.chunks
         under = base.chunks if base is not None else None
         for node_id, writes in other.chunks.items():
-            if type(writes) is not dict:
+            keys = single_keys(writes)
+            if keys is None:
                 return False
             for side in (mine, under):
                 if side is None:
                     continue
                 staged = side.get(node_id)
-                if staged is not None and (
-                    # (a view: isdisjoint then walks the smaller side, not all of staged)
-                    type(staged) is not dict or not writes.keys().isdisjoint(staged.keys())
-                ):
-                    return False
+                if staged is not None:
+                    staged_keys = single_keys(staged)
+                    # (isdisjoint walks the smaller side, not all of staged)
+                    if staged_keys is None or not keys.isdisjoint(staged_keys):
+                        return False
         for node_id, writes in other.chunks.items():
-            staged = mine.get(node_id)
-            if staged is None:
-                mine[node_id] = dict(writes)
-            else:
-                staged.update(writes)
+            mine[node_id] = absorb_writes(mine.get(node_id), writes)
         return True
 
     def merge(
@@ -282,14 +303,19 @@ class ChangeSet:
                 items: Iterable[tuple[tuple[int, ...], ChunkPayload | None]] = writes.items()
                 mine_writes = self.chunks.get(node_id)
                 base_writes = None if base is None else base.chunks.get(node_id)
-                if type(writes) is dict and all(
-                    w is None or type(w) is dict for w in (mine_writes, base_writes)
+                keys = single_keys(writes)
+                sides = [
+                    single_keys(w) if w is not None else None for w in (mine_writes, base_writes)
+                ]
+                if keys is not None and all(
+                    k is not None or w is None
+                    for k, w in zip(sides, (mine_writes, base_writes), strict=True)
                 ):
                     # only coordinates both sides wrote can overlap: intersect the keys in C
                     common: set[tuple[int, ...]] = set()
-                    for w in (mine_writes, base_writes):
-                        if w:
-                            common |= writes.keys() & w.keys()
+                    for side_keys in sides:
+                        if side_keys:
+                            common |= keys & side_keys
                     items = [(c, writes[c]) for c in sorted(common)]
                 for coords, payload in items:
                     found, mine_payload = mine_chunk(node_id, coords)
@@ -328,12 +354,7 @@ class ChangeSet:
             self.nodes[path] = change
         for other_id, writes in other.chunks.items():
             node_id = same_node.get(other_id, other_id)
-            if type(writes) is dict:
-                self.chunks.setdefault(node_id, {}).update(writes)
-            else:
-                from icechunk._core.chunk_refs import absorb_writes
-
-                self.chunks[node_id] = absorb_writes(self.chunks.get(node_id, {}), writes)
+            self.chunks[node_id] = absorb_writes(self.chunks.get(node_id), writes)
         return overlaps
 
 

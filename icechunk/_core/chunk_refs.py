@@ -1,4 +1,4 @@
-"""Columnar operations on chunk references: lookup, building from payloads, merging.
+"""Columnar operations on chunk references: lookup, building from payloads, selecting, joining.
 
 Chunk coordinates are compared lexicographically. To search and sort them with numpy, each row of
 ``uint32`` coordinates is viewed as one big-endian byte string: byte order then equals
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -32,20 +32,15 @@ _ETAG = operator.attrgetter("checksum_etag")
 _MODIFIED = operator.attrgetter("checksum_last_modified")
 
 __all__ = [
-    "ChunkWrites",
     "RefIndex",
-    "absorb_writes",
-    "changed_coords",
     "coord_keys",
     "empty_refs",
-    "merge_refs",
     "payload_at",
     "pick",
     "refs_from_payloads",
     "rows_in",
     "sort_order",
     "spread",
-    "staged_columns",
     "take_refs",
 ]
 
@@ -301,62 +296,6 @@ def _match_keys(coords: npt.NDArray[np.uint32]) -> npt.NDArray[np.generic]:
     return coord_keys(coords)
 
 
-def merge_refs(
-    old: Iterable[ChunkRefs],
-    changes: Mapping[tuple[int, ...], ChunkPayload | None],
-    ndim: int,
-    bounds: tuple[int, ...] | None = None,
-    *,
-    coords: npt.NDArray[np.uint32] | None = None,
-) -> ChunkRefs:
-    """Old references with ``changes`` applied (``None`` deletes), sorted.
-
-    ``bounds`` (number of chunks per dimension) drops references outside the chunk grid, as a
-    shrinking resize requires. ``coords``, if given, must be :func:`changed_coords` of
-    ``changes`` (same rows, same order): it saves building them again from a plain mapping.
-    """
-    base = _concat(list(old), ndim)
-    if isinstance(changes, ChunkWrites):
-        coords, new = changes.columns(ndim)
-    else:
-        coords, new = _changed(changes, ndim, coords)
-    if len(coords) and len(base):
-        keep = ~np.isin(_match_keys(base.coords), _match_keys(coords))
-        if not keep.all():
-            base = take_refs(base, np.flatnonzero(keep))
-    merged = _concat([base, new], ndim)
-    if bounds is not None and len(merged) and ndim:
-        inside = np.all(merged.coords < np.array(bounds, dtype=np.uint64), axis=1)
-        if not inside.all():
-            merged = take_refs(merged, np.flatnonzero(inside))
-    order = sort_order(merged.coords)
-    return merged if order is None else take_refs(merged, order)
-
-
-def _changed(
-    changes: Mapping[tuple[int, ...], ChunkPayload | None],
-    ndim: int,
-    coords: npt.NDArray[np.uint32] | None = None,
-) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
-    """``(coords of every change, refs of the writes)`` of a plain mapping of changes."""
-    values = list(changes.values())
-    if coords is None or coords.shape != (len(values), ndim):
-        coords = _coords_array(list(changes), ndim)
-    types = list(map(type, values))
-    if not types.count(_NONE):  # no deletions: the usual case, checked at C speed
-        new = _columns(coords, values, ndim, types)  # type: ignore[arg-type]
-        return coords, new
-    present = np.fromiter(
-        map(operator.is_not, values, itertools.repeat(None)), dtype=bool, count=len(values)
-    )
-    written = np.flatnonzero(present)
-    if len(written) == len(values):
-        new = _columns(coords, values, ndim)  # type: ignore[arg-type]
-    else:
-        new = _columns(coords[written], pick(values, written), ndim)  # type: ignore[arg-type]
-    return coords, new
-
-
 def _without(refs: ChunkRefs, coords: npt.NDArray[np.uint32]) -> ChunkRefs:
     """``refs`` minus the references at any of ``coords``."""
     if not len(refs) or not len(coords):
@@ -365,216 +304,9 @@ def _without(refs: ChunkRefs, coords: npt.NDArray[np.uint32]) -> ChunkRefs:
     return refs if keep.all() else take_refs(refs, np.flatnonzero(keep))
 
 
-class ChunkWrites(MutableMapping[tuple[int, ...], ChunkPayload | None]):
-    """One array's staged chunk writes: single writes over a columnar block of bulk writes.
-
-    A mapping from chunk coordinates to a payload (``None`` records a deletion), like the plain
-    ``dict`` a :class:`~icechunk._core.change_set.ChangeSet` keeps per array, but references staged in
-    bulk (:meth:`add_refs`) stay in numpy columns: millions of them cost a few dozen bytes each
-    and reach the manifest without a Python object per reference. Single writes made later
-    shadow bulk ones at the same coordinates; a later bulk write replaces earlier writes of
-    either kind.
-    """
-
-    __slots__ = ("_bulk", "_index", "_single")
-
-    def __init__(
-        self,
-        single: Mapping[tuple[int, ...], ChunkPayload | None] | None = None,
-        bulk: ChunkRefs | None = None,
-    ) -> None:
-        self._single: dict[tuple[int, ...], ChunkPayload | None] = dict(single or {})
-        self._bulk = bulk
-        self._index = RefIndex(bulk) if bulk is not None and len(bulk) else None
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self._single, self._bulk))
-
-    # -- bulk ---------------------------------------------------------------------------
-
-    def add_refs(self, refs: ChunkRefs) -> None:
-        """Stage ``refs`` (unique coordinates, already validated), replacing earlier writes."""
-        order = sort_order(refs.coords)
-        if order is not None:
-            refs = take_refs(refs, order)
-        if self._single:
-            keys = list(self._single)
-            ndim = refs.coords.shape[1]
-            hit = np.isin(_match_keys(_coords_array(keys, ndim)), _match_keys(refs.coords))
-            for i in np.flatnonzero(hit).tolist():
-                del self._single[keys[i]]
-        if self._bulk is not None and len(self._bulk):
-            ndim = refs.coords.shape[1]
-            old = _without(self._bulk, refs.coords)
-            refs = _concat([old, refs], ndim)
-            order = sort_order(refs.coords)
-            if order is not None:
-                refs = take_refs(refs, order)
-        self._bulk = refs
-        self._index = RefIndex(refs) if len(refs) else None
-
-    def columns(self, ndim: int) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
-        """``(coords of every staged entry, refs of the written ones)``, both unsorted."""
-        keys = list(self._single)
-        values = list(self._single.values())
-        coords = _coords_array(keys, ndim)
-        present = np.fromiter(
-            map(operator.is_not, values, itertools.repeat(None)), dtype=bool, count=len(values)
-        )
-        written = np.flatnonzero(present)
-        new = _columns(coords[written], pick(values, written), ndim)  # type: ignore[arg-type]
-        bulk = self._bulk
-        if bulk is None or not len(bulk):
-            return coords, new
-        bulk = _without(bulk, coords)
-        return np.concatenate([coords, bulk.coords]), _concat([new, bulk], ndim)
-
-    # -- mapping ------------------------------------------------------------------------
-
-    def _find(self, coords: tuple[int, ...]) -> int | None:
-        return None if self._index is None else self._index.find(coords)
-
-    def __getitem__(self, coords: tuple[int, ...]) -> ChunkPayload | None:
-        try:
-            return self._single[coords]
-        except KeyError:
-            i = self._find(coords)
-            if i is None:
-                raise
-            assert self._bulk is not None
-            return payload_at(self._bulk, i)
-
-    def __contains__(self, coords: object) -> bool:
-        if coords in self._single:
-            return True
-        return isinstance(coords, tuple) and self._find(coords) is not None
-
-    def __setitem__(self, coords: tuple[int, ...], payload: ChunkPayload | None) -> None:
-        self._single[coords] = payload
-
-    def __delitem__(self, coords: tuple[int, ...]) -> None:
-        found = self._single.pop(coords, self) is not self
-        i = self._find(coords)
-        if i is not None:
-            assert self._bulk is not None
-            keep = np.ones(len(self._bulk), dtype=bool)
-            keep[i] = False
-            self._bulk = take_refs(self._bulk, np.flatnonzero(keep))
-            self._index = RefIndex(self._bulk) if len(self._bulk) else None
-            found = True
-        if not found:
-            raise KeyError(coords)
-
-    def _bulk_keys(self) -> Iterator[tuple[int, ...]]:
-        if self._bulk is None:
-            return iter(())
-        single = self._single
-        keys = map(tuple, self._bulk.coords.tolist())
-        return (k for k in keys if k not in single) if single else keys
-
-    def __iter__(self) -> Iterator[tuple[int, ...]]:
-        if self._bulk is None:
-            return iter(self._single)
-        return itertools.chain(self._single, self._bulk_keys())
-
-    def coords(self, ndim: int) -> npt.NDArray[np.uint32]:
-        """The ``(n, ndim)`` coordinates of every staged entry (unsorted), without tuples."""
-        single = _coords_array(list(self._single), ndim)
-        if self._bulk is None or not len(self._bulk):
-            return single
-        return np.concatenate([single, _without(self._bulk, single).coords])
-
-    def __len__(self) -> int:
-        if self._bulk is None:
-            return len(self._single)
-        shadowed = sum(1 for k in self._single if self._find(k) is not None)
-        return len(self._single) + len(self._bulk) - shadowed
-
-    def __bool__(self) -> bool:
-        return bool(self._single) or (self._bulk is not None and len(self._bulk) > 0)
-
-    def items(self) -> ItemsView[tuple[int, ...], ChunkPayload | None]:
-        return _Items(self)
-
-    def copy(self) -> ChunkWrites:
-        """A copy sharing the (immutable) bulk columns."""
-        out = ChunkWrites.__new__(ChunkWrites)
-        out._single = dict(self._single)
-        out._bulk = self._bulk
-        out._index = self._index
-        return out
-
-    def absorb(self, other: Mapping[tuple[int, ...], ChunkPayload | None]) -> None:
-        """Apply ``other``'s writes over these (``other`` wins), keeping bulk writes columnar."""
-        if isinstance(other, ChunkWrites):
-            if other._bulk is not None and len(other._bulk):
-                self.add_refs(other._bulk)
-            self._single.update(other._single)
-        else:
-            self._single.update(other)
-
-
-class _Items(ItemsView[tuple[int, ...], ChunkPayload | None]):
-    """Items of a :class:`ChunkWrites`, iterating bulk rows without per-row searches."""
-
-    _mapping: ChunkWrites
-
-    def __iter__(self) -> Iterator[tuple[tuple[int, ...], ChunkPayload | None]]:
-        writes = self._mapping
-        yield from writes._single.items()
-        bulk = writes._bulk
-        if bulk is None:
-            return
-        single = writes._single
-        for i, key in enumerate(map(tuple, bulk.coords.tolist())):
-            if key not in single:
-                yield key, payload_at(bulk, i)
-
-
-def changed_coords(
-    changes: Mapping[tuple[int, ...], ChunkPayload | None], ndim: int
-) -> npt.NDArray[np.uint32]:
-    """The ``(n, ndim)`` coordinates of every change (write or deletion), unsorted.
-
-    Prefer this to ``np.array(list(changes))``: bulk-staged writes are not turned into tuples.
-    """
-    if isinstance(changes, ChunkWrites):
-        return changes.coords(ndim)
-    return _coords_array(list(changes), ndim)
-
-
-def staged_columns(
-    changes: Mapping[tuple[int, ...], ChunkPayload | None], ndim: int
-) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
-    """``(coords of every change, refs of the writes)`` of one array's staged changes, unsorted.
-
-    Deletions appear in the coordinates only. Bulk-staged writes stay columnar.
-    """
-    if isinstance(changes, ChunkWrites):
-        return changes.columns(ndim)
-    return _changed(changes, ndim)
-
-
 def rows_in(coords: npt.NDArray[np.uint32], other: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
     """Per row of ``coords``, whether ``other`` (same number of columns) has that row."""
     if not len(coords) or not len(other):
         return np.zeros(len(coords), dtype=bool)
     found: npt.NDArray[np.bool_] = np.isin(_match_keys(coords), _match_keys(other))
     return found
-
-
-def absorb_writes(
-    target: MutableMapping[tuple[int, ...], ChunkPayload | None],
-    other: Mapping[tuple[int, ...], ChunkPayload | None],
-) -> MutableMapping[tuple[int, ...], ChunkPayload | None]:
-    """``target`` with ``other``'s writes applied over it; may return a new mapping."""
-    if isinstance(other, ChunkWrites) and other._bulk is not None and len(other._bulk):
-        if not isinstance(target, ChunkWrites):
-            target = ChunkWrites(target)
-        target.absorb(other)
-        return target
-    if isinstance(target, ChunkWrites):
-        target.absorb(other)
-    else:
-        target.update(other)
-    return target

@@ -39,7 +39,8 @@ import numpy as np
 import numpy.typing as npt
 
 from icechunk._core.change_set import ChunkPayload
-from icechunk._core.chunk_refs import changed_coords, coord_keys, merge_refs, take_refs
+from icechunk._core.chunk_refs import coord_keys, take_refs
+from icechunk._core.chunk_writes import changed_coords, merge_refs
 from icechunk.config import ManifestSplittingConfig
 from icechunk.format import layout
 from icechunk.format.ids import new_id12

@@ -44,6 +44,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import math
 import os
 import sys
 import threading
@@ -265,7 +266,8 @@ class WriteBack:
             return
         with self._cond:
             if self._pending and self._thread is not None:
-                self._queued_since = 0.0
+                # (-inf, not 0: time.monotonic() may be smaller than the delay on a fresh machine)
+                self._queued_since = -math.inf
                 self._cond.notify_all()
 
     @property

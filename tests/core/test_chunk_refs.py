@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from icechunk._core.chunk_refs import (
-    ChunkWrites,
     RefIndex,
     coord_keys,
     empty_refs,
-    merge_refs,
     payload_at,
     refs_from_payloads,
 )
+from icechunk._core.chunk_writes import ChunkWrites, merge_refs
 from icechunk._core.payloads import InlinePayload, NativePayload, VirtualPayload
 from icechunk.format.model import ChunkKind
 

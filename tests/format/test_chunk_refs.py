@@ -10,8 +10,9 @@ import pytest
 import zarr
 
 import icechunk
+from icechunk._core.chunk_writes import ChunkWrites, changed_coords, merge_refs
 from icechunk.change_set import ChangeSet, InlinePayload, NativePayload, VirtualPayload
-from icechunk.chunk_refs import ChunkWrites, changed_coords, merge_refs, refs_from_payloads
+from icechunk.chunk_refs import refs_from_payloads
 from icechunk.errors import InvalidInputError
 from icechunk.format.model import ChunkKind, ChunkRefs
 
