@@ -186,10 +186,10 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         rows = self._live_rows()
         if rows is None:
             return
-        ndim = max(self._ndim, 0)
-        coords = np.frombuffer(self._coords, dtype=np.uint32).reshape(-1, ndim)[rows]
+        ndim, n = max(self._ndim, 0), len(self._kind)
+        coords = np.frombuffer(self._coords, dtype=np.uint32).reshape(n, ndim)[rows]
         kind = np.frombuffer(self._kind, dtype=np.uint8)[rows]
-        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(-1, 12)[rows]
+        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(n, 12)[rows]
         offset = np.frombuffer(self._offset, dtype=np.uint64)[rows]
         length = np.frombuffer(self._length, dtype=np.uint64)[rows]
         self._coords = array("I", coords.tobytes())
