@@ -404,26 +404,30 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
 
     def absorb(self, other: Mapping[Coords, ChunkPayload | None]) -> None:
         """Apply ``other``'s writes over these (``other`` wins), keeping bulk writes columnar."""
-        if not isinstance(other, ChunkWrites):
+        if type(other) is not ChunkWrites:
             for coords, payload in other.items():
                 self[coords] = payload
             return
         if other._bulk is not None:
             self.add_refs(other._bulk)
-        if not other._index:
+        theirs = other._index
+        if not theirs:
             return
-        other.compact()
-        if self._ndim >= 0 and other._ndim != self._ndim:
-            raise ValueError(
-                f"cannot fold {other._ndim}-dimensional chunk writes into "
-                f"{self._ndim}-dimensional ones"
-            )
-        base = len(self._kind)
+        if other._dead:
+            other.compact()
+            theirs = other._index
+        if other._ndim != self._ndim:
+            if self._ndim >= 0:
+                raise ValueError(
+                    f"cannot fold {other._ndim}-dimensional chunk writes into "
+                    f"{self._ndim}-dimensional ones"
+                )
+            self._ndim = other._ndim
         index = self._index
         before = len(index)
-        index.update(zip(other._index, range(base, base + len(other._index)), strict=True))
-        self._dead += before + len(other._index) - len(index)
-        self._ndim = other._ndim
+        base = len(self._kind)
+        index.update(zip(theirs, range(base, base + len(theirs)), strict=False))  # same length
+        self._dead += before + len(theirs) - len(index)
         self._coords += other._coords
         self._kind += other._kind
         self._ids += other._ids
@@ -486,11 +490,12 @@ class _Items(ItemsView[Coords, ChunkPayload | None]):
 
 def single_keys(writes: Mapping[Coords, ChunkPayload | None]) -> KeysView[Coords] | None:
     """The coordinates of one array's staged changes as a keys view, if none is a bulk write."""
-    if isinstance(writes, ChunkWrites):
-        return writes.single_keys()
-    if isinstance(writes, dict):
+    kind = type(writes)
+    if kind is ChunkWrites:
+        return writes._index.keys() if writes._bulk is None else None  # type: ignore[attr-defined]
+    if kind is dict or isinstance(writes, dict):
         return writes.keys()
-    return None
+    return writes.single_keys() if isinstance(writes, ChunkWrites) else None
 
 
 def changed_coords(
@@ -525,6 +530,9 @@ def absorb_writes(
     new mapping. ``other`` is not changed, nor shared with the result."""
     if target is None:
         target = ChunkWrites()
+    elif type(target) is ChunkWrites:
+        target.absorb(other)
+        return target
     elif not isinstance(target, ChunkWrites) and isinstance(other, ChunkWrites):
         target = ChunkWrites(target)
     if isinstance(target, ChunkWrites):
