@@ -304,18 +304,12 @@ class ChangeSet:
                 mine_writes = self.chunks.get(node_id)
                 base_writes = None if base is None else base.chunks.get(node_id)
                 keys = single_keys(writes)
-                sides = [
-                    single_keys(w) if w is not None else None for w in (mine_writes, base_writes)
-                ]
-                if keys is not None and all(
-                    k is not None or w is None
-                    for k, w in zip(sides, (mine_writes, base_writes), strict=True)
-                ):
+                sides = [single_keys(w) for w in (mine_writes, base_writes) if w is not None]
+                if keys is not None and None not in sides:
                     # only coordinates both sides wrote can overlap: intersect the keys in C
                     common: set[tuple[int, ...]] = set()
                     for side_keys in sides:
-                        if side_keys:
-                            common |= keys & side_keys
+                        common |= keys & side_keys  # type: ignore[operator]
                     items = [(c, writes[c]) for c in sorted(common)]
                 for coords, payload in items:
                     found, mine_payload = mine_chunk(node_id, coords)

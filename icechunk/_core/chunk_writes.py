@@ -175,17 +175,18 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
             return payload
         return None
 
-    def _live_rows(self) -> npt.NDArray[np.intp] | None:
-        """The rows of the live single writes in index order; ``None``: every row, in order."""
-        if not self._dead:
-            return None
-        return np.fromiter(self._index.values(), dtype=np.intp, count=len(self._index))
+    def _check_ndim(self, ndim: int) -> None:
+        if self._ndim >= 0 and self._ndim != ndim:
+            raise ValueError(
+                f"the staged writes have {self._ndim} dimensions, the array has {ndim}"
+            )
 
     def compact(self) -> None:
-        """Drop the rows superseded by later writes (the log then has one row per entry)."""
-        rows = self._live_rows()
-        if rows is None:
+        """Drop the rows superseded by later writes (the log then has one row per entry, in
+        the order of the entries)."""
+        if not self._dead:
             return
+        rows = np.fromiter(self._index.values(), dtype=np.intp, count=len(self._index))
         ndim, n = max(self._ndim, 0), len(self._kind)
         coords = np.frombuffer(self._coords, dtype=np.uint32).reshape(n, ndim)[rows]
         kind = np.frombuffer(self._kind, dtype=np.uint8)[rows]
@@ -201,46 +202,30 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         self._index = dict(zip(self._index, range(len(rows)), strict=True))
         self._dead = 0
 
-    def _log_columns(
-        self, ndim: int
-    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8], ChunkRefs]:
-        """``(coords, kind, refs of the written rows)`` of the live single writes."""
-        if self._ndim >= 0 and self._ndim != ndim:
-            raise ValueError(
-                f"the staged writes have {self._ndim} dimensions, the array has {ndim}"
-            )
-        rows = self._live_rows()
+    def _log_columns(self, ndim: int) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
+        """``(coords of the single writes, refs of those that are not deletions)``."""
+        self._check_ndim(ndim)
+        self.compact()
         n = len(self._kind)
-        coords = np.frombuffer(self._coords, dtype=np.uint32).reshape(n, ndim)
-        kind = np.frombuffer(self._kind, dtype=np.uint8)
-        if rows is not None:
-            coords, kind = coords[rows], kind[rows]
-        else:
-            coords, kind = coords.copy(), kind.copy()
-        written = kind != _DELETED
-        all_written = bool(written.all())
-        take = rows if all_written else (np.flatnonzero(written) if rows is None else rows[written])
-        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(n, 12)
-        offset = np.frombuffer(self._offset, dtype=np.uint64)
-        length = np.frombuffer(self._length, dtype=np.uint64)
-        if take is None:
-            ids, offset, length = ids.copy(), offset.copy(), length.copy()
-        else:
-            ids, offset, length = ids[take], offset[take], length[take]
-        wkind = kind if all_written else kind[written]
+        coords = np.frombuffer(self._coords, dtype=np.uint32).reshape(n, ndim).copy()
+        kind = np.frombuffer(self._kind, dtype=np.uint8).copy()
+        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(n, 12).copy()
+        offset = np.frombuffer(self._offset, dtype=np.uint64).copy()
+        length = np.frombuffer(self._length, dtype=np.uint64).copy()
+        extra: list[Any] = list(self._extra)
+        written_coords = coords
+        written = np.flatnonzero(kind != _DELETED)
+        if len(written) < n:
+            written_coords, kind, ids = coords[written], kind[written], ids[written]
+            offset, length, extra = offset[written], length[written], pick(extra, written)
         refs = ChunkRefs(
-            coords=coords if all_written else coords[written],
-            kind=wkind,
-            chunk_id=ids,
-            offset=offset,
-            length=length,
+            coords=written_coords, kind=kind, chunk_id=ids, offset=offset, length=length
         )
-        m = len(wkind)
-        extra: list[Any] = list(self._extra) if take is None else pick(self._extra, take)
-        inline = np.flatnonzero(wkind == _INLINE)
+        m = len(kind)
+        inline = np.flatnonzero(kind == _INLINE)
         if len(inline):
             refs.inline = extra if len(inline) == m else spread(pick(extra, inline), inline, m)
-        virtual = np.flatnonzero(wkind == _VIRTUAL)
+        virtual = np.flatnonzero(kind == _VIRTUAL)
         if len(virtual):
             vir: list[VirtualPayload] = pick(extra, virtual)
             refs.location = spread([p.location for p in vir], virtual, m)
@@ -249,7 +234,7 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
             modified = np.zeros(m, dtype=np.uint32)
             modified[virtual] = [p.checksum_last_modified for p in vir]
             refs.checksum_last_modified = modified
-        return coords, kind, refs
+        return coords, refs
 
     # -- bulk -----------------------------------------------------------------------------
 
@@ -283,7 +268,7 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
 
     def columns(self, ndim: int) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
         """``(coords of every staged entry, refs of the written ones)``, both unsorted."""
-        coords, _, new = self._log_columns(ndim)
+        coords, new = self._log_columns(ndim)
         bulk = self._bulk
         if bulk is None:
             return coords, new
@@ -292,13 +277,10 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
 
     def coords(self, ndim: int) -> npt.NDArray[np.uint32]:
         """The ``(n, ndim)`` coordinates of every staged entry (unsorted), without tuples."""
-        if self._ndim >= 0 and self._ndim != ndim:
-            raise ValueError(
-                f"the staged writes have {self._ndim} dimensions, the array has {ndim}"
-            )
-        rows = self._live_rows()
+        self._check_ndim(ndim)
+        self.compact()
         single = np.frombuffer(self._coords, dtype=np.uint32).reshape(len(self._kind), ndim)
-        single = single.copy() if rows is None else single[rows]
+        single = single.copy()
         if self._bulk is None:
             return single
         return np.concatenate([single, _without(self._bulk, single).coords])
@@ -490,12 +472,9 @@ class _Items(ItemsView[Coords, ChunkPayload | None]):
 
 def single_keys(writes: Mapping[Coords, ChunkPayload | None]) -> KeysView[Coords] | None:
     """The coordinates of one array's staged changes as a keys view, if none is a bulk write."""
-    kind = type(writes)
-    if kind is ChunkWrites:
-        return writes._index.keys() if writes._bulk is None else None  # type: ignore[attr-defined]
-    if kind is dict or isinstance(writes, dict):
-        return writes.keys()
-    return writes.single_keys() if isinstance(writes, ChunkWrites) else None
+    if isinstance(writes, ChunkWrites):
+        return writes.single_keys()
+    return writes.keys() if isinstance(writes, dict) else None
 
 
 def changed_coords(
@@ -530,9 +509,6 @@ def absorb_writes(
     new mapping. ``other`` is not changed, nor shared with the result."""
     if target is None:
         target = ChunkWrites()
-    elif type(target) is ChunkWrites:
-        target.absorb(other)
-        return target
     elif not isinstance(target, ChunkWrites) and isinstance(other, ChunkWrites):
         target = ChunkWrites(target)
     if isinstance(target, ChunkWrites):
