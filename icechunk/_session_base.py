@@ -85,6 +85,22 @@ class _Owner(Protocol):
 class SessionBase:
     """A session's state (set by ``Session.__init__``), its read-only properties and node lookups."""
 
+    # Slots keep the state inside the object: merging hundreds of forks reads each one's
+    # change set without a dictionary lookup in memory the merge has not touched yet.
+    __slots__ = (
+        "__weakref__",
+        "_branch",
+        "_changes",
+        "_committed",
+        "_fork_base",
+        "_mode",
+        "_moves",
+        "_overlaps",
+        "_pickled_view",
+        "_repo",
+        "_tree",
+    )
+
     _repo: _Owner
     _tree: ReadTree
     _branch: str | None
@@ -93,7 +109,7 @@ class SessionBase:
     _fork_base: ChangeSet | None
     _pickled_view: bool
     _committed: bool
-    _overlaps: list[str]
+    _overlaps: tuple[str, ...]
     _moves: list[tuple[str, str]]
 
     # -- properties -----------------------------------------------------------------------

@@ -291,7 +291,7 @@ class SessionChunkMethods(SessionBase):
         Python object per reference, so millions of references take a fraction of a second).
         """
         from icechunk._core.chunk_refs import pick, rows_in
-        from icechunk._core.chunk_writes import staged_columns
+        from icechunk._core.staged_changes import staged_columns
         from icechunk.format.model import ChunkKind
 
         out: set[str | None] = set()

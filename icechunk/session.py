@@ -87,7 +87,7 @@ class Session(SessionNodeMethods):
         """For forks: the parent's uncommitted changes at fork time (read-only layer)."""
         self._pickled_view = False
         self._committed = False
-        self._overlaps: list[str] = []
+        self._overlaps: tuple[str, ...] = ()
         """For forks: overlapping chunk writes found by merges into this fork, reported
         when the fork is merged into a non-fork session (tree reductions run on workers)."""
         self._moves: list[tuple[str, str]] = []
@@ -142,7 +142,7 @@ class Session(SessionNodeMethods):
         self._fork_base = state["fork_base"]
         self._pickled_view = state["pickled_view"]
         self._committed = state["committed"]
-        self._overlaps = list(state.get("overlaps", ()))
+        self._overlaps = tuple(state.get("overlaps", ()))
         self._moves = []
         for src, dst in state.get("moves", ()):
             self._tree = _moved_tree(self._tree, src, dst)
@@ -185,7 +185,7 @@ class Session(SessionNodeMethods):
         if self._mode == SessionMode.readonly:
             raise ReadOnlyError("cannot discard changes of a read-only session")
         self._changes = ChangeSet()
-        self._overlaps = []
+        self._overlaps = ()
         if self._moves:
             self._moves = []
             self._tree = self._repo._objects.tree_for(self._tree.snapshot)
@@ -255,23 +255,37 @@ class Session(SessionNodeMethods):
             This session is read-only (committed, or a pickled copy of a writable session).
         """
         self._require_writable()
-        forks = [other for other in others if other is not self]
-        for other in forks:
-            if not isinstance(other, Session):
+        if on_overlap not in ("warn", "error", "ignore"):
+            raise ValueError(f"on_overlap must be 'warn', 'error' or 'ignore', not {on_overlap!r}")
+        # One pass over the forks (hundreds, from workers, each in memory not touched yet):
+        # check them, collect their change sets and the overlaps found by merges that already
+        # happened inside them (on workers).
+        base_id = self._base_id
+        forks: list[Session] = []
+        fork_changes: list[ChangeSet] = []
+        found: list[str] = []
+        restructured = False
+        for fork in others:
+            if fork is self:
+                continue
+            if not isinstance(fork, Session):
                 raise TypeError(
-                    f"merge expects ForkSession objects, received {type(other).__name__!r}"
+                    f"merge expects ForkSession objects, received {type(fork).__name__!r}"
                 )
-            if other._base_id != self._base_id:
+            if fork._base_id != base_id:
                 raise SessionStateError(
-                    f"cannot merge a session based on snapshot {other.snapshot_id} into one "
+                    f"cannot merge a session based on snapshot {fork.snapshot_id} into one "
                     f"based on {self.snapshot_id}: forks must come from this session (or one "
                     "with the same base snapshot)",
                     ErrorKind.MERGE_NOT_ALLOWED,
                 )
-        if on_overlap not in ("warn", "error", "ignore"):
-            raise ValueError(f"on_overlap must be 'warn', 'error' or 'ignore', not {on_overlap!r}")
-        # overlaps found by merges that already happened inside the forks (on workers)
-        found = [o for other in forks for o in other._overlaps]
+            forks.append(fork)
+            theirs = fork._changes
+            fork_changes.append(theirs)
+            if fork._overlaps:
+                found += fork._overlaps
+            if theirs.nodes or theirs.deleted:
+                restructured = True
         if found and on_overlap == "error":
             raise SessionStateError(overlap_message(found), ErrorKind.MERGE_CONFLICT)
         # All or nothing: one merge checks before it changes anything; several are first
@@ -281,11 +295,9 @@ class Session(SessionNodeMethods):
         # The rehearsal is skipped when no merge can fail: forks that only wrote chunks, into
         # a session that deleted nothing, without on_overlap="error" (the distributed-write
         # case: hundreds of forks from workers).
-        can_fail = on_overlap == "error" or any(
-            other._changes.nodes or other._changes.deleted for other in forks
-        )
         can_fail = (
-            can_fail
+            on_overlap == "error"
+            or restructured
             or bool(self._changes.deleted)
             or (self._fork_base is not None and bool(self._fork_base.deleted))
         )
@@ -301,6 +313,8 @@ class Session(SessionNodeMethods):
                     node_path=self._node_path,
                 )
         changes, fork_base = self._changes, self._fork_base
+        if not rehearse and changes.absorb_disjoint_forks(fork_changes, fork_base):
+            forks = []  # all folded in at once: nothing could overlap
         for other in forks:
             if not rehearse and changes.absorb_disjoint_chunks(other._changes, fork_base):
                 continue  # only chunks no one else wrote: nothing to check
@@ -317,7 +331,7 @@ class Session(SessionNodeMethods):
             return
         if isinstance(self, ForkSession):
             # report where the user merges into their session (usually not on this worker)
-            self._overlaps = (self._overlaps + found)[: MAX_OVERLAPS + 1]
+            self._overlaps = (*self._overlaps, *found)[: MAX_OVERLAPS + 1]
         else:
             warnings.warn(overlap_message(found), ChunkOverlapWarning, stacklevel=2)
 

@@ -1,21 +1,31 @@
-"""One array's staged chunk writes, kept in columns: what a session wrote and will commit.
+"""One array's staged chunk writes, kept as packed records: what a session wrote and will commit.
 
 A session stages every chunk it writes (``store.set``, ``set_virtual_ref``, deletions) in a
-:class:`ChunkWrites` per array. Writes are appended to a columnar log (coordinates, kind, chunk
-id, offset, length: a few dozen bytes each, in ``array``/``bytearray`` buffers), with one
-``dict`` from coordinates to the row of their latest write; references staged in bulk
+:class:`ChunkWrites` per array. Each write appends one fixed-size record (coordinates, kind,
+chunk id, offset, length: ``4 * ndim + 29`` bytes) to a single ``bytearray`` log, with one
+``dict`` from coordinates to the row of their latest write (built only when needed) and a
+row-aligned list of the objects some rows carry (inline bytes, virtual payloads); references staged in bulk
 (``set_virtual_refs``, ``set_chunk_refs``) stay in a block of numpy columns under the log. No
-payload object is made per write: at commit the log becomes the manifest's columns with a few
-numpy calls, and dropping a committed change set frees a few buffers instead of one object per
-chunk.
+payload object is made per write: at commit the log is viewed as a numpy structured array and
+becomes the manifest's columns with a few numpy calls; folding a fork's writes into a session
+copies one buffer; dropping a committed change set frees a few buffers, not one object per
+chunk. The functions over any mapping of staged changes (a :class:`ChunkWrites` or a plain
+``dict``) are in :mod:`icechunk._core.staged_changes`.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
-from array import array
-from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, MutableMapping
+import struct
+from collections.abc import (
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from typing import Any, Final
 
 import numpy as np
@@ -23,13 +33,13 @@ import numpy.typing as npt
 
 from icechunk._core.chunk_refs import (
     RefIndex,
-    _columns,
     _concat,
     _coords_array,
     _match_keys,
     _without,
     payload_at,
     pick,
+    rows_in,
     sort_order,
     spread,
     take_refs,
@@ -37,14 +47,7 @@ from icechunk._core.chunk_refs import (
 from icechunk._core.payloads import ChunkPayload, InlinePayload, NativePayload, VirtualPayload
 from icechunk.format.model import ChunkKind, ChunkRefs
 
-__all__ = [
-    "ChunkWrites",
-    "absorb_writes",
-    "changed_coords",
-    "merge_refs",
-    "single_keys",
-    "staged_columns",
-]
+__all__ = ["ChunkWrites"]
 
 Coords = tuple[int, ...]
 
@@ -54,13 +57,43 @@ _NATIVE: Final = int(ChunkKind.NATIVE)
 _INLINE: Final = int(ChunkKind.INLINE)
 _VIRTUAL: Final = int(ChunkKind.VIRTUAL)
 _NO_ID: Final = bytes(12)
-_NONE: Final = type(None)
 
-assert array("I").itemsize == 4 and array("Q").itemsize == 8
+
+class _Layout:
+    """The record layout of an ``ndim``-dimensional log: a struct for one row, a numpy
+    structured dtype for all of them (little-endian, packed)."""
+
+    __slots__ = ("dtype", "ndim", "pack", "size", "unpack_from")
+
+    def __init__(self, ndim: int) -> None:
+        record = struct.Struct(f"<{ndim}IB12sQQ")
+        self.ndim = ndim
+        self.size = record.size
+        self.pack = record.pack
+        self.unpack_from = record.unpack_from
+        c = 4 * ndim
+        self.dtype = np.dtype(
+            {
+                "names": ["coords", "kind", "id", "offset", "length"],
+                "formats": [("<u4", (ndim,)), "u1", ("u1", (12,)), "<u8", "<u8"],
+                "offsets": [0, c, c + 1, c + 13, c + 21],
+                "itemsize": record.size,
+            }
+        )
+
+
+_LAYOUTS: dict[int, _Layout] = {}
+
+
+def _layout(ndim: int) -> _Layout:
+    layout = _LAYOUTS.get(ndim)
+    if layout is None:
+        layout = _LAYOUTS[ndim] = _Layout(ndim)
+    return layout
 
 
 class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
-    """One array's staged chunk writes: a columnar log of single writes over bulk writes.
+    """One array's staged chunk writes: a log of packed records over bulk writes.
 
     A mapping from chunk coordinates to a payload (``None`` records a deletion). Single writes
     (:meth:`set_native`, :meth:`set_inline`, item assignment) are appended to the log; a later
@@ -72,35 +105,25 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
     Reading an entry builds its payload object; nothing else does.
     """
 
-    __slots__ = (
-        "_bulk",
-        "_bulk_index",
-        "_coords",
-        "_dead",
-        "_extra",
-        "_ids",
-        "_index",
-        "_kind",
-        "_length",
-        "_ndim",
-        "_offset",
-    )
+    __slots__ = ("_bulk", "_bulk_index", "_dead", "_extra", "_layout", "_log", "_n", "_rows")
 
     def __init__(
         self,
         single: Mapping[Coords, ChunkPayload | None] | None = None,
         bulk: ChunkRefs | None = None,
     ) -> None:
-        self._index: dict[Coords, int] = {}
-        """Coordinates -> row of their latest single write."""
-        self._coords = array("I")
-        self._kind = bytearray()
-        self._ids = bytearray()
-        self._offset = array("Q")
-        self._length = array("Q")
+        self._rows: dict[Coords, int] | None = {}
+        """Coordinates -> row of their latest single write; ``None`` while not built (then
+        the log has no dead rows, and row ``i`` holds the ``i``-th entry)."""
+        self._log = bytearray()
+        """One packed record per row (see :class:`_Layout`)."""
+        self._n = 0
+        """Rows in the log (dead ones included)."""
         self._extra: list[object] = []
-        """Per row: the bytes of an inline write, the payload of a virtual one, else None."""
-        self._ndim = -1
+        """Per row: the bytes of an inline write, the payload of a virtual one, else
+        ``None``; empty while no row has an object (native writes and deletions only)."""
+        self._layout: _Layout | None = None
+        """Set by the first single write: fixes the dimensionality."""
         self._dead = 0
         self._bulk = bulk if bulk is not None and len(bulk) else None
         self._bulk_index = RefIndex(self._bulk) if self._bulk is not None else None
@@ -110,34 +133,72 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
 
     # -- the log --------------------------------------------------------------------------
 
+    @property
+    def _index(self) -> dict[Coords, int]:
+        """Coordinates -> row of their latest single write (built on first use)."""
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = dict(zip(self._log_keys(), range(self._n), strict=True))
+        return rows
+
+    def _log_keys(self) -> Iterable[Coords]:
+        """The coordinates of every row of the log, in order, as tuples."""
+        n, layout = self._n, self._layout
+        if n == 0 or layout is None:
+            return ()
+        if layout.ndim == 0:
+            return itertools.repeat((), n)
+        coords = np.frombuffer(self._log, dtype=layout.dtype, count=n)["coords"]
+        keys = coords[:, 0].tolist() if layout.ndim == 1 else coords.tolist()
+        del coords  # (releases the log's buffer)
+        return zip(keys) if layout.ndim == 1 else map(tuple, keys)
+
+    @property
+    def _ndim(self) -> int:
+        return -1 if self._layout is None else self._layout.ndim
+
+    def _fix_ndim(self, ndim: int) -> _Layout:
+        if self._layout is not None:
+            raise ValueError(
+                f"chunk coordinates of {ndim} dimensions, but this array's staged writes "
+                f"have {self._layout.ndim}"
+            )
+        self._layout = _layout(ndim)
+        return self._layout
+
     def _row(
-        self, coords: Coords, kind: int, chunk_id: bytes, offset: int, length: int, extra: object
+        self,
+        coords: Coords,
+        kind: int,
+        chunk_id: bytes,
+        offset: int,
+        length: int,
+        obj: object = None,
     ) -> None:
-        ndim = len(coords)
-        if ndim != self._ndim:
-            if self._ndim >= 0:
-                raise ValueError(
-                    f"chunk coordinates {list(coords)} have {ndim} dimensions, but this "
-                    f"array's staged writes have {self._ndim}"
-                )
-            self._ndim = ndim
+        layout = self._layout
+        if layout is None or len(coords) != layout.ndim:
+            layout = self._fix_ndim(len(coords))
         if len(chunk_id) != 12:
             raise ValueError("native chunk ids must be 12 bytes")
-        index = self._index
+        row = self._n
+        index = self._rows
+        if index is None:
+            index = self._index
         before = len(index)
-        index[coords] = len(self._kind)
+        index[coords] = row
         if len(index) == before:
             self._dead += 1
-        self._coords.extend(coords)
-        self._kind.append(kind)
-        self._ids += chunk_id
-        self._offset.append(offset)
-        self._length.append(length)
-        self._extra.append(extra)
+        self._log += layout.pack(*coords, kind, chunk_id, offset, length)
+        self._n = row + 1
+        extra = self._extra
+        if extra or obj is not None:
+            if len(extra) < row:
+                extra.extend(itertools.repeat(None, row - len(extra)))
+            extra.append(obj)
 
     def set_native(self, coords: Coords, chunk_id: bytes, length: int, offset: int = 0) -> None:
         """Stage ``coords`` as ``chunks/<chunk_id>`` bytes ``[offset, offset + length)``."""
-        self._row(coords, _NATIVE, chunk_id, offset, length, None)
+        self._row(coords, _NATIVE, chunk_id, offset, length)
 
     def set_inline(self, coords: Coords, data: bytes) -> None:
         """Stage ``coords`` as inline bytes ``data``."""
@@ -147,24 +208,24 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         kind = type(payload)
         if kind is NativePayload:
             assert isinstance(payload, NativePayload)
-            self._row(coords, _NATIVE, payload.chunk_id, payload.offset, payload.length, None)
+            self._row(coords, _NATIVE, payload.chunk_id, payload.offset, payload.length)
         elif kind is InlinePayload:
             assert isinstance(payload, InlinePayload)
-            self._row(coords, _INLINE, _NO_ID, 0, len(payload.data), payload.data)
+            self.set_inline(coords, payload.data)
         elif kind is VirtualPayload:
             assert isinstance(payload, VirtualPayload)
             self._row(coords, _VIRTUAL, _NO_ID, payload.offset, payload.length, payload)
         elif payload is None:
-            self._row(coords, _DELETED, _NO_ID, 0, 0, None)
+            self._row(coords, _DELETED, _NO_ID, 0, 0)
         else:
             raise TypeError(f"not a chunk payload: {payload!r}")
 
     def _payload(self, row: int) -> ChunkPayload | None:
-        kind = self._kind[row]
+        layout = self._layout
+        assert layout is not None
+        *_, kind, chunk_id, offset, length = layout.unpack_from(self._log, row * layout.size)
         if kind == _NATIVE:
-            return NativePayload(
-                bytes(self._ids[12 * row : 12 * row + 12]), self._offset[row], self._length[row]
-            )
+            return NativePayload(chunk_id, offset, length)
         if kind == _INLINE:
             data = self._extra[row]
             assert isinstance(data, bytes)
@@ -176,10 +237,15 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         return None
 
     def _check_ndim(self, ndim: int) -> None:
-        if self._ndim >= 0 and self._ndim != ndim:
+        if self._layout is not None and self._layout.ndim != ndim:
             raise ValueError(
-                f"the staged writes have {self._ndim} dimensions, the array has {ndim}"
+                f"the staged writes have {self._layout.ndim} dimensions, the array has {ndim}"
             )
+
+    def _records(self) -> npt.NDArray[np.void]:
+        """A copy of the log as a structured array (a view would pin the ``bytearray``)."""
+        layout = self._layout or _layout(0)
+        return np.frombuffer(bytes(self._log), dtype=layout.dtype, count=self._n)
 
     def compact(self) -> None:
         """Drop the rows superseded by later writes (the log then has one row per entry, in
@@ -187,37 +253,49 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         if not self._dead:
             return
         rows = np.fromiter(self._index.values(), dtype=np.intp, count=len(self._index))
-        ndim, n = max(self._ndim, 0), len(self._kind)
-        coords = np.frombuffer(self._coords, dtype=np.uint32).reshape(n, ndim)[rows]
-        kind = np.frombuffer(self._kind, dtype=np.uint8)[rows]
-        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(n, 12)[rows]
-        offset = np.frombuffer(self._offset, dtype=np.uint64)[rows]
-        length = np.frombuffer(self._length, dtype=np.uint64)[rows]
-        self._coords = array("I", coords.tobytes())
-        self._kind = bytearray(kind.tobytes())
-        self._ids = bytearray(ids.tobytes())
-        self._offset = array("Q", offset.tobytes())
-        self._length = array("Q", length.tobytes())
-        self._extra = pick(self._extra, rows)
-        self._index = dict(zip(self._index, range(len(rows)), strict=True))
+        self._log = bytearray(self._records()[rows].tobytes())
+        if self._extra:
+            self._extra = pick(self._extra, rows)
+        self._n = len(rows)
+        self._rows = dict(zip(self._index, range(len(rows)), strict=True))
         self._dead = 0
+
+    def _objects(self) -> Iterable[object]:
+        """One slot per row: its object, or ``None``."""
+        extra = self._extra
+        return extra if len(extra) == self._n else itertools.repeat(None, self._n)
+
+    def _append_log(self, others: Iterable[ChunkWrites]) -> None:
+        """Append the rows of compact ``others`` (of this layout) to this log."""
+        others = list(others)
+        self._log += bytearray().join([other._log for other in others])
+        extra = self._extra
+        if extra or any(other._extra for other in others):
+            if len(extra) < self._n:
+                extra.extend(itertools.repeat(None, self._n - len(extra)))
+            extra.extend(itertools.chain.from_iterable(o._objects() for o in others))
+        self._n += sum(other._n for other in others)
 
     def _log_columns(self, ndim: int) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
         """``(coords of the single writes, refs of those that are not deletions)``."""
         self._check_ndim(ndim)
         self.compact()
-        n = len(self._kind)
-        coords = np.frombuffer(self._coords, dtype=np.uint32).reshape(n, ndim).copy()
-        kind = np.frombuffer(self._kind, dtype=np.uint8).copy()
-        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(n, 12).copy()
-        offset = np.frombuffer(self._offset, dtype=np.uint64).copy()
-        length = np.frombuffer(self._length, dtype=np.uint64).copy()
-        extra: list[Any] = list(self._extra)
+        n = self._n
+        rec = self._records()
+        coords = np.ascontiguousarray(rec["coords"]).reshape(n, ndim)
+        kind = np.ascontiguousarray(rec["kind"])
+        ids = np.ascontiguousarray(rec["id"])
+        offset = np.ascontiguousarray(rec["offset"])
+        length = np.ascontiguousarray(rec["length"])
+        del rec
+        extra: list[Any] = list(self._objects()) if self._extra else []
         written_coords = coords
         written = np.flatnonzero(kind != _DELETED)
         if len(written) < n:
             written_coords, kind, ids = coords[written], kind[written], ids[written]
-            offset, length, extra = offset[written], length[written], pick(extra, written)
+            offset, length = offset[written], length[written]
+            if extra:
+                extra = pick(extra, written)
         refs = ChunkRefs(
             coords=written_coords, kind=kind, chunk_id=ids, offset=offset, length=length
         )
@@ -279,8 +357,7 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         """The ``(n, ndim)`` coordinates of every staged entry (unsorted), without tuples."""
         self._check_ndim(ndim)
         self.compact()
-        single = np.frombuffer(self._coords, dtype=np.uint32).reshape(len(self._kind), ndim)
-        single = single.copy()
+        single = np.ascontiguousarray(self._records()["coords"]).reshape(self._n, ndim)
         if self._bulk is None:
             return single
         return np.concatenate([single, _without(self._bulk, single).coords])
@@ -339,12 +416,12 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
 
     def __len__(self) -> int:
         if self._bulk is None:
-            return len(self._index)
+            return self._n if self._rows is None else len(self._rows)
         shadowed = sum(1 for k in self._index if self._find(k) is not None)
         return len(self._index) + len(self._bulk) - shadowed
 
     def __bool__(self) -> bool:
-        return bool(self._index) or self._bulk is not None
+        return bool(self._n if self._rows is None else self._rows) or self._bulk is not None
 
     def items(self) -> ItemsView[Coords, ChunkPayload | None]:
         return _Items(self)
@@ -355,14 +432,11 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         """An independent copy (compacted; the immutable bulk columns are shared)."""
         self.compact()
         out = ChunkWrites.__new__(ChunkWrites)
-        out._index = dict(self._index)
-        out._coords = array("I", self._coords)
-        out._kind = bytearray(self._kind)
-        out._ids = bytearray(self._ids)
-        out._offset = array("Q", self._offset)
-        out._length = array("Q", self._length)
+        out._rows = None if self._rows is None else dict(self._rows)
+        out._log = bytearray(self._log)
+        out._n = self._n
         out._extra = list(self._extra)
-        out._ndim = self._ndim
+        out._layout = self._layout
         out._dead = 0
         out._bulk = self._bulk
         out._bulk_index = self._bulk_index
@@ -374,11 +448,7 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
             _restore,
             (
                 self._ndim,
-                bytes(self._coords),
-                bytes(self._kind),
-                bytes(self._ids),
-                bytes(self._offset),
-                bytes(self._length),
+                bytes(self._log),
                 self._extra,
                 self._bulk,
             ),
@@ -398,56 +468,109 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         if other._dead:
             other.compact()
             theirs = other._index
-        if other._ndim != self._ndim:
-            if self._ndim >= 0:
+        if other._layout is not self._layout:
+            if self._layout is not None:
                 raise ValueError(
                     f"cannot fold {other._ndim}-dimensional chunk writes into "
                     f"{self._ndim}-dimensional ones"
                 )
-            self._ndim = other._ndim
+            self._layout = other._layout
+        # other's log is compact: its entries are its rows 0..n-1, in order
         index = self._index
         before = len(index)
-        base = len(self._kind)
+        base = self._n
         index.update(zip(theirs, range(base, base + len(theirs)), strict=False))  # same length
         self._dead += before + len(theirs) - len(index)
-        self._coords += other._coords
-        self._kind += other._kind
-        self._ids += other._ids
-        self._offset += other._offset
-        self._length += other._length
-        self._extra += other._extra
+        self._append_log((other,))
+
+    @staticmethod
+    def join(parts: Sequence[ChunkWrites]) -> ChunkWrites | None:
+        """The single writes of all ``parts`` in one log, if no two parts write the same
+        coordinates and none staged bulk writes; else ``None``. ``parts`` are not changed.
+
+        The columnar fold of many forks' writes (a distributed write): one join of the logs
+        and one sort of their coordinates, instead of a dictionary update per fork.
+        """
+        if not parts:
+            return ChunkWrites()
+        layout = None
+        for part in parts:
+            if part._bulk is not None:
+                return None
+            if part._layout is not None:
+                if layout is None:
+                    layout = part._layout
+                elif part._layout is not layout:
+                    return None
+            if part._dead:
+                part.compact()
+        out = ChunkWrites()
+        if layout is None:
+            return out
+        out._layout = layout
+        out._append_log(parts)
+        out._rows = None
+        if not _distinct(out.coords(layout.ndim)):
+            return None
+        return out
+
+    def writes_none_of(self, other: Mapping[Coords, ChunkPayload | None] | None) -> bool:
+        """Whether ``other`` (``None``: nothing) has none of these coordinates."""
+        if not other or not self:
+            return True
+        ndim = self._ndim
+        if ndim < 0:
+            assert self._bulk is not None  # (not empty)
+            ndim = self._bulk.coords.shape[1]
+        if isinstance(other, ChunkWrites):
+            if other._ndim not in (-1, ndim) or (
+                other._bulk is not None and other._bulk.coords.shape[1] != ndim
+            ):
+                return False
+            theirs = other.coords(ndim)
+        else:
+            keys = list(other)
+            if any(len(k) != ndim for k in keys):
+                return False
+            theirs = _coords_array(keys, ndim)
+        return not rows_in(self.coords(ndim), theirs).any()
+
+    def absorb_disjoint(self, other: ChunkWrites) -> None:
+        """Append ``other``'s writes, which the caller knows share no coordinates with these
+        and staged nothing in bulk (see :meth:`join`, :meth:`writes_none_of`)."""
+        assert other._bulk is None
+        if not other._n:
+            return
+        if self._layout is None:
+            self._layout = other._layout
+        elif other._layout is not self._layout:
+            raise ValueError(
+                f"cannot fold {other._ndim}-dimensional chunk writes into "
+                f"{self._ndim}-dimensional ones"
+            )
+        other.compact()
+        self.compact()
+        self._append_log((other,))
+        self._rows = None  # (the log is compact; the index is rebuilt if needed)
 
 
-def _restore(
-    ndim: int,
-    coords: bytes,
-    kind: bytes,
-    ids: bytes,
-    offset: bytes,
-    length: bytes,
-    extra: list[object],
-    bulk: ChunkRefs | None,
-) -> ChunkWrites:
+def _distinct(coords: npt.NDArray[np.uint32]) -> bool:
+    """Whether no two rows of ``coords`` are equal."""
+    if len(coords) < 2:
+        return True
+    keys = np.sort(_match_keys(coords))
+    return not bool((keys[1:] == keys[:-1]).any())
+
+
+def _restore(ndim: int, log: bytes, extra: list[object], bulk: ChunkRefs | None) -> ChunkWrites:
     """Rebuild a pickled :class:`ChunkWrites` (its log is compact: one row per entry)."""
     out = ChunkWrites(bulk=bulk)
-    out._ndim = ndim
-    out._coords = array("I", coords)
-    out._kind = bytearray(kind)
-    out._ids = bytearray(ids)
-    out._offset = array("Q", offset)
-    out._length = array("Q", length)
     out._extra = extra
-    n = len(kind)
-    flat = out._coords
-    if n == 0:
-        keys: Iterable[Coords] = ()
-    elif ndim == 1:
-        keys = zip(flat)
-    elif ndim == 0:
-        keys = itertools.repeat((), n)
-    else:
-        keys = map(tuple, np.frombuffer(coords, dtype=np.uint32).reshape(n, ndim).tolist())
-    out._index = dict(zip(keys, range(n), strict=True))
+    if ndim >= 0:
+        out._layout = _layout(ndim)
+        out._n = len(log) // out._layout.size
+        out._log = bytearray(log)
+        out._rows = None  # (built if the fork is read or written again)
     return out
 
 
@@ -468,107 +591,3 @@ class _Items(ItemsView[Coords, ChunkPayload | None]):
         for i, key in enumerate(map(tuple, bulk.coords.tolist())):
             if key not in single:
                 yield key, payload_at(bulk, i)
-
-
-def single_keys(writes: Mapping[Coords, ChunkPayload | None]) -> KeysView[Coords] | None:
-    """The coordinates of one array's staged changes as a keys view, if none is a bulk write."""
-    if isinstance(writes, ChunkWrites):
-        return writes.single_keys()
-    return writes.keys() if isinstance(writes, dict) else None
-
-
-def changed_coords(
-    changes: Mapping[Coords, ChunkPayload | None], ndim: int
-) -> npt.NDArray[np.uint32]:
-    """The ``(n, ndim)`` coordinates of every change (write or deletion), unsorted.
-
-    Prefer this to ``np.array(list(changes))``: staged writes are not turned into tuples.
-    """
-    if isinstance(changes, ChunkWrites):
-        return changes.coords(ndim)
-    return _coords_array(list(changes), ndim)
-
-
-def staged_columns(
-    changes: Mapping[Coords, ChunkPayload | None], ndim: int
-) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
-    """``(coords of every change, refs of the writes)`` of one array's staged changes, unsorted.
-
-    Deletions appear in the coordinates only. Nothing is turned into a payload object.
-    """
-    if isinstance(changes, ChunkWrites):
-        return changes.columns(ndim)
-    return _changed(changes, ndim)
-
-
-def absorb_writes(
-    target: MutableMapping[Coords, ChunkPayload | None] | None,
-    other: Mapping[Coords, ChunkPayload | None],
-) -> MutableMapping[Coords, ChunkPayload | None]:
-    """``target`` (``None``: nothing) with ``other``'s writes applied over it; may return a
-    new mapping. ``other`` is not changed, nor shared with the result."""
-    if target is None:
-        target = ChunkWrites()
-    elif not isinstance(target, ChunkWrites) and isinstance(other, ChunkWrites):
-        target = ChunkWrites(target)
-    if isinstance(target, ChunkWrites):
-        target.absorb(other)
-    else:
-        target.update(other)
-    return target
-
-
-def merge_refs(
-    old: Iterable[ChunkRefs],
-    changes: Mapping[Coords, ChunkPayload | None],
-    ndim: int,
-    bounds: tuple[int, ...] | None = None,
-    *,
-    coords: npt.NDArray[np.uint32] | None = None,
-) -> ChunkRefs:
-    """Old references with ``changes`` applied (``None`` deletes), sorted.
-
-    ``bounds`` (number of chunks per dimension) drops references outside the chunk grid, as a
-    shrinking resize requires. ``coords``, if given, must be :func:`changed_coords` of
-    ``changes`` (same rows, same order): it saves building them again from a plain mapping.
-    """
-    base = _concat(list(old), ndim)
-    if isinstance(changes, ChunkWrites):
-        coords, new = changes.columns(ndim)
-    else:
-        coords, new = _changed(changes, ndim, coords)
-    if len(coords) and len(base):
-        keep = ~np.isin(_match_keys(base.coords), _match_keys(coords))
-        if not keep.all():
-            base = take_refs(base, np.flatnonzero(keep))
-    merged = _concat([base, new], ndim)
-    if bounds is not None and len(merged) and ndim:
-        inside = np.all(merged.coords < np.array(bounds, dtype=np.uint64), axis=1)
-        if not inside.all():
-            merged = take_refs(merged, np.flatnonzero(inside))
-    order = sort_order(merged.coords)
-    return merged if order is None else take_refs(merged, order)
-
-
-def _changed(
-    changes: Mapping[Coords, ChunkPayload | None],
-    ndim: int,
-    coords: npt.NDArray[np.uint32] | None = None,
-) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
-    """``(coords of every change, refs of the writes)`` of a plain mapping of changes."""
-    values = list(changes.values())
-    if coords is None or coords.shape != (len(values), ndim):
-        coords = _coords_array(list(changes), ndim)
-    types = list(map(type, values))
-    if not types.count(_NONE):  # no deletions: the usual case, checked at C speed
-        new = _columns(coords, values, ndim, types)  # type: ignore[arg-type]
-        return coords, new
-    present = np.fromiter(
-        map(operator.is_not, values, itertools.repeat(None)), dtype=bool, count=len(values)
-    )
-    written = np.flatnonzero(present)
-    if len(written) == len(values):
-        new = _columns(coords, values, ndim)  # type: ignore[arg-type]
-    else:
-        new = _columns(coords[written], pick(values, written), ndim)  # type: ignore[arg-type]
-    return coords, new

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from icechunk._core.change_set import ChangeSet
-from icechunk._core.chunk_writes import changed_coords
 from icechunk._core.manifest_writer import THREAD_ENCODE_MIN_REFS, ArrayManifestJob, ManifestWriter
 from icechunk._core.objects import RepoObjects
 from icechunk._core.refs import now_us
+from icechunk._core.staged_changes import changed_coords
 from icechunk._core.tree import Node, ReadTree
 from icechunk.errors import ErrorKind, SessionStateError
 from icechunk.format import layout

@@ -40,7 +40,7 @@ import numpy.typing as npt
 
 from icechunk._core.change_set import ChunkPayload
 from icechunk._core.chunk_refs import coord_keys, take_refs
-from icechunk._core.chunk_writes import changed_coords, merge_refs
+from icechunk._core.staged_changes import changed_coords, merge_refs
 from icechunk.config import ManifestSplittingConfig
 from icechunk.format import layout
 from icechunk.format.ids import new_id12

@@ -11,8 +11,9 @@ from icechunk._core.chunk_refs import (
     payload_at,
     refs_from_payloads,
 )
-from icechunk._core.chunk_writes import ChunkWrites, merge_refs
+from icechunk._core.chunk_writes import ChunkWrites
 from icechunk._core.payloads import InlinePayload, NativePayload, VirtualPayload
+from icechunk._core.staged_changes import merge_refs
 from icechunk.format.model import ChunkKind
 
 CID = b"\x07" * 12

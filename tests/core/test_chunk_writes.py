@@ -1,7 +1,8 @@
 """``icechunk._core.chunk_writes``: the columnar log of staged chunk writes against a dict model.
 
 A stateful test drives one :class:`ChunkWrites` and a plain ``dict`` through the same writes,
-overwrites, deletions, bulk stagings, folds, copies, compactions and pickle round trips, and
+overwrites, deletions, bulk stagings, folds (one by one, and joined from disjoint parts), copies,
+compactions and pickle round trips, and
 checks after every step that both map the same coordinates to the same payloads and that the
 columns a commit reads (:meth:`ChunkWrites.columns`, :func:`changed_coords`) say the same as
 the model.
@@ -18,8 +19,9 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from icechunk._core.chunk_refs import payload_at, refs_from_payloads
-from icechunk._core.chunk_writes import ChunkWrites, absorb_writes, changed_coords, merge_refs
+from icechunk._core.chunk_writes import ChunkWrites
 from icechunk._core.payloads import ChunkPayload, InlinePayload, NativePayload, VirtualPayload
+from icechunk._core.staged_changes import absorb_writes, changed_coords, merge_refs
 
 NDIM = 2
 coords_st = st.tuples(st.integers(0, 5), st.integers(0, 5))
@@ -95,6 +97,45 @@ class ChunkWritesAgainstADict(RuleBasedStateMachine):
         self.writes = absorb_writes(self.writes, other)  # type: ignore[assignment]
         self.model.update(pairs)
         assert dict(other.items()) == before  # the folded-in writes are left as they were
+
+    @rule(
+        parts=st.lists(st.dictionaries(coords_st, payload_st, max_size=6), max_size=4),
+        bulk=st.booleans(),
+    )
+    def join_and_absorb_disjoint(self, parts: list[Model], bulk: bool) -> None:
+        logs = []
+        for pairs in parts:
+            part = ChunkWrites()
+            for c, p in pairs.items():
+                part[c] = p
+            logs.append(part)
+        if bulk and logs:
+            logs[0].add_refs(refs_from_payloads([((7, 7), InlinePayload(b"b"))], NDIM))
+        before = [dict(part.items()) for part in logs]
+        joined = ChunkWrites.join(logs)
+        assert [dict(part.items()) for part in logs] == before  # parts are left as they were
+        keys = [c for pairs in before for c in pairs]
+        if (bulk and logs) or len(set(keys)) < len(keys):
+            assert joined is None  # bulk writes, or two parts write the same coordinates
+            return
+        assert joined is not None
+        combined = {c: p for pairs in before for c, p in pairs.items()}
+        assert dict(joined.items()) == combined
+        disjoint = not set(combined) & set(self.model)
+        assert joined.writes_none_of(self.writes) is disjoint
+        assert self.writes.writes_none_of(combined) is disjoint
+        if disjoint:
+            self.writes.absorb_disjoint(joined)
+            self.model.update(combined)
+
+    @rule(coords=coords_st, payload=payload_st)
+    def write_after_a_round_trip(
+        self, coords: tuple[int, ...], payload: ChunkPayload | None
+    ) -> None:
+        # a restored log builds its coordinate index only when written or read again
+        self.writes = pickle.loads(pickle.dumps(self.writes))
+        self.writes[coords] = payload
+        self.model[coords] = payload
 
     @rule()
     def copy(self) -> None:

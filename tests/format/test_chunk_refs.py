@@ -10,7 +10,8 @@ import pytest
 import zarr
 
 import icechunk
-from icechunk._core.chunk_writes import ChunkWrites, changed_coords, merge_refs
+from icechunk._core.chunk_writes import ChunkWrites
+from icechunk._core.staged_changes import changed_coords, merge_refs
 from icechunk.change_set import ChangeSet, InlinePayload, NativePayload, VirtualPayload
 from icechunk.chunk_refs import refs_from_payloads
 from icechunk.errors import InvalidInputError
