@@ -138,7 +138,7 @@ def cases(mode: str) -> list[Case]:
         Case(
             f"commit {_count(n)} virtual refs",
             ["commit", "--n", str(n), "--kind", "virtual"],
-            ["commit", "write"],
+            ["commit", "write", "build_specs", "set_refs"],
             impls=("ours", "real"),
             reps=reps,
             select="virtual",
