@@ -392,6 +392,11 @@ def run_case(
                 rec = per_impl[impl]
                 if "skipped" in rec or "error" in rec or rep >= case.impl_reps.get(impl, case.reps):
                     continue
+                # Start every repetition with nothing dirty on the machine: the write-back of
+                # the previous one's data (and of its deleted files) would otherwise land in
+                # whichever commit syncs next, charging one implementation for another's
+                # leftovers. A repetition's own writes stay in its own commit.
+                os.sync()
                 if case.serve:
                     r = {}
                     if impl not in servers:

@@ -223,13 +223,11 @@ class ChangeSet:
                         parts.append(writes)
         joined: dict[bytes, ChunkWrites] = {}
         for node_id, parts in by_node.items():
-            theirs = ChunkWrites.join(parts)
-            if theirs is None:
-                return False
             sides = [self.chunks.get(node_id), base.chunks.get(node_id) if base else None]
-            if sum(len(side) for side in sides if side) > len(theirs):
+            if sum(len(side) for side in sides if side) > sum(map(len, parts)):
                 return False
-            if not all(theirs.writes_none_of(side) for side in sides):
+            theirs = ChunkWrites.join(parts, sides)
+            if theirs is None:
                 return False
             joined[node_id] = theirs
         for node_id, theirs in joined.items():

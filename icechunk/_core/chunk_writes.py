@@ -39,7 +39,6 @@ from icechunk._core.chunk_refs import (
     _without,
     payload_at,
     pick,
-    rows_in,
     sort_order,
     spread,
     take_refs,
@@ -63,7 +62,7 @@ class _Layout:
     """The record layout of an ``ndim``-dimensional log: a struct for one row, a numpy
     structured dtype for all of them (little-endian, packed)."""
 
-    __slots__ = ("dtype", "ndim", "pack", "size", "unpack_from")
+    __slots__ = ("dtype", "iter_unpack", "ndim", "pack", "size", "unpack_from")
 
     def __init__(self, ndim: int) -> None:
         record = struct.Struct(f"<{ndim}IB12sQQ")
@@ -71,6 +70,7 @@ class _Layout:
         self.size = record.size
         self.pack = record.pack
         self.unpack_from = record.unpack_from
+        self.iter_unpack = record.iter_unpack
         c = 4 * ndim
         self.dtype = np.dtype(
             {
@@ -83,6 +83,8 @@ class _Layout:
 
 
 _LAYOUTS: dict[int, _Layout] = {}
+_SMALL_LOG: Final = 64
+"""Up to this many rows, the coordinates of a log are read with ``struct``, not numpy."""
 
 
 def _layout(ndim: int) -> _Layout:
@@ -148,6 +150,9 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
             return ()
         if layout.ndim == 0:
             return itertools.repeat((), n)
+        if n <= _SMALL_LOG:  # (a fork's few writes: no numpy call per fork in a merge)
+            ndim = layout.ndim
+            return [record[:ndim] for record in layout.iter_unpack(self._log)]
         coords = np.frombuffer(self._log, dtype=layout.dtype, count=n)["coords"]
         keys = coords[:, 0].tolist() if layout.ndim == 1 else coords.tolist()
         del coords  # (releases the log's buffer)
@@ -265,9 +270,8 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         extra = self._extra
         return extra if len(extra) == self._n else itertools.repeat(None, self._n)
 
-    def _append_log(self, others: Iterable[ChunkWrites]) -> None:
+    def _append_log(self, others: Sequence[ChunkWrites]) -> None:
         """Append the rows of compact ``others`` (of this layout) to this log."""
-        others = list(others)
         self._log += bytearray().join([other._log for other in others])
         extra = self._extra
         if extra or any(other._extra for other in others):
@@ -275,6 +279,16 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
                 extra.extend(itertools.repeat(None, self._n - len(extra)))
             extra.extend(itertools.chain.from_iterable(o._objects() for o in others))
         self._n += sum(other._n for other in others)
+
+    def _append_one(self, other: ChunkWrites) -> None:
+        """:meth:`_append_log` of one log (a merge folds hundreds, one by one)."""
+        self._log += other._log
+        extra = self._extra
+        if extra or other._extra:
+            if len(extra) < self._n:
+                extra.extend(itertools.repeat(None, self._n - len(extra)))
+            extra.extend(other._objects())
+        self._n += other._n
 
     def _log_columns(self, ndim: int) -> tuple[npt.NDArray[np.uint32], ChunkRefs]:
         """``(coords of the single writes, refs of those that are not deletions)``."""
@@ -481,18 +495,19 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         base = self._n
         index.update(zip(theirs, range(base, base + len(theirs)), strict=False))  # same length
         self._dead += before + len(theirs) - len(index)
-        self._append_log((other,))
+        self._append_one(other)
 
     @staticmethod
-    def join(parts: Sequence[ChunkWrites]) -> ChunkWrites | None:
+    def join(
+        parts: Sequence[ChunkWrites], avoid: Iterable[Mapping[Coords, object] | None] = ()
+    ) -> ChunkWrites | None:
         """The single writes of all ``parts`` in one log, if no two parts write the same
-        coordinates and none staged bulk writes; else ``None``. ``parts`` are not changed.
+        coordinates, none staged bulk writes and none writes coordinates that one of the
+        mappings in ``avoid`` holds; else ``None``. Nothing is changed.
 
         The columnar fold of many forks' writes (a distributed write): one join of the logs
-        and one sort of their coordinates, instead of a dictionary update per fork.
+        and one sort of all the coordinates involved, instead of a dictionary update per fork.
         """
-        if not parts:
-            return ChunkWrites()
         layout = None
         for part in parts:
             if part._bulk is not None:
@@ -506,38 +521,23 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
                 part.compact()
         out = ChunkWrites()
         if layout is None:
-            return out
+            return out  # (nothing written: nothing to overlap)
         out._layout = layout
         out._append_log(parts)
         out._rows = None
-        if not _distinct(out.coords(layout.ndim)):
-            return None
-        return out
-
-    def writes_none_of(self, other: Mapping[Coords, ChunkPayload | None] | None) -> bool:
-        """Whether ``other`` (``None``: nothing) has none of these coordinates."""
-        if not other or not self:
-            return True
-        ndim = self._ndim
-        if ndim < 0:
-            assert self._bulk is not None  # (not empty)
-            ndim = self._bulk.coords.shape[1]
-        if isinstance(other, ChunkWrites):
-            if other._ndim not in (-1, ndim) or (
-                other._bulk is not None and other._bulk.coords.shape[1] != ndim
-            ):
-                return False
-            theirs = other.coords(ndim)
-        else:
-            keys = list(other)
-            if any(len(k) != ndim for k in keys):
-                return False
-            theirs = _coords_array(keys, ndim)
-        return not rows_in(self.coords(ndim), theirs).any()
+        ndim = layout.ndim
+        every = [out.coords(ndim)]
+        for side in avoid:
+            if side:
+                coords = _coords_of(side, ndim)
+                if coords is None:
+                    return None
+                every.append(coords)
+        return out if _distinct(np.concatenate(every) if len(every) > 1 else every[0]) else None
 
     def absorb_disjoint(self, other: ChunkWrites) -> None:
         """Append ``other``'s writes, which the caller knows share no coordinates with these
-        and staged nothing in bulk (see :meth:`join`, :meth:`writes_none_of`)."""
+        and staged nothing in bulk (see :meth:`join`)."""
         assert other._bulk is None
         if not other._n:
             return
@@ -550,8 +550,22 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
             )
         other.compact()
         self.compact()
-        self._append_log((other,))
+        self._append_one(other)
         self._rows = None  # (the log is compact; the index is rebuilt if needed)
+
+
+def _coords_of(side: Mapping[Coords, object], ndim: int) -> npt.NDArray[np.uint32] | None:
+    """The ``(n, ndim)`` coordinates of a mapping's entries; ``None`` if some have another
+    dimensionality."""
+    if isinstance(side, ChunkWrites):
+        bulk = side._bulk
+        if side._ndim not in (-1, ndim) or (bulk is not None and bulk.coords.shape[1] != ndim):
+            return None
+        return side.coords(ndim)
+    keys = list(side)
+    if any(len(k) != ndim for k in keys):
+        return None
+    return _coords_array(keys, ndim)
 
 
 def _distinct(coords: npt.NDArray[np.uint32]) -> bool:
