@@ -23,6 +23,7 @@ from icechunk.errors import (
     SessionStateError,
 )
 from icechunk.format.ids import encode_id
+from icechunk.rearrange import apply_move
 from icechunk.storage.base import Storage
 
 if TYPE_CHECKING:
@@ -224,8 +225,6 @@ _BULK_MIN_REFS = 256
 
 def _moved_tree(tree: ReadTree, from_path: str, to_path: str) -> ReadTree:
     """A private copy of ``tree`` with one move applied (see :func:`icechunk.rearrange.apply_move`)."""
-    from icechunk.rearrange import apply_move
-
     by_path = apply_move(tree.by_path, from_path, to_path)
     out = ReadTree.__new__(ReadTree)
     out.snapshot = tree.snapshot

@@ -29,6 +29,7 @@ from icechunk.errors import (
     SessionStateError,
 )
 from icechunk.format.ids import encode_id, new_id8
+from icechunk.rearrange import net_moves, normalize_move_path
 
 
 class SessionNodeMethods(SessionChunkMethods):
@@ -98,8 +99,6 @@ class SessionNodeMethods(SessionChunkMethods):
         self.move(from_path, to_path)
 
     def _net_moves(self) -> list[Any]:
-        from icechunk.rearrange import net_moves
-
         if not self._moves:
             return []
         original = self._repo._objects.tree_for(self._tree.snapshot)
@@ -157,8 +156,6 @@ class SessionNodeMethods(SessionChunkMethods):
         sync(self._reindex(array_path, forward, backward))
 
     def _node_for_reindex(self, array_path: str) -> Node:
-        from icechunk.rearrange import normalize_move_path
-
         if self._mode == SessionMode.rearrange:
             raise SessionStateError(
                 "session error: This session was created to rearrange the hierarchy, other "

@@ -25,6 +25,7 @@ from icechunk._core.change_set import (
     ChunkOverlapWarning,
     overlap_message,
 )
+from icechunk._core.commit import write_commit
 from icechunk._core.manifest_writer import rewrites_manifests
 from icechunk._session_base import (
     ChunkType,
@@ -531,8 +532,6 @@ class Session(SessionNodeMethods):
         self, message: str, props: dict[str, Any], tx_parent: bytes | None = None
     ) -> tuple[Snapshot, TransactionLog]:
         """Write this session's commit objects; see :func:`icechunk._core.commit.write_commit`."""
-        from icechunk._core.commit import write_commit
-
         live = [node for node in map(self._node, self._all_paths()) if node is not None]
         return await write_commit(
             self._repo._objects,
