@@ -21,7 +21,7 @@ import pytest
 from tests.pipeline.browser import Chromium
 from tests.pipeline.conftest import ROOT
 from tests.pipeline.helpers import open_repo
-from tests.pipeline.servers import Server, run_cli
+from tests.pipeline.servers import Server, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -93,6 +93,27 @@ def artifacts_of(run: Run) -> list[dict[str, Any]]:
     return list(run.server.api.call("POST", "/artifacts/filter", body))
 
 
+def related_events(run: Run, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every event related to the run's flow run (following the API's pages of 50)."""
+    api = run.server.api
+    body = {
+        "filter": {
+            "related": {
+                "resources_in_roles": [[f"prefect.flow-run.{run.flow_run_id}", "flow-run"]]
+            },
+            "occurred": {"since": "2000-01-01T00:00:00Z"},
+            **(extra or {}),
+        },
+        "limit": 50,
+    }
+    page = api.call("POST", "/events/filter", body)
+    events = list(page["events"])
+    while page.get("next_page"):
+        page = api.call("GET", page["next_page"].removeprefix(api.url))
+        events += page["events"]
+    return events
+
+
 def test_block_type_is_registered_and_the_block_saved(run: Run) -> None:
     block_type = run.server.api.call("GET", "/block_types/slug/icechunk-repository")
     assert block_type["name"] == "Icechunk Repository"
@@ -132,19 +153,14 @@ def test_credentials_never_appear_in_logs_artifacts_or_events(run: Run) -> None:
         "/task_runs/filter",
         {"flow_runs": {"id": {"any_": [run.flow_run_id]}}, "limit": 200},
     )
-    events = api.call(
-        "POST",
-        "/events/filter",
-        {
-            "filter": {
-                "related": {
-                    "resources_in_roles": [[f"prefect.flow-run.{run.flow_run_id}", "flow-run"]]
-                },
-                "occurred": {"since": "2000-01-01T00:00:00Z"},
-            },
-            "limit": 50,
-        },
-    )["events"]
+    # The server persists events in batches, after the flow run has finished: wait for the
+    # commit event, then read every event of the run (all pages) for the credential check.
+    wait_for(
+        "the icechunk.commit event of the flow run",
+        lambda: related_events(run, {"event": {"name": ["icechunk.commit"]}}),
+        timeout=60,
+    )
+    events = related_events(run)
     assert any(e["event"] == "icechunk.commit" for e in events)
     flow_run = api.call("GET", f"/flow_runs/{run.flow_run_id}")
     commit_metadata = [c.metadata for c in open_repo(run.repo).ancestry(branch="main")]
