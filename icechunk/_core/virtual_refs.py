@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from icechunk.virtual import (
     find_container,
     repo_containers,
     resolve_location,
+    spec_indices,
     split_checksum,
     validate_location,
 )
@@ -101,31 +103,30 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
     if n == 0:
         none = np.zeros(0, dtype=np.int64)
         return np.zeros((0, 0), dtype=np.int64), [], none, none, None, None
-    # every spec's fields are one flat tuple, coordinates last: gathered at C speed
-    fields = list(map(_SPEC_TUPLE, chunks))
-    widths = set(map(len, fields))
+    # each field gathered in one pass at C speed; the coordinates flattened into one array
+    indices = spec_indices(chunks)
+    widths = set(map(len, indices))
     if len(widths) > 1:
         raise InvalidInputError(
             "every VirtualChunkSpec index must have the same number of dimensions",
             ErrorKind.INVALID_CHUNK_INDEX,
         )
-    width = widths.pop()
-    locations, offs, lens, tags, updated, *index_columns = (
-        list(map(operator.itemgetter(k), fields)) for k in range(width)
-    )
-    if index_columns:
-        coords = np.stack([_ints(c, "chunk index") for c in index_columns], axis=1)
-    else:
-        coords = np.zeros((n, 0), dtype=np.int64)
+    ndim = widths.pop()
+    locations, offs, lens = (list(map(_GET[name], chunks)) for name in _SPEC_FIELDS[:3])
+    coords = _ints(list(chain.from_iterable(indices)), "chunk index").reshape(n, ndim)
     offsets = _ints(offs, "offset")
     lengths = _ints(lens, "length")
-    if tags.count(None) == n and updated.count(None) == n:
+    tag_of, when_of = _GET["etag_checksum"], _GET["last_updated_at_checksum"]
+    if operator.countOf(map(tag_of, chunks), None) == n and (
+        operator.countOf(map(when_of, chunks), None) == n
+    ):
         etags: list[str | None] | None = None
         seconds: npt.NDArray[np.int64] | None = None
     else:
         etags = []
         secs: list[int] = []
-        for c, tag, when in zip(chunks, tags, updated, strict=True):
+        for c in chunks:
+            tag, when = tag_of(c), when_of(c)
             if tag is not None and when is not None:
                 raise InvalidInputError(
                     f"virtual reference {c.index}: give an etag or a last-updated checksum, "
@@ -139,7 +140,9 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
     return (coords, locations, offsets, lengths, etags, seconds)
 
 
-_SPEC_TUPLE = operator.attrgetter("_f")
+_SPEC_FIELDS = ("location", "offset", "length", "etag_checksum", "last_updated_at_checksum")
+_GET = {name: operator.attrgetter(name) for name in _SPEC_FIELDS}
+"""One getter a :class:`VirtualChunkSpec` field (read with ``map``, at C speed)."""
 
 
 def _ints(values: list[object], what: str) -> npt.NDArray[np.int64]:
