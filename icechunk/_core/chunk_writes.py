@@ -56,6 +56,8 @@ _NATIVE: Final = int(ChunkKind.NATIVE)
 _INLINE: Final = int(ChunkKind.INLINE)
 _VIRTUAL: Final = int(ChunkKind.VIRTUAL)
 _NO_ID: Final = bytes(12)
+_UNKNOWN: Final = -1
+"""``_dead`` of a log whose rows were appended without the index: some may be dead."""
 
 
 class _Layout:
@@ -114,9 +116,10 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         single: Mapping[Coords, ChunkPayload | None] | None = None,
         bulk: ChunkRefs | None = None,
     ) -> None:
-        self._rows: dict[Coords, int] | None = {}
-        """Coordinates -> row of their latest single write; ``None`` while not built (then
-        the log has no dead rows, and row ``i`` holds the ``i``-th entry)."""
+        self._rows: dict[Coords, int] | None = None
+        """Coordinates -> row of their latest single write; ``None`` while not built. Writes
+        append to the log without building it (no tuple kept per chunk): while it is not
+        built, ``_dead`` is 0 (row ``i`` holds the ``i``-th entry) or ``_UNKNOWN``."""
         self._log = bytearray()
         """One packed record per row (see :class:`_Layout`)."""
         self._n = 0
@@ -127,6 +130,7 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         self._layout: _Layout | None = None
         """Set by the first single write: fixes the dimensionality."""
         self._dead = 0
+        """Rows superseded by later writes (or ``_UNKNOWN``, see ``_rows``)."""
         self._bulk = bulk if bulk is not None and len(bulk) else None
         self._bulk_index = RefIndex(self._bulk) if self._bulk is not None else None
         if single:
@@ -141,6 +145,8 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         rows = self._rows
         if rows is None:
             rows = self._rows = dict(zip(self._log_keys(), range(self._n), strict=True))
+            if self._dead == _UNKNOWN:
+                self._dead = self._n - len(rows)
         return rows
 
     def _log_keys(self) -> Iterable[Coords]:
@@ -188,11 +194,13 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         row = self._n
         index = self._rows
         if index is None:
-            index = self._index
-        before = len(index)
-        index[coords] = row
-        if len(index) == before:
-            self._dead += 1
+            if row:
+                self._dead = _UNKNOWN  # (checked when the index or a compact log is needed)
+        else:
+            before = len(index)
+            index[coords] = row
+            if len(index) == before:
+                self._dead += 1
         self._log += layout.pack(*coords, kind, chunk_id, offset, length)
         self._n = row + 1
         extra = self._extra
@@ -255,6 +263,11 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
     def compact(self) -> None:
         """Drop the rows superseded by later writes (the log then has one row per entry, in
         the order of the entries)."""
+        if self._dead == _UNKNOWN:
+            if _distinct(self._log_coords()):
+                self._dead = 0
+                return
+            self._index  # noqa: B018  (builds the index, which counts the dead rows)
         if not self._dead:
             return
         rows = np.fromiter(self._index.values(), dtype=np.intp, count=len(self._index))
@@ -264,6 +277,14 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         self._n = len(rows)
         self._rows = dict(zip(self._index, range(len(rows)), strict=True))
         self._dead = 0
+
+    def _log_coords(self) -> npt.NDArray[np.uint32]:
+        """The ``(n, ndim)`` coordinates of every row of the log (dead ones included)."""
+        layout = self._layout or _layout(0)
+        view = np.frombuffer(self._log, dtype=layout.dtype, count=self._n)
+        coords = np.array(view["coords"]).reshape(self._n, layout.ndim)
+        del view  # (a live view would pin the log's buffer)
+        return coords
 
     def _objects(self) -> Iterable[object]:
         """One slot per row: its object, or ``None``."""
@@ -430,6 +451,8 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
 
     def __len__(self) -> int:
         if self._bulk is None:
+            if self._dead == _UNKNOWN:
+                self.compact()  # (a sort finds any overwrite; the index is built only then)
             return self._n if self._rows is None else len(self._rows)
         shadowed = sum(1 for k in self._index if self._find(k) is not None)
         return len(self._index) + len(self._bulk) - shadowed
@@ -572,7 +595,10 @@ def _distinct(coords: npt.NDArray[np.uint32]) -> bool:
     """Whether no two rows of ``coords`` are equal."""
     if len(coords) < 2:
         return True
-    keys = np.sort(_match_keys(coords))
+    keys = _match_keys(coords)
+    if keys.dtype.kind == "u" and bool(np.greater(keys[1:], keys[:-1]).all()):
+        return True  # (written in order: no sort)
+    keys = np.sort(keys)
     return not bool((keys[1:] == keys[:-1]).any())
 
 

@@ -11,6 +11,7 @@ the model.
 from __future__ import annotations
 
 import pickle
+import random
 
 import hypothesis.strategies as st
 import numpy as np
@@ -197,6 +198,28 @@ def test_a_write_makes_no_payload_object_and_the_log_keeps_one_row_per_write() -
     restored = pickle.loads(pickle.dumps(writes))  # pickling sends the compact log
     assert dict(restored.items()) == dict(writes.items())
     assert len(pickle.dumps(writes)) < 40 * 1000  # columns, not one pickled object per write
+
+
+def test_writes_keep_no_key_per_chunk_and_overwrites_are_found_when_needed() -> None:
+    """Writing builds no coordinates index (nothing per chunk to build or free); an overwrite
+    among unindexed writes is found when the log is compacted, counted or read: the latest
+    write wins, in either order of writing."""
+    order = list(range(500))
+    random.Random(7).shuffle(order)
+    for unordered in (False, True):
+        writes = ChunkWrites()
+        for i in order if unordered else range(500):
+            writes.set_inline((i, 0), bytes([i % 250 + 1]))
+        assert writes._rows is None
+        assert len(writes) == 500 and writes._rows is None  # (no overwrite seen yet: no index)
+        writes.set_inline((7, 0), b"new")
+        assert len(writes) == 500
+        coords, refs = writes.columns(2)
+        assert len(coords) == 500
+        assert payload_at(refs, int(np.flatnonzero(refs.coords[:, 0] == 7)[0])) == InlinePayload(
+            b"new"
+        )
+        assert writes[(7, 0)] == InlinePayload(b"new") and writes[(8, 0)] == InlinePayload(b"\t")
 
 
 def test_coordinates_of_another_dimensionality_are_refused() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -134,8 +135,14 @@ def run(name: str, script: str, *args: str, timeout: float = 300) -> str:
         check=False,
     )
     if proc.returncode != 0:
+        how = (
+            f"killed by {signal.Signals(-proc.returncode).name}"
+            if proc.returncode < 0
+            else f"exit status {proc.returncode}"
+        )
         raise AssertionError(
-            f"oracle {name} failed running {script} {' '.join(args)}:\n{proc.stderr[-4000:]}"
+            f"oracle {name} failed running {script} {' '.join(args)} ({how}):\n"
+            f"{proc.stderr[-4000:]}\n-- stdout --\n{proc.stdout[-1000:]}"
         )
     return proc.stdout
 
