@@ -264,7 +264,7 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         """Drop the rows superseded by later writes (the log then has one row per entry, in
         the order of the entries)."""
         if self._dead == _UNKNOWN:
-            if _distinct(self._log_coords()):
+            if self._n > _SMALL_LOG and _distinct(self._log_coords()):
                 self._dead = 0
                 return
             self._index  # noqa: B018  (builds the index, which counts the dead rows)
