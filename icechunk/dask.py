@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 from dask.base import compute, is_dask_collection
@@ -18,6 +19,7 @@ from icechunk.distributed import extract_session, merge_sessions
 from icechunk.session import ForkSession, Session
 
 __all__ = [
+    "DEFAULT_SPLIT_EVERY",
     "SimpleGraph",
     "computing_meta",
     "merge_sessions_array_kwargs",
@@ -29,6 +31,13 @@ type SimpleGraph = Mapping[tuple[str, int], tuple[Any, ...]]
 """A dask task graph in its plain form: ``(name, index)`` keys to task tuples."""
 
 _FORBIDDEN = ("compute", "return_stored", "load_stored", "lock")
+
+DEFAULT_SPLIT_EVERY = 16
+"""Fan-in of the merge tree when neither the caller nor dask's ``split_every`` setting gives
+one (dask's own default is 4). Merging 16 forks costs about what merging 4 does (one sort
+of their coordinates), and every merge task costs the workers a task's overhead: writing
+512 MiB in 128 tasks on 2 workers, 16 instead of 4 took the workers' user CPU from
+1.22-1.27 s to 1.16 s (zarr's ``da.store``: 0.99-1.02 s), medians of 10."""
 
 
 def computing_meta(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,8 +66,9 @@ def session_merge_reduction(
     """Merge the sessions held by the stored arrays of ``dask.array.store(return_stored=True)``.
 
     ``arrays`` is one dask array or a list of them, each chunk of which holds the fork a write
-    task wrote to. A dask reduction tree (fan-in ``split_every``, ``None`` for dask's default)
-    merges the forks on the workers; one merged session comes back. ``store_kwargs`` go to
+    task wrote to. A dask reduction tree (fan-in ``split_every``; ``None``: dask's
+    ``split_every`` setting if set, else :data:`DEFAULT_SPLIT_EVERY`) merges the forks on the
+    workers; one merged session comes back. ``store_kwargs`` go to
     ``dask.compute`` (a scheduler, for instance).
 
     Raises
@@ -69,6 +79,8 @@ def session_merge_reduction(
     items = arrays if isinstance(arrays, list | tuple) else [arrays]
     if not all(_is_dask_array(a) for a in items):
         raise TypeError("Expected a dask array")
+    if split_every is None:
+        split_every = dask.config.get("split_every", DEFAULT_SPLIT_EVERY)
     reductions = [
         da.reduction(  # type: ignore[no-untyped-call]
             a,

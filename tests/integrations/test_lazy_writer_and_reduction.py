@@ -91,3 +91,41 @@ def test_session_merge_reduction_merges_worker_forks(repo: Repository) -> None:
 def test_session_merge_reduction_requires_split_every() -> None:
     with pytest.raises(TypeError, match="split_every"):
         session_merge_reduction(da.zeros(3))  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("setting", "merges"), [(None, 5), (4, 21)])
+def test_merge_tree_fan_in_is_16_unless_dask_is_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: int | None, merges: int
+) -> None:
+    """64 write tasks: a fan-in of 16 merges them in 4 + 1 merge tasks; dask's
+    ``split_every`` setting (4 here: 16 + 4 + 1) is respected. The data is the same."""
+    import dask
+
+    import icechunk.dask
+
+    calls: list[int] = []
+    real_merge = icechunk.dask.merge_sessions_array_kwargs
+
+    def counting(*sessions: Any, **kwargs: Any) -> Any:
+        calls.append(len(sessions))
+        return real_merge(*sessions, **kwargs)
+
+    monkeypatch.setattr(icechunk.dask, "merge_sessions_array_kwargs", counting)
+    repo = Repository.create(local_filesystem_storage(str(tmp_path / "repo")))
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="x", shape=(64,), chunks=(1,), dtype="i4")
+    session.commit("array")
+    session = repo.writable_session("main")
+    fork = session.fork()
+    target = zarr.open_array(fork.store, path="x", mode="r+")
+    values = np.arange(64, dtype="i4")
+    config = {"scheduler": "synchronous"} | ({} if setting is None else {"split_every": setting})
+    with dask.config.set(config):
+        merged = icechunk.dask.store_dask(
+            sources=[da.from_array(values, chunks=1)], targets=[target]
+        )
+    session.merge(merged)
+    session.commit("written")
+    assert len(calls) == merges
+    read = zarr.open_array(repo.readonly_session("main").store, path="x")
+    np.testing.assert_array_equal(read[:], values)
