@@ -237,3 +237,8 @@ def test_zero_dimensional_arrays_stage_their_single_chunk() -> None:
     coords, refs = writes.columns(0)
     assert coords.shape == (1, 0) and refs.inline == [b"b"]
     assert dict(pickle.loads(pickle.dumps(writes)).items()) == {(): InlinePayload(b"b")}
+    many = ChunkWrites()  # more overwrites than a small log holds: found without the index
+    for i in range(100):
+        many.set_inline((), bytes([i + 1]))
+    assert len(many) == 1 and many[()] == InlinePayload(bytes([100]))
+    assert many.columns(0)[0].shape == (1, 0)
