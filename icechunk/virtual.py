@@ -292,9 +292,7 @@ class VirtualChunkSpec(_SpecRecord, frozen=True, gc=False, weakref=False):
         )
 
 
-_FIELDS: Final = operator.attrgetter(
-    "location", "offset", "length", "etag_checksum", "last_updated_at_checksum"
-)
+_FIELDS: Final = operator.attrgetter(*_SpecRecord.__struct_fields__[1:])
 """A spec's fields after ``index``, as a tuple."""
 
 

@@ -112,13 +112,12 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
             ErrorKind.INVALID_CHUNK_INDEX,
         )
     ndim = widths.pop()
-    locations, offs, lens = (list(map(_GET[name], chunks)) for name in _SPEC_FIELDS[:3])
+    locations, offs, lens = (list(map(get, chunks)) for get in (_LOCATION, _OFFSET, _LENGTH))
     coords = _ints(list(chain.from_iterable(indices)), "chunk index").reshape(n, ndim)
     offsets = _ints(offs, "offset")
     lengths = _ints(lens, "length")
-    tag_of, when_of = _GET["etag_checksum"], _GET["last_updated_at_checksum"]
-    if operator.countOf(map(tag_of, chunks), None) == n and (
-        operator.countOf(map(when_of, chunks), None) == n
+    if operator.countOf(map(_ETAG, chunks), None) == n and (
+        operator.countOf(map(_UPDATED, chunks), None) == n
     ):
         etags: list[str | None] | None = None
         seconds: npt.NDArray[np.int64] | None = None
@@ -126,7 +125,7 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
         etags = []
         secs: list[int] = []
         for c in chunks:
-            tag, when = tag_of(c), when_of(c)
+            tag, when = _ETAG(c), _UPDATED(c)
             if tag is not None and when is not None:
                 raise InvalidInputError(
                     f"virtual reference {c.index}: give an etag or a last-updated checksum, "
@@ -140,9 +139,12 @@ def spec_columns(chunks: Sequence[VirtualChunkSpec]) -> RefColumns:
     return (coords, locations, offsets, lengths, etags, seconds)
 
 
-_SPEC_FIELDS = ("location", "offset", "length", "etag_checksum", "last_updated_at_checksum")
-_GET = {name: operator.attrgetter(name) for name in _SPEC_FIELDS}
-"""One getter a :class:`VirtualChunkSpec` field (read with ``map``, at C speed)."""
+# getters of VirtualChunkSpec fields, read with ``map`` at C speed
+_LOCATION = operator.attrgetter("location")
+_OFFSET = operator.attrgetter("offset")
+_LENGTH = operator.attrgetter("length")
+_ETAG = operator.attrgetter("etag_checksum")
+_UPDATED = operator.attrgetter("last_updated_at_checksum")
 
 
 def _ints(values: list[object], what: str) -> npt.NDArray[np.int64]:
