@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     root = Path.cwd()
     server = _prefect_environment(root)
     try:
-        from distributed import LocalCluster
+        from flows.runners import local_cluster
 
         # One cluster for the job's three flow runs (each flow run would otherwise start and
         # stop a cluster of its own), started after the API so its workers know the URL.
-        with LocalCluster(
+        with local_cluster(
             n_workers=args.workers,
             threads_per_worker=1,
             processes=True,

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import dask
-from distributed import LocalCluster
+from distributed import LocalCluster, Worker, WorkerPlugin
+from distributed.comm.core import CommClosedError
+from distributed.core import Status
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 from prefect_dask import DaskTaskRunner
 
 __all__ = [
     "DaskConfig",
+    "QuietWorkerShutdown",
     "config_from_env",
     "default_task_runner",
     "local_cluster",
@@ -67,16 +71,64 @@ def make_task_runner(config: DaskConfig | None = None) -> DaskTaskRunner:
     )
 
 
+_CLOSING = frozenset({Status.closing, Status.closing_gracefully, Status.closed})
+_HEARTBEAT_FAILED = "Failed to communicate with scheduler during heartbeat."
+
+
+class _ClosingHeartbeatFilter(logging.Filter):
+    """Drops the heartbeat-failure record of a worker that is closing (see
+    :class:`QuietWorkerShutdown`); every other record passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != _HEARTBEAT_FAILED or record.exc_info is None:
+            return True
+        if not isinstance(record.exc_info[1], CommClosedError):
+            return True
+        workers = list(self.workers)
+        # several workers may share a process (a thread-based cluster): drop the record only
+        # when none of them is still running, so a running worker's failure is never hidden
+        return not workers or not all(w.status in _CLOSING for w in workers)
+
+
+_closing_heartbeat_filter = _ClosingHeartbeatFilter()
+
+
+class QuietWorkerShutdown(WorkerPlugin):
+    """Keeps a worker's deliberate shutdown from logging a heartbeat failure as an error.
+
+    ``Worker.close`` stops the heartbeat timer and then closes the worker's connection pool,
+    aborting a heartbeat that is still waiting for the scheduler's reply; the heartbeat then
+    logs ``CommClosedError`` at ERROR with a traceback (distributed's race, dask/distributed
+    #7105), at the end of a run that succeeded. This plugin drops exactly that record, and
+    only while the worker is closing: a heartbeat that fails on a running worker (a
+    scheduler lost, a network fault) is still logged.
+    """
+
+    name = "icechunk-prefect-quiet-shutdown"
+
+    def setup(self, worker: Worker) -> None:
+        _closing_heartbeat_filter.workers.add(worker)
+        target = logging.getLogger("distributed.worker")
+        if _closing_heartbeat_filter not in target.filters:
+            target.addFilter(_closing_heartbeat_filter)
+
+
 def local_cluster(*, log_level: str = "warning", **kwargs: Any) -> LocalCluster:
     """``distributed.LocalCluster(**kwargs)`` with distributed's logs at ``log_level``.
 
     The level applies to this process (scheduler, nannies) and, through the nannies'
     pre-spawn environment, to the worker processes, which read it when they import
-    distributed.
+    distributed. The workers get :class:`QuietWorkerShutdown` (added to any ``plugins``
+    given), so closing the cluster after a successful run logs no traceback.
     """
     logging.getLogger("distributed").setLevel(log_level.upper())
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
     environ["DASK_LOGGING__DISTRIBUTED"] = log_level
+    kwargs["plugins"] = (*kwargs.get("plugins", ()), QuietWorkerShutdown())
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return LocalCluster(**kwargs)
 
