@@ -155,6 +155,21 @@ class Storage(ABC):
             :class:`IfMatch` whose version is not the current one (or the key is missing).
         """
 
+    async def put_copy(self, key: str, data: bytes, *, source: str) -> VersionInfo:
+        """Create ``key`` holding ``data``, which was read from ``source``: a backup.
+
+        The same as ``put(key, data, WriteMode.CREATE)``, and the result must be exactly
+        that; a backend that can copy ``source`` without sending the bytes (a hard link on a
+        local filesystem) may do so when ``source`` still holds ``data``. This default puts
+        ``data``.
+
+        Raises
+        ------
+        PreconditionFailedError
+            ``key`` exists.
+        """
+        return await self.put(key, data, WriteMode.CREATE)
+
     @abstractmethod
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Iterate over the objects whose key starts with ``prefix``, in no particular order."""

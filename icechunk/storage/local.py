@@ -340,6 +340,51 @@ class LocalFileSystemStorage(Storage):
             return self._write(key, data, mode)
         return await asyncio.to_thread(self._write, key, data, mode)
 
+    async def put_copy(self, key: str, data: bytes, *, source: str) -> VersionInfo:
+        """Create ``key`` holding ``data`` (see :meth:`Storage.put_copy`): a hard link to
+        ``source``'s file when that file still holds ``data``, so the copy costs no new file
+        and no bytes written (the real Icechunk backs up ``repo`` the same way); otherwise,
+        or where the filesystem cannot link, a create-only put."""
+        self._check_key(key)
+        self._check_key(source)
+        if is_immutable_key(key) and not is_immutable_key(source):
+            linked = self._link_copy(key, data, source)
+            if linked is not None:
+                return linked
+        return await self.put(key, data, WriteMode.CREATE)
+
+    def _link_copy(self, key: str, data: bytes, source: str) -> VersionInfo | None:
+        path, src = self._path(key), self._path(source)
+        new_dirs: list[str] = []
+        try:
+            try:
+                os.link(src, path)
+            except FileNotFoundError:
+                if not os.path.isfile(src):
+                    return None
+                self._ensure_parent(path, durable=False, new_entries=new_dirs)
+                os.link(src, path)
+        except FileExistsError:
+            raise PreconditionFailedError(
+                f"create-only put failed: {key!r} already exists ({path})"
+            ) from None
+        except OSError:
+            return None  # no hard links here (or a race with a delete): write the bytes
+        # The link names whatever ``source`` held at that instant (a ref is replaced by a
+        # rename, never rewritten in place): keep it only if that is ``data``.
+        try:
+            with open(path, "rb") as f:
+                same = f.read() == data
+        except OSError:
+            same = False
+        if not same:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return None
+        if self._durable:
+            self._writeback.written(path, len(data), new_dirs, eager=key.startswith(EAGER_PREFIXES))
+        return VersionInfo(_version_of(key, data))
+
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         # docstring inherited
         batches = self._list_batches(prefix)
@@ -404,13 +449,31 @@ class LocalFileSystemStorage(Storage):
         data = self._read(key, None)
         return data, VersionInfo(_version_of(key, data))
 
+    def _lock_path(self, key: str) -> str:
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        stripe = int.from_bytes(digest) % LOCK_STRIPES
+        return os.path.join(self._root, LOCK_DIR, f"{stripe:03d}.lock")
+
+    def _create_lock_file(self, key: str) -> None:
+        """Create the lock file guarding ``key`` if missing, so that the compare-and-swaps
+        of a mutable object created now (``repo``, a ref) only open it."""
+        lock_path = self._lock_path(key)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            try:
+                fd = os.open(lock_path, flags, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+                fd = os.open(lock_path, flags, 0o644)
+        except OSError as exc:
+            raise _os_error("create the lock file", lock_path, exc) from exc
+        os.close(fd)
+
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
         """Hold the exclusive cross-process lock guarding ``key`` (and its stripe-mates)."""
-        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-        stripe = int.from_bytes(digest) % LOCK_STRIPES
-        lock_dir = os.path.join(self._root, LOCK_DIR)
-        lock_path = os.path.join(lock_dir, f"{stripe:03d}.lock")
+        lock_path = self._lock_path(key)
+        lock_dir = os.path.dirname(lock_path)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
         try:
             try:
@@ -538,6 +601,8 @@ class LocalFileSystemStorage(Storage):
                     raise _os_error("create", path, exc) from exc
                 if flush:
                     self._sync_dir(parent)
+                if not immutable:
+                    self._create_lock_file(key)
             elif immutable:
                 # written once under a fresh name: no other writer to linearize with. The
                 # directory usually exists: create it only when the move says it is missing.

@@ -271,6 +271,27 @@ class StorageTests[S: Storage]:
         with pytest.raises(StorageError):
             await storage.put("k", b"2", WriteMode.CREATE)
 
+    async def test_put_copy_holds_the_data_given(self, storage: S) -> None:
+        """A backup of the ``repo`` object: the copy holds the bytes given, whether the
+        source still holds them, holds others, or is gone, and survives the source's
+        replacement."""
+        v1 = await storage.put("repo", b"state 1")
+        await storage.put_copy("overwritten/repo.1", b"state 1", source="repo")
+        await storage.put("repo", b"state 2", IfMatch(v1))
+        assert await storage.get("overwritten/repo.1") == b"state 1"
+        await storage.put_copy("overwritten/repo.2", b"state 1 again", source="repo")
+        assert await storage.get("overwritten/repo.2") == b"state 1 again"
+        await storage.delete(["repo"])
+        await storage.put_copy("overwritten/repo.3", b"state 3", source="repo")
+        assert await storage.get("overwritten/repo.3") == b"state 3"
+
+    async def test_put_copy_is_create_only(self, storage: S) -> None:
+        await storage.put("repo", b"state")
+        await storage.put_copy("overwritten/repo.1", b"state", source="repo")
+        with pytest.raises(PreconditionFailedError):
+            await storage.put_copy("overwritten/repo.1", b"state", source="repo")
+        assert await storage.get("overwritten/repo.1") == b"state"
+
     # -- compare-and-swap --------------------------------------------------------------------
 
     async def test_supports_conditional_update_is_declared(self, storage: S) -> None:

@@ -276,3 +276,33 @@ async def test_create_only_across_processes_has_one_winner(tmp_path: Path) -> No
     codes = await asyncio.to_thread(_run_processes, workers)
     assert sorted(codes, key=lambda c: -1 if c is None else c) == [0] + [LOST] * (processes - 1)
     assert await storage.get("refs/tag.v1/ref.json") == payloads[codes.index(0)]
+
+
+async def test_put_copy_links_the_source_when_it_holds_the_data(tmp_path: Path) -> None:
+    """The ``repo`` backup of a commit is a hard link (no new file, no bytes written), and
+    only while ``repo`` still holds the bytes read: a copy of other bytes is written."""
+    storage = LocalFileSystemStorage(tmp_path)
+    await storage.put("repo", b"state 1")
+    await storage.put_copy("overwritten/repo.1", b"state 1", source="repo")
+    assert os.stat(tmp_path / "overwritten" / "repo.1").st_ino == os.stat(tmp_path / "repo").st_ino
+    await storage.put_copy("overwritten/repo.2", b"stale state", source="repo")
+    assert os.stat(tmp_path / "overwritten" / "repo.2").st_ino != os.stat(tmp_path / "repo").st_ino
+    assert (tmp_path / "overwritten" / "repo.2").read_bytes() == b"stale state"
+    assert (tmp_path / "repo").read_bytes() == b"state 1"
+    # the source is replaced by a rename, never rewritten: the linked backup keeps its bytes
+    await storage.put("repo", b"state 2")
+    assert (tmp_path / "overwritten" / "repo.1").read_bytes() == b"state 1"
+
+
+async def test_lock_file_is_created_with_the_mutable_object(tmp_path: Path) -> None:
+    """Creating ``repo`` creates its lock file, so a commit's compare-and-swap opens an
+    existing one (creating a file is the slow part of a small commit on some filesystems)."""
+    storage = LocalFileSystemStorage(tmp_path)
+    await storage.put("chunks/c1", b"x", WriteMode.CREATE)
+    assert not (tmp_path / LOCK_DIR).exists()
+    await storage.put("repo", b"state", WriteMode.CREATE)
+    (lock,) = (tmp_path / LOCK_DIR).iterdir()
+    before = lock.stat().st_ino
+    _, version = await storage.get_with_version("repo")
+    await storage.put("repo", b"state 2", IfMatch(version))
+    assert [p.stat().st_ino for p in (tmp_path / LOCK_DIR).iterdir()] == [before]

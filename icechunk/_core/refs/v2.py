@@ -41,7 +41,7 @@ from icechunk.format.model import (
     SnapshotInfoRecord,
     UpdateRecord,
 )
-from icechunk.storage.base import IfMatch, Storage, VersionInfo, WriteMode
+from icechunk.storage.base import IfMatch, Storage, VersionInfo
 
 __all__ = ["RefStoreV2"]
 
@@ -230,7 +230,7 @@ class RefStoreV2(RefStore):
             new.latest_updates = updates
             # the backup must exist before the new object names it; write it while encoding
             backup_written = asyncio.ensure_future(
-                self.storage.put(layout.OVERWRITTEN + backup, data, WriteMode.CREATE)
+                self.storage.put_copy(layout.OVERWRITTEN + backup, data, source=layout.REPO_INFO)
             )
             try:
                 encoded = encode_repo_info(new)
