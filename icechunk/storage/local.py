@@ -54,15 +54,13 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import itertools
 import os
-import secrets
 import stat
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from icechunk.errors import (
     ErrorKind,
@@ -72,6 +70,19 @@ from icechunk.errors import (
     StorageError,
 )
 from icechunk.storage._common import check_byte_range, resolve_byte_range, validate_key
+from icechunk.storage._local_keys import (
+    EAGER_PREFIXES,
+    IMMUTABLE_PREFIXES,
+    INLINE_WRITE_MAX,
+    LOCK_DIR,
+    LOCK_STRIPES,
+    TMP_DIR,
+    is_immutable_key,
+    os_error,
+    temp_name,
+    version_of,
+    write_all,
+)
 from icechunk.storage._writeback import PendingWrites, _load_syncfs, fsync_dir, writeback_for
 
 if TYPE_CHECKING:
@@ -99,66 +110,11 @@ __all__ = [
     "is_immutable_key",
 ]
 
-TMP_DIR = ".icechunk-tmp"
-"""Hidden directory under the root holding files being written."""
-LOCK_DIR = ".icechunk-locks"
-"""Hidden directory under the root holding the ``flock`` files."""
-LOCK_STRIPES = 256
-"""Number of lock files keys are spread over."""
-
-INLINE_WRITE_MAX: Final = 64 * 1024
-"""Immutable objects up to this size are written on the calling thread, not a worker thread."""
-IMMUTABLE_PREFIXES: Final = ("chunks/", "manifests/", "snapshots/", "transactions/", "overwritten/")
-"""Key prefixes of objects written once under fresh random names and referenced only later."""
-EAGER_PREFIXES: Final = ("manifests/", "snapshots/", "transactions/", "overwritten/")
-"""Immutable objects a ref write follows within milliseconds (a commit's, or the ``repo``
-backup): flushed as soon as they are written, not with the next write-back batch."""
-
 type _Batch = list[ObjectInfo]
 type _Paths = list[str]
 _RESERVED = frozenset({TMP_DIR, LOCK_DIR})
 _LIST_BATCH = 1000
 _NOT_FOUND = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
-
-
-_TMP_SERIAL: Final = itertools.count()
-_TMP_TAG: Final = [secrets.token_hex(6)]
-"""Temporary files are named ``<pid>-<tag>-<serial>.tmp``: unique among the threads of a process
-(serial), its forks (pid) and processes elsewhere that reuse the pid (random tag), without a
-``getrandom`` call per write. They are created with ``O_EXCL`` all the same."""
-
-
-def _retag_after_fork() -> None:
-    _TMP_TAG[0] = secrets.token_hex(6)
-
-
-os.register_at_fork(after_in_child=_retag_after_fork)
-
-
-def content_version(data: bytes | memoryview) -> str:
-    """The version token of an object holding ``data``: 128 bits of its SHA-256, in hex.
-
-    SHA-256 rather than BLAKE2b because CPUs with SHA extensions hash it about twice as fast.
-    """
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-def _version_of(key: str, data: bytes | memoryview) -> str:
-    """The version token of ``data`` stored at ``key``.
-
-    Immutable objects are written once and never changed, so hashing them (every chunk!) would
-    cost CPU for a token nobody compares; their version is their size.
-    """
-    return f"size-{len(data)}" if is_immutable_key(key) else content_version(data)
-
-
-def is_immutable_key(key: str) -> bool:
-    """Whether ``key`` names an immutable object (see :data:`IMMUTABLE_PREFIXES`).
-
-    Such objects are written without ``fsync``: the durability barrier that precedes every
-    write of any other key makes them durable before anything can reference them.
-    """
-    return key.startswith(IMMUTABLE_PREFIXES)
 
 
 _syncfs: Callable[[int], int] | None = _load_syncfs()
@@ -197,18 +153,6 @@ def _restore(
     storage = cls(root, durable=durable)
     storage._writeback.adopt(pending)
     return storage
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write all of ``data`` to the file descriptor ``fd``."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _os_error(action: str, path: str, exc: OSError) -> StorageError:
-    reason = exc.strerror or str(exc)
-    return StorageError(f"local storage could not {action} {path!r}: {reason}")
 
 
 _fsync_dir = fsync_dir
@@ -383,7 +327,7 @@ class LocalFileSystemStorage(Storage):
             return None
         if self._durable:
             self._writeback.written(path, len(data), new_dirs, eager=key.startswith(EAGER_PREFIXES))
-        return VersionInfo(_version_of(key, data))
+        return VersionInfo(version_of(key, data))
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         # docstring inherited
@@ -421,7 +365,7 @@ class LocalFileSystemStorage(Storage):
         except _NOT_FOUND:
             raise ObjectNotFoundError(f"object not found: {key!r} ({path})") from None
         except OSError as exc:
-            raise _os_error("read", path, exc) from exc
+            raise os_error("read", path, exc) from exc
         try:
             if isinstance(byte_range, RangeRequest):
                 # clipping at the end of the file happens by itself: no need to stat it
@@ -441,13 +385,13 @@ class LocalFileSystemStorage(Storage):
         except IsADirectoryError:
             raise ObjectNotFoundError(f"object not found: {key!r} ({path})") from None
         except OSError as exc:
-            raise _os_error("read", path, exc) from exc
+            raise os_error("read", path, exc) from exc
         finally:
             os.close(fd)
 
     def _read_with_version(self, key: str) -> tuple[bytes, VersionInfo]:
         data = self._read(key, None)
-        return data, VersionInfo(_version_of(key, data))
+        return data, VersionInfo(version_of(key, data))
 
     def _lock_path(self, key: str) -> str:
         digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
@@ -466,7 +410,7 @@ class LocalFileSystemStorage(Storage):
                 os.makedirs(os.path.dirname(lock_path), exist_ok=True)
                 fd = os.open(lock_path, flags, 0o644)
         except OSError as exc:
-            raise _os_error("create the lock file", lock_path, exc) from exc
+            raise os_error("create the lock file", lock_path, exc) from exc
         os.close(fd)
 
     @contextlib.contextmanager
@@ -482,12 +426,12 @@ class LocalFileSystemStorage(Storage):
                 os.makedirs(lock_dir, exist_ok=True)
                 fd = os.open(lock_path, flags, 0o644)
         except OSError as exc:
-            raise _os_error("open the lock file", lock_path, exc) from exc
+            raise os_error("open the lock file", lock_path, exc) from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             except OSError as exc:
-                raise _os_error("lock", lock_path, exc) from exc
+                raise os_error("lock", lock_path, exc) from exc
             yield
         finally:
             os.close(fd)  # closing the only descriptor releases the flock
@@ -522,7 +466,7 @@ class LocalFileSystemStorage(Storage):
                         "a file of that name exists"
                     ) from None
             except OSError as exc:
-                raise _os_error("create directory", directory, exc) from exc
+                raise os_error("create directory", directory, exc) from exc
             if not durable:
                 if new_entries is not None:
                     new_entries.append(os.path.dirname(directory))
@@ -532,13 +476,13 @@ class LocalFileSystemStorage(Storage):
             try:
                 _fsync_dir(up, required=self._inside_root(up))
             except OSError as exc:
-                raise _os_error("sync directory", up, exc) from exc
+                raise os_error("sync directory", up, exc) from exc
         return parent
 
     def _write_temp(self, data: bytes | memoryview, durable: bool) -> str:
         """Write ``data`` to a fresh temporary file (``fsync``\\ ed if ``durable``); its path."""
         tmp_dir = os.path.join(self._root, TMP_DIR)
-        name = f"{os.getpid()}-{_TMP_TAG[0]}-{next(_TMP_SERIAL)}.tmp"
+        name = temp_name()
         tmp_path = os.path.join(tmp_dir, name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -548,10 +492,10 @@ class LocalFileSystemStorage(Storage):
                 self._ensure_parent(tmp_path, durable=False)
                 fd = os.open(tmp_path, flags, 0o644)
         except OSError as exc:
-            raise _os_error("create temporary file", tmp_path, exc) from exc
+            raise os_error("create temporary file", tmp_path, exc) from exc
         try:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 if durable:
                     os.fsync(fd)
             finally:
@@ -559,12 +503,12 @@ class LocalFileSystemStorage(Storage):
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_path)
-            raise _os_error("write", tmp_path, exc) from exc
+            raise os_error("write", tmp_path, exc) from exc
         return tmp_path
 
     def _write(self, key: str, data: bytes | memoryview, mode: PutMode) -> VersionInfo:
         path = self._path(key)
-        version = VersionInfo(_version_of(key, data))
+        version = VersionInfo(version_of(key, data))
         immutable = is_immutable_key(key) and not isinstance(mode, IfMatch)
         flush = self._durable and not immutable
         if flush and not self._writeback.outstanding:
@@ -598,7 +542,7 @@ class LocalFileSystemStorage(Storage):
                         f"create-only put failed: {key!r} already exists ({path})"
                     ) from None
                 except OSError as exc:
-                    raise _os_error("create", path, exc) from exc
+                    raise os_error("create", path, exc) from exc
                 if flush:
                     self._sync_dir(parent)
                 if not immutable:
@@ -613,7 +557,7 @@ class LocalFileSystemStorage(Storage):
                         self._ensure_parent(path, durable=False, new_entries=new_dirs)
                         os.replace(tmp_path, path)
                 except OSError as exc:
-                    raise _os_error("write", path, exc) from exc
+                    raise os_error("write", path, exc) from exc
                 moved = True
             else:
                 parent = self._ensure_parent(path, durable=flush)
@@ -621,7 +565,7 @@ class LocalFileSystemStorage(Storage):
                     try:
                         os.replace(tmp_path, path)
                     except OSError as exc:
-                        raise _os_error("write", path, exc) from exc
+                        raise os_error("write", path, exc) from exc
                     moved = True
                     if flush:
                         self._sync_dir(parent)
@@ -653,20 +597,20 @@ class LocalFileSystemStorage(Storage):
         try:
             self._writeback.barrier()
         except OSError as exc:
-            raise _os_error("sync", self._root, exc) from exc
+            raise os_error("sync", self._root, exc) from exc
 
     def _replace_if_match(self, key: str, path: str, tmp_path: str, expected: VersionInfo) -> None:
         with self._locked(key):
             try:
                 with open(path, "rb") as f:
-                    current = _version_of(key, f.read())
+                    current = version_of(key, f.read())
             except _NOT_FOUND:
                 raise PreconditionFailedError(
                     f"conditional put failed: {key!r} does not exist "
                     f"(expected version {expected.etag!r})"
                 ) from None
             except OSError as exc:
-                raise _os_error("read", path, exc) from exc
+                raise os_error("read", path, exc) from exc
             if current != expected.etag:
                 raise PreconditionFailedError(
                     f"conditional put failed: {key!r} is at version {current!r}, "
@@ -675,7 +619,7 @@ class LocalFileSystemStorage(Storage):
             try:
                 os.replace(tmp_path, path)
             except OSError as exc:
-                raise _os_error("write", path, exc) from exc
+                raise os_error("write", path, exc) from exc
             if self._durable:
                 self._sync_dir(os.path.dirname(path))
 
@@ -683,7 +627,7 @@ class LocalFileSystemStorage(Storage):
         try:
             _fsync_dir(directory)
         except OSError as exc:
-            raise _os_error("sync directory", directory, exc) from exc
+            raise os_error("sync directory", directory, exc) from exc
 
     def _delete(self, keys: Sequence[str]) -> None:
         parents: set[str] = set()
@@ -699,7 +643,7 @@ class LocalFileSystemStorage(Storage):
                 except OSError as exc:
                     if os.path.isdir(path):
                         continue  # a directory is not an object (some systems say EPERM)
-                    raise _os_error("delete", path, exc) from exc
+                    raise os_error("delete", path, exc) from exc
             parents.add(os.path.dirname(path))
         if self._durable:
             for parent in parents:
@@ -723,7 +667,7 @@ class LocalFileSystemStorage(Storage):
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as exc:
-                raise _os_error("list", dir_path, exc) from exc
+                raise os_error("list", dir_path, exc) from exc
             with entries:
                 for entry in entries:
                     if not dir_key and entry.name in _RESERVED:
@@ -741,7 +685,7 @@ class LocalFileSystemStorage(Storage):
                     except FileNotFoundError:
                         continue  # deleted while we were listing
                     except OSError as exc:
-                        raise _os_error("list", entry.path, exc) from exc
+                        raise os_error("list", entry.path, exc) from exc
                     if not stat.S_ISREG(info.st_mode):
                         continue
                     created_at = datetime.fromtimestamp(info.st_mtime, UTC)

@@ -421,7 +421,7 @@ def test_storage_settings_reject_a_non_boolean_unsafe_use_fsync() -> None:
 
 
 def _die_halfway(fd: int, data: bytes) -> None:
-    """Stands in for local storage's ``_write_all``: half the bytes, then a real SIGKILL."""
+    """Stands in for local storage's ``write_all``: half the bytes, then a real SIGKILL."""
     os.write(fd, data[: len(data) // 2])
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -430,7 +430,7 @@ def _write_and_die(root: str, write_all: Callable[[int, bytes], None]) -> None:
     repo = icechunk.Repository.open(icechunk.local_filesystem_storage(root))
     session = repo.writable_session("main")
     arr = zarr.open_array(session.store, path="a", mode="r+")
-    local_module._write_all = write_all  # type: ignore[assignment]
+    local_module.write_all = write_all  # type: ignore[assignment]
     arr[CHUNK : 2 * CHUNK] = 7.0  # killed in the middle of writing this chunk
     session.commit("never happens")
 
@@ -470,7 +470,7 @@ async def test_a_failed_chunk_write_is_neither_stored_nor_staged(
 
     chunks_before = {p.name for p in (root / "chunks").iterdir()}
     with monkeypatch.context() as patch:
-        patch.setattr(local_module, "_write_all", disk_full)
+        patch.setattr(local_module, "write_all", disk_full)
         with pytest.raises(StorageError, match="No space left on device"):
             await asyncio.to_thread(arr.__setitem__, slice(CHUNK, 2 * CHUNK), 7.0)
     assert {p.name for p in (root / "chunks").iterdir()} == chunks_before

@@ -138,6 +138,7 @@ DIFFERENCES: dict[str, str] = {
     "Storage.is_empty": _STORAGE_PRIM,
     "Storage.list": _STORAGE_PRIM,
     "Storage.put": _STORAGE_PRIM,
+    "Storage.put_copy": _STORAGE_PRIM,
     "Storage.supports_conditional_update": _STORAGE_PRIM,
     "StorageRetriesSettings": _RETRIES,
     "StorageRetriesSettings.retry_timeout_ms": _RETRIES,
