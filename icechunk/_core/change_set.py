@@ -215,7 +215,7 @@ class ChangeSet:
             for node_id, writes in other.chunks.items():
                 if type(writes) is not ChunkWrites:
                     return False
-                if writes:
+                if writes._n or writes._bulk is not None:  # (bool(writes), without a call)
                     parts = by_node.get(node_id)
                     if parts is None:
                         by_node[node_id] = [writes]

@@ -295,11 +295,22 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         """Append the rows of compact ``others`` (of this layout) to this log."""
         self._log += bytearray().join([other._log for other in others])
         extra = self._extra
-        if extra or any(other._extra for other in others):
-            if len(extra) < self._n:
-                extra.extend(itertools.repeat(None, self._n - len(extra)))
-            extra.extend(itertools.chain.from_iterable(o._objects() for o in others))
-        self._n += sum(other._n for other in others)
+        n = self._n
+        # (one plain loop: a merge appends hundreds of forks' logs, and a generator or a
+        # method call per fork costs more than the appends themselves)
+        for other in others:
+            theirs = other._extra
+            if theirs:
+                if len(extra) < n:
+                    extra.extend(itertools.repeat(None, n - len(extra)))
+                if len(theirs) == other._n:
+                    extra += theirs
+                else:
+                    extra.extend(itertools.repeat(None, other._n))
+            n += other._n
+        if extra and len(extra) < n:
+            extra.extend(itertools.repeat(None, n - len(extra)))
+        self._n = n
 
     def _append_one(self, other: ChunkWrites) -> None:
         """:meth:`_append_log` of one log (a merge folds hundreds, one by one)."""
