@@ -72,7 +72,6 @@ from icechunk.errors import (
 from icechunk.storage._common import check_byte_range, resolve_byte_range, validate_key
 from icechunk.storage._local_keys import (
     EAGER_PREFIXES,
-    IMMUTABLE_PREFIXES,
     INLINE_WRITE_MAX,
     LOCK_DIR,
     LOCK_STRIPES,
@@ -99,16 +98,7 @@ from icechunk.storage.base import (
     WriteMode,
 )
 
-__all__ = [
-    "EAGER_PREFIXES",
-    "IMMUTABLE_PREFIXES",
-    "INLINE_WRITE_MAX",
-    "LOCK_DIR",
-    "LOCK_STRIPES",
-    "TMP_DIR",
-    "LocalFileSystemStorage",
-    "is_immutable_key",
-]
+__all__ = ["LocalFileSystemStorage"]
 
 type _Batch = list[ObjectInfo]
 type _Paths = list[str]

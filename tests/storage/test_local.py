@@ -29,7 +29,7 @@ from icechunk.storage import (
     WriteMode,
     local_filesystem_storage,
 )
-from icechunk.storage.local import LOCK_DIR, TMP_DIR
+from icechunk.storage._local_keys import LOCK_DIR, TMP_DIR
 from icechunk.testing.storage import INVALID_KEYS, StorageTests, cas_increment, listing
 
 SPAWN = multiprocessing.get_context("spawn")

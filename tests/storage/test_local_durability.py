@@ -33,7 +33,7 @@ import icechunk
 from icechunk.errors import StorageError
 from icechunk.storage import LocalFileSystemStorage, WriteMode, _writeback
 from icechunk.storage import local as local_module
-from icechunk.storage.local import TMP_DIR, is_immutable_key
+from icechunk.storage._local_keys import TMP_DIR, is_immutable_key
 from tests.storage import _durability_log
 from tests.storage._durability_log import PowerLossModel
 
