@@ -300,13 +300,10 @@ class ChunkWrites(MutableMapping[Coords, ChunkPayload | None]):
         # method call per fork costs more than the appends themselves)
         for other in others:
             theirs = other._extra
-            if theirs:
+            if theirs and len(theirs) == other._n:  # (else all its slots are None: padded)
                 if len(extra) < n:
                     extra.extend(itertools.repeat(None, n - len(extra)))
-                if len(theirs) == other._n:
-                    extra += theirs
-                else:
-                    extra.extend(itertools.repeat(None, other._n))
+                extra += theirs
             n += other._n
         if extra and len(extra) < n:
             extra.extend(itertools.repeat(None, n - len(extra)))
