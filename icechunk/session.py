@@ -509,6 +509,8 @@ class Session(SessionNodeMethods):
             raise _metadata_error(f"commit metadata must be a dict, got {type(metadata).__name__}")
         props = dict(self._repo.default_commit_metadata())
         props.update(metadata or {})
+        if not props:
+            return props  # nothing to check (the common case: no metadata at all)
         _check_metadata_keys(props, "metadata")
         try:
             normalized = json.loads(json.dumps(props, allow_nan=False))

@@ -17,6 +17,7 @@ exhaust memory.
 
 from __future__ import annotations
 
+import threading
 from typing import Final
 
 import zstandard
@@ -52,6 +53,7 @@ MAX_DECOMPRESSED_SIZE: Final = 2 * 1024**3
 
 _IMPL_FIELD: Final = IMPL_NAME.encode("ascii").ljust(24, b" ")
 _RLE_RATIO: Final = 1 << 15
+_COMPRESSORS: Final = threading.local()
 """Upper bound of zstd's expansion per input byte (a 4-byte RLE block yields 128 KiB)."""
 _FILE_TYPE_NAMES: Final = {t.value: t.name.lower().replace("_", " ") for t in FileType}
 
@@ -77,11 +79,22 @@ def compress(
 ) -> bytes:
     """One zstd frame of ``payload``, with its content size recorded in the frame header."""
     threads = -1 if len(payload) >= 8 << 20 else 0
+    if threads:
+        return _compressor(level, threads).compress(payload)
+    # one compressor per thread and level: creating one costs more than compressing a
+    # small object (a compressor must not be used by two threads at once)
+    cache: dict[int, zstandard.ZstdCompressor] = _COMPRESSORS.__dict__.setdefault("by_level", {})
+    cctx = cache.get(level)
+    if cctx is None:
+        cctx = cache[level] = _compressor(level, 0)
+    return cctx.compress(payload)
+
+
+def _compressor(level: int, threads: int) -> zstandard.ZstdCompressor:
     # the frame checksum makes readers detect corrupted metadata instead of decoding it
-    cctx = zstandard.ZstdCompressor(
+    return zstandard.ZstdCompressor(
         level=level, write_content_size=True, write_checksum=True, threads=threads
     )
-    return cctx.compress(payload)
 
 
 def decompress(
