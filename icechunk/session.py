@@ -421,7 +421,7 @@ class Session(SessionNodeMethods):
             self._after_commit(snapshot)
             return encode_id(snapshot.id)
 
-    commit = sync_twin(commit_async)
+    commit = sync_twin(commit_async, here=True)
 
     async def amend_async(
         self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
@@ -457,7 +457,7 @@ class Session(SessionNodeMethods):
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
-    amend = sync_twin(amend_async)
+    amend = sync_twin(amend_async, here=True)
 
     async def flush_async(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
         """Write a detached snapshot (no branch moves); the session becomes read-only."""
@@ -471,7 +471,7 @@ class Session(SessionNodeMethods):
         self._after_commit(snapshot)
         return encode_id(snapshot.id)
 
-    flush = sync_twin(flush_async)
+    flush = sync_twin(flush_async, here=True)
 
     async def rebase_async(self, solver: ConflictSolver) -> None:
         """Move the session's base to the branch tip, replaying the commits in between."""

@@ -62,6 +62,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from icechunk._sync import may_block
 from icechunk.errors import (
     ErrorKind,
     InvalidInputError,
@@ -265,12 +266,13 @@ class LocalFileSystemStorage(Storage):
                 pass
             case _:
                 raise InvalidInputError(f"unknown put mode: {mode!r}")
-        if (
-            len(data) <= INLINE_WRITE_MAX
-            and (mode is WriteMode.OVERWRITE or mode is WriteMode.CREATE)
-            and is_immutable_key(key)
+        if len(data) <= INLINE_WRITE_MAX and (
+            may_block()
+            or ((mode is WriteMode.OVERWRITE or mode is WriteMode.CREATE) and is_immutable_key(key))
         ):
-            # no fsync, no lock: a handful of fast system calls, cheaper than a thread hop
+            # An immutable object: no fsync, no lock, a handful of fast system calls, cheaper
+            # than a thread hop. Anything else (refs, ``repo``: a lock, the durability barrier,
+            # an fsync) only where the loop is the caller's own (a commit, see _sync.may_block).
             return self._write(key, data, mode)
         return await asyncio.to_thread(self._write, key, data, mode)
 
