@@ -28,6 +28,7 @@ The runner prints a Markdown table of medians with the ratios ours/real and ours
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import importlib.util
 import json
@@ -665,6 +666,11 @@ def main(argv: list[str] | None = None) -> int:
     if not OURS_PY.exists():
         print(f"missing interpreter: {OURS_PY}", file=sys.stderr)
         return 2
+    # Bytecode for this repository's package, as pip writes it for the real one at install:
+    # with PYTHONDONTWRITEBYTECODE set (as in the development sandbox) every fresh worker
+    # process would otherwise compile each module it imports, lazily imported ones inside
+    # timed calls too.
+    compileall.compile_dir(ROOT / "icechunk", quiet=1)
     real = real_python(build=True)
     pys = {"ours": OURS_PY, "zarr": OURS_PY, "real": real, **dict.fromkeys(envs, OURS_PY)}
     started = time.perf_counter()

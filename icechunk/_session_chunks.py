@@ -17,6 +17,7 @@ from icechunk._core.change_set import (
     NativePayload,
 )
 from icechunk._core.tree import Node
+from icechunk._core.virtual_refs import plan_virtual_refs
 from icechunk._session_base import (
     _BULK_MIN_REFS,
     ChunkType,
@@ -232,8 +233,6 @@ class SessionChunkMethods(SessionBase):
             Positions refused because no virtual chunk container matches their location (only
             with ``validate_containers``); every other reference is staged.
         """
-        from icechunk._core.virtual_refs import plan_virtual_refs
-
         self._require_writable()
         node = self._node(_normalize_path(path))
         if node is None or not node.meta.is_array:

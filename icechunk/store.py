@@ -23,11 +23,13 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype
 
+from icechunk._core.virtual_refs import grid_columns, single_ref_columns, spec_columns
 from icechunk._store_chunk_refs import ChunkRefBatches, chunk_ref_batches
 from icechunk._sync import sync
 from icechunk.errors import ErrorKind, InvalidInputError, ReadOnlyError
 from icechunk.storage import resolve_byte_range
 from icechunk.storage.base import ByteRange, OffsetRange, RangeRequest, SuffixRange
+from icechunk.virtual import no_container_error
 
 if TYPE_CHECKING:
     from icechunk._core.change_set import ChunkPayload
@@ -535,9 +537,6 @@ class IcechunkStore(Store, Generic[SessionT]):
             Not a chunk key, chunk outside the grid, bad offset/length/URL/checksum, or (with
             ``validate_container``) no virtual chunk container matches ``location``.
         """
-        from icechunk._core.virtual_refs import single_ref_columns
-        from icechunk.virtual import no_container_error
-
         self._check_writable()
         path, coords = self._parse(key)
         if coords is None:
@@ -591,8 +590,6 @@ class IcechunkStore(Store, Generic[SessionT]):
         InvalidInputError
             A chunk outside the grid or a malformed reference: nothing is staged.
         """
-        from icechunk._core.virtual_refs import spec_columns
-
         self._check_writable()
         columns = spec_columns(chunks)
         failed = await self._session.set_virtual_refs_columns(
@@ -636,8 +633,6 @@ class IcechunkStore(Store, Generic[SessionT]):
         list[tuple[int, ...]] | None
             As :meth:`set_virtual_refs_async`.
         """
-        from icechunk._core.virtual_refs import grid_columns
-
         self._check_writable()
         coords, locs, offs, lens, etags, modified = grid_columns(
             chunk_grid_shape, locations, offsets, lengths, arr_offset, checksum
