@@ -53,8 +53,17 @@ def _ic() -> Any:
     return icechunk
 
 
+NO_FSYNC_ENV = "ICECHUNK_BENCH_NO_FSYNC"
+"""Set to ``1`` (``--variant nosync=ICECHUNK_BENCH_NO_FSYNC=1``): ours creates repositories with
+``StorageSettings(unsafe_use_fsync=False)``, the real one's behaviour (nothing flushed to the
+device), to measure what durability costs in the same run."""
+
+
 def _new_repo(path: Path, config: Any = None) -> Any:
     ic = _ic()
+    if os.environ.get(NO_FSYNC_ENV) == "1":
+        config = config if config is not None else ic.RepositoryConfig.default()
+        config.storage = ic.StorageSettings(unsafe_use_fsync=False)
     return ic.Repository.create(ic.local_filesystem_storage(str(path)), config=config)
 
 
