@@ -209,8 +209,9 @@ def _count(n: int) -> str:
     return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
 
 
-def real_python(build: bool, name: str = REAL_ORACLE) -> Path:
-    """Interpreter of the oracle venv ``name``, built through ``tests/interop/oracle.py``."""
+def real_python() -> Path:
+    """Interpreter of the :data:`REAL_ORACLE` venv, built through ``tests/interop/oracle.py``
+    on first use."""
     spec = importlib.util.spec_from_file_location(
         "_bench_oracle", ROOT / "tests" / "interop" / "oracle.py"
     )
@@ -218,10 +219,7 @@ def real_python(build: bool, name: str = REAL_ORACLE) -> Path:
     oracle = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = oracle  # dataclasses resolve their module through sys.modules
     spec.loader.exec_module(oracle)
-    if build:
-        return Path(oracle.ensure(name).python)
-    table = oracle.ORACLES if name in oracle.ORACLES else oracle.EXTRA_ORACLES
-    return Path(table[name].python)
+    return Path(oracle.ensure(REAL_ORACLE).python)
 
 
 def run_worker(
@@ -671,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     # process would otherwise compile each module it imports, lazily imported ones inside
     # timed calls too.
     compileall.compile_dir(ROOT / "icechunk", quiet=1)
-    real = real_python(build=True)
+    real = real_python()
     pys = {"ours": OURS_PY, "zarr": OURS_PY, "real": real, **dict.fromkeys(envs, OURS_PY)}
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
